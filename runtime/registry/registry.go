@@ -1,0 +1,110 @@
+// Package registry is where services announce their nodes and clients find
+// them.
+//
+// Registry is the seam: an in-memory implementation lives in
+// registry/memory; mDNS, etcd and others plug in behind the same interface.
+// registry does not pick nodes for calls; the selector does.
+package registry
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by GetService when no node of the service is known.
+var ErrNotFound = errors.New("registry: service not found")
+
+// ErrWatcherStopped is returned by Watcher.Next after Stop.
+var ErrWatcherStopped = errors.New("registry: watcher stopped")
+
+// Registry registers services and answers lookups.
+type Registry interface {
+	// Register adds or refreshes the service's nodes.
+	Register(ctx context.Context, s *Service, opts ...RegisterOption) error
+	// Deregister removes the service's nodes.
+	Deregister(ctx context.Context, s *Service) error
+	// GetService returns every version of the named service with its nodes,
+	// or ErrNotFound.
+	GetService(ctx context.Context, name string) ([]*Service, error)
+	// ListServices returns every known service.
+	ListServices(ctx context.Context) ([]*Service, error)
+	// Watch reports changes to services (all, or the one named by
+	// WatchService) until Stop is called or ctx ends.
+	Watch(ctx context.Context, opts ...WatchOption) (Watcher, error)
+	// String names the implementation, e.g. "memory" or "mdns".
+	String() string
+}
+
+// Service is a named, versioned service and the nodes serving it.
+type Service struct {
+	Name      string            `json:"name"`
+	Version   string            `json:"version"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Endpoints []*Endpoint       `json:"endpoints,omitempty"`
+	Nodes     []*Node           `json:"nodes,omitempty"`
+}
+
+// Node is one instance of a service.
+type Node struct {
+	ID       string            `json:"id"`
+	Address  string            `json:"address"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Endpoint is one RPC method a service offers.
+type Endpoint struct {
+	// Name is the method's procedure path, e.g. "/greeter.v1.Greeter/SayHello".
+	Name     string            `json:"name"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Action says what happened to a service in a watch Result.
+type Action string
+
+// Watch actions.
+const (
+	Create Action = "create"
+	Update Action = "update"
+	Delete Action = "delete"
+)
+
+// Result is one change seen by a Watcher. Service holds the nodes that were
+// created, updated or deleted.
+type Result struct {
+	Action  Action
+	Service *Service
+}
+
+// Watcher delivers changes.
+type Watcher interface {
+	// Next blocks until the next change, or returns ErrWatcherStopped.
+	Next() (*Result, error)
+	// Stop ends the watch; a blocked Next returns.
+	Stop()
+}
+
+// RegisterOptions configures Register.
+type RegisterOptions struct {
+	// TTL is how long the registration lives without a refresh; 0 means
+	// until deregistered.
+	TTL time.Duration
+}
+
+// RegisterOption sets a register option.
+type RegisterOption func(*RegisterOptions)
+
+// RegisterTTL sets the registration's time to live.
+func RegisterTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
+
+// WatchOptions configures Watch.
+type WatchOptions struct {
+	// Service limits the watch to one service name; all when empty.
+	Service string
+}
+
+// WatchOption sets a watch option.
+type WatchOption func(*WatchOptions)
+
+// WatchService limits a watch to one service.
+func WatchService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
