@@ -1,6 +1,397 @@
 package client
 
-// NewClient returns a client speaking gRPC over HTTP/2.
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
+	"github.com/protoc-gen-micro/micro/runtime/spec"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+	"github.com/protoc-gen-micro/micro/runtime/transport"
+)
+
+// NewClient returns a client speaking gRPC over HTTP/2. With neither a
+// registry nor a selector, calls must name addresses with WithAddress.
 func NewClient(opts ...Option) Client {
-	panic("client: not yet implemented")
+	o := Options{DialTimeout: 5 * time.Second, Retries: 1}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.Selector == nil && o.Registry != nil {
+		o.Selector = selector.NewSelector(selector.Registry(o.Registry))
+	}
+	c := &rpcClient{opts: o}
+	c.codec = codec.Proto
+	if o.ContentType != "" {
+		if cd, ok := codec.Get(o.ContentType); ok {
+			c.codec = cd
+		} else {
+			c.badCodec = o.ContentType
+		}
+	}
+	c.pool = &connPool{
+		cfg:         transport.DialConfig{TLSConfig: o.TLSConfig, MaxRecvMsgSize: o.MaxRecvMsgSize},
+		dialTimeout: o.DialTimeout,
+		conns:       map[string]*poolEntry{},
+	}
+	c.invoke = c.call
+	for i := len(o.UnaryInterceptors) - 1; i >= 0; i-- {
+		c.invoke = o.UnaryInterceptors[i](c.invoke)
+	}
+	c.streamer = c.newStream
+	for i := len(o.StreamInterceptors) - 1; i >= 0; i-- {
+		c.streamer = o.StreamInterceptors[i](c.streamer)
+	}
+	return c
+}
+
+type rpcClient struct {
+	opts     Options
+	codec    codec.Codec
+	badCodec string
+	pool     *connPool
+	invoke   Invoker
+	streamer Streamer
+	noOpts   CallOptions // shared, read-only: the options of a call given none
+}
+
+func (c *rpcClient) callOptions(opts []CallOption) *CallOptions {
+	if len(opts) == 0 {
+		return &c.noOpts
+	}
+	co := &CallOptions{}
+	for _, o := range opts {
+		o(co)
+	}
+	return co
+}
+
+func (c *rpcClient) Call(ctx context.Context, service string, m *spec.Method, req, rsp any, opts ...CallOption) error {
+	return c.invoke(ctx, service, m, req, rsp, c.callOptions(opts))
+}
+
+func (c *rpcClient) Stream(ctx context.Context, service string, m *spec.Method, opts ...CallOption) (Stream, error) {
+	return c.streamer(ctx, service, m, c.callOptions(opts))
+}
+
+// Close closes every pooled connection and the selector.
+func (c *rpcClient) Close() error {
+	c.pool.closeAll()
+	if c.opts.Selector != nil {
+		return c.opts.Selector.Close()
+	}
+	return nil
+}
+
+func (c *rpcClient) codecFor(co *CallOptions) (codec.Codec, error) {
+	name := co.ContentType
+	if name == "" {
+		if c.badCodec != "" {
+			return nil, status.Errorf(status.Internal, "client: no codec registered for content type %q", c.badCodec)
+		}
+		return c.codec, nil
+	}
+	cd, ok := codec.Get(name)
+	if !ok {
+		return nil, status.Errorf(status.Internal, "client: no codec registered for content type %q", name)
+	}
+	return cd, nil
+}
+
+func (c *rpcClient) withTimeout(ctx context.Context, co *CallOptions) (context.Context, context.CancelFunc) {
+	d := co.Timeout
+	if d == 0 {
+		if _, ok := ctx.Deadline(); ok {
+			return ctx, nil
+		}
+		d = c.opts.RequestTimeout
+	}
+	if d <= 0 {
+		return ctx, nil
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func (c *rpcClient) retries(co *CallOptions) int {
+	if co.retriesSet {
+		return co.Retries
+	}
+	return c.opts.Retries
+}
+
+// pick chooses where an attempt goes: one of the call's addresses, or a
+// node from the selector. node is nil for direct addresses.
+func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, exclude []string) (string, func(error), error) {
+	if len(co.Addresses) > 0 {
+		start := rand.IntN(len(co.Addresses))
+		for i := range co.Addresses {
+			a := co.Addresses[(start+i)%len(co.Addresses)]
+			if !contains(exclude, a) {
+				return a, nil, nil
+			}
+		}
+		return "", nil, status.Errorf(status.Unavailable, "client: every address given for %s failed", service)
+	}
+	sel := c.opts.Selector
+	if sel == nil {
+		return "", nil, status.Errorf(status.Unavailable, "client: no registry or selector to find service %q; use client.WithRegistry or call with client.WithAddress", service)
+	}
+	node, err := sel.Select(ctx, service, exclude)
+	if err != nil {
+		return "", nil, status.Errorf(status.Unavailable, "client: %v", err)
+	}
+	return node.Address, func(err error) { sel.Mark(service, node, nodeFault(err)) }, nil
+}
+
+// nodeFault keeps only the errors that say something about the node, not
+// about the call.
+func nodeFault(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, transport.ErrUnprocessed) || status.CodeOf(err) == status.Unavailable {
+		return err
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// call is the base Invoker: it retries on another node a call that never
+// reached a server, within the call's deadline.
+func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, req, rsp any, co *CallOptions) error {
+	cd, err := c.codecFor(co)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.withTimeout(ctx, co)
+	if cancel != nil {
+		defer cancel()
+	}
+	var triedBuf [4]string
+	tried := triedBuf[:0]
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		addr, mark, err := c.pick(ctx, service, co, tried)
+		if err != nil {
+			if lastErr != nil {
+				return lastErr
+			}
+			return err
+		}
+		err = c.callOnce(ctx, addr, m, req, rsp, co, cd)
+		if mark != nil {
+			mark(err)
+		}
+		if err == nil || !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) || ctx.Err() != nil {
+			return err
+		}
+		lastErr = err
+		tried = append(tried, addr)
+	}
+}
+
+func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, req, rsp any, co *CallOptions, cd codec.Codec) error {
+	cc, err := c.pool.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	cs, err := cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd})
+	if err != nil {
+		return err
+	}
+	if err := cs.SendMsg(req, true); err != nil && err != io.EOF {
+		cs.Cancel()
+		return err
+	}
+	err = cs.RecvMsg(rsp)
+	switch {
+	case err == io.EOF:
+		err = status.New(status.Internal, "cardinality violation: received no response message from a unary call")
+	case err == nil:
+		err = cs.RecvEnd()
+	}
+	if co.Header != nil {
+		*co.Header, _ = cs.Header()
+	}
+	if co.Trailer != nil {
+		*co.Trailer = cs.Trailer()
+	}
+	return err
+}
+
+// newStream is the base Streamer. Opening a stream writes nothing, so only
+// a failure to connect is retried on another node.
+func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Method, co *CallOptions) (Stream, error) {
+	cd, err := c.codecFor(co)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.withTimeout(ctx, co)
+	var triedBuf [4]string
+	tried := triedBuf[:0]
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		addr, mark, err := c.pick(ctx, service, co, tried)
+		if err != nil {
+			if lastErr != nil {
+				err = lastErr
+			}
+			if cancel != nil {
+				cancel()
+			}
+			return nil, err
+		}
+		var cs *transport.ClientStream
+		cc, err := c.pool.get(ctx, addr)
+		if err == nil {
+			cs, err = cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd, WatchContext: true})
+		}
+		if mark != nil {
+			mark(err)
+		}
+		if err == nil {
+			return &clientStream{cs: cs, cancel: cancel, co: co}, nil
+		}
+		if !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) || ctx.Err() != nil {
+			if cancel != nil {
+				cancel()
+			}
+			return nil, err
+		}
+		lastErr = err
+		tried = append(tried, addr)
+	}
+}
+
+// clientStream adapts a transport stream to Stream.
+type clientStream struct {
+	cs     *transport.ClientStream
+	cancel context.CancelFunc
+	co     *CallOptions
+	once   sync.Once
+}
+
+func (s *clientStream) Context() context.Context { return s.cs.Context() }
+func (s *clientStream) SendMsg(m any) error      { return s.cs.SendMsg(m, false) }
+func (s *clientStream) CloseSend() error         { return s.cs.CloseSend() }
+func (s *clientStream) Header() (metadata.MD, error) {
+	return s.cs.Header()
+}
+func (s *clientStream) Trailer() metadata.MD { return s.cs.Trailer() }
+
+func (s *clientStream) RecvMsg(m any) error {
+	err := s.cs.RecvMsg(m)
+	if err != nil {
+		s.done()
+	}
+	return err
+}
+
+func (s *clientStream) Close() error {
+	s.cs.Cancel()
+	s.done()
+	return nil
+}
+
+func (s *clientStream) done() {
+	s.once.Do(func() {
+		if s.co.Header != nil {
+			*s.co.Header, _ = s.cs.Header()
+		}
+		if s.co.Trailer != nil {
+			*s.co.Trailer = s.cs.Trailer()
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
+	})
+}
+
+// connPool keeps one connection per address and dials each address once
+// even when many calls want it at the same moment.
+type connPool struct {
+	cfg         transport.DialConfig
+	dialTimeout time.Duration
+
+	mu    sync.Mutex
+	conns map[string]*poolEntry
+}
+
+type poolEntry struct {
+	cc    *transport.ClientConn
+	err   error
+	ready chan struct{}
+}
+
+func (p *connPool) get(ctx context.Context, addr string) (*transport.ClientConn, error) {
+	for {
+		p.mu.Lock()
+		e := p.conns[addr]
+		if e == nil {
+			e = &poolEntry{ready: make(chan struct{})}
+			p.conns[addr] = e
+			p.mu.Unlock()
+			return p.dial(ctx, addr, e)
+		}
+		p.mu.Unlock()
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, status.Errorf(status.Unavailable, "client: waiting for a connection to %s: %v", addr, ctx.Err())
+		}
+		if e.err == nil && e.cc.Usable() {
+			return e.cc, nil
+		}
+		p.mu.Lock()
+		if p.conns[addr] == e {
+			delete(p.conns, addr)
+		}
+		p.mu.Unlock()
+		if e.err != nil {
+			return nil, e.err
+		}
+	}
+}
+
+func (p *connPool) dial(ctx context.Context, addr string, e *poolEntry) (*transport.ClientConn, error) {
+	dctx, cancel := context.WithTimeout(ctx, p.dialTimeout)
+	defer cancel()
+	e.cc, e.err = transport.Dial(dctx, addr, p.cfg)
+	close(e.ready)
+	if e.err != nil {
+		p.mu.Lock()
+		if p.conns[addr] == e {
+			delete(p.conns, addr)
+		}
+		p.mu.Unlock()
+		return nil, e.err
+	}
+	return e.cc, nil
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = map[string]*poolEntry{}
+	p.mu.Unlock()
+	for _, e := range conns {
+		<-e.ready
+		if e.cc != nil {
+			e.cc.Close()
+		}
+	}
 }

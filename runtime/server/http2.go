@@ -1,6 +1,309 @@
 package server
 
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/spec"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+	"github.com/protoc-gen-micro/micro/runtime/transport"
+)
+
 // NewServer returns a server speaking gRPC over HTTP/2.
 func NewServer(opts ...Option) Server {
-	panic("server: not yet implemented")
+	o := Options{Address: ":0", GracePeriod: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &rpcServer{opts: o}
+	s.methods.Store(&methodTable{})
+	return s
+}
+
+type rpcServer struct {
+	opts Options
+
+	mu       sync.Mutex
+	services []*ServiceDesc
+	methods  atomic.Pointer[methodTable] // replaced whole on Handle, read lock-free per call
+	tr       *transport.Server
+	addr     string
+	serveErr chan error
+}
+
+// methodTable maps procedure paths to handlers; it is never mutated once
+// published.
+type methodTable struct {
+	byPath   map[string]*methodHandler
+	services map[string]bool
+}
+
+type methodHandler struct {
+	desc   *MethodDesc
+	unary  UnaryHandler
+	stream StreamHandler
+}
+
+func (s *rpcServer) Handle(desc *ServiceDesc, impl any, opts ...HandlerOption) error {
+	if desc == nil || desc.Name == "" {
+		return errors.New("server: Handle needs a service description with a name")
+	}
+	if impl == nil {
+		return fmt.Errorf("server: Handle(%s): handler is nil", desc.Name)
+	}
+	if desc.HandlerType != nil {
+		want := reflect.TypeOf(desc.HandlerType).Elem()
+		if got := reflect.TypeOf(impl); !got.Implements(want) {
+			return fmt.Errorf("server: Handle(%s): %v does not implement %v", desc.Name, got, want)
+		}
+	}
+	var ho HandlerOptions
+	for _, o := range opts {
+		o(&ho)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.methods.Load()
+	if old.services[desc.Name] {
+		return fmt.Errorf("server: service %s is already registered", desc.Name)
+	}
+	next := &methodTable{byPath: make(map[string]*methodHandler, len(old.byPath)+len(desc.Methods)), services: map[string]bool{desc.Name: true}}
+	for k, v := range old.byPath {
+		next.byPath[k] = v
+	}
+	for k := range old.services {
+		next.services[k] = true
+	}
+	unaryIcs := append(append([]UnaryInterceptor(nil), s.opts.UnaryInterceptors...), ho.UnaryInterceptors...)
+	streamIcs := append(append([]StreamInterceptor(nil), s.opts.StreamInterceptors...), ho.StreamInterceptors...)
+	for i := range desc.Methods {
+		md := &desc.Methods[i]
+		if md.Method == nil || md.NewRequest == nil {
+			return fmt.Errorf("server: Handle(%s): method %d lacks its spec or request constructor", desc.Name, i)
+		}
+		h := &methodHandler{desc: md}
+		switch md.Method.StreamType {
+		case spec.Unary:
+			if md.Unary == nil || md.NewResponse == nil {
+				return fmt.Errorf("server: Handle(%s): unary method %s lacks its handler", desc.Name, md.Method.Name)
+			}
+			call := md.Unary
+			h.unary = func(ctx context.Context, req, rsp any) error { return call(impl, ctx, req, rsp) }
+			for j := len(unaryIcs) - 1; j >= 0; j-- {
+				h.unary = unaryIcs[j](md.Method, h.unary)
+			}
+		default:
+			if md.Stream == nil {
+				return fmt.Errorf("server: Handle(%s): streaming method %s lacks its handler", desc.Name, md.Method.Name)
+			}
+			call := md.Stream
+			h.stream = func(ctx context.Context, req any, st Stream) error { return call(impl, ctx, req, st) }
+			for j := len(streamIcs) - 1; j >= 0; j-- {
+				h.stream = streamIcs[j](md.Method, h.stream)
+			}
+		}
+		next.byPath[md.Method.Procedure] = h
+	}
+	s.methods.Store(next)
+	s.services = append(s.services, desc)
+	return nil
+}
+
+func (s *rpcServer) Services() []*ServiceDesc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]*ServiceDesc(nil), s.services...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *rpcServer) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != nil {
+		return errors.New("server: already started")
+	}
+	ln, err := net.Listen("tcp", s.opts.Address)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w", s.opts.Address, err)
+	}
+	if s.opts.TLSConfig != nil {
+		cfg := s.opts.TLSConfig.Clone()
+		cfg.NextProtos = []string{"h2"}
+		ln = tls.NewListener(ln, cfg)
+	}
+	s.tr = transport.NewServer(transport.ServerConfig{
+		Handler:              s,
+		MaxRecvMsgSize:       s.opts.MaxRecvMsgSize,
+		MaxConcurrentStreams: s.opts.MaxConcurrentStreams,
+		ErrorLog: func(msg string, err error) {
+			slog.Debug("micro server: "+msg, "err", err)
+		},
+	})
+	s.addr = ln.Addr().String()
+	s.serveErr = make(chan error, 1)
+	go func(tr *transport.Server, errc chan error) { errc <- tr.Serve(ln) }(s.tr, s.serveErr)
+	return nil
+}
+
+func (s *rpcServer) Stop() error {
+	s.mu.Lock()
+	tr, errc := s.tr, s.serveErr
+	s.tr = nil
+	s.mu.Unlock()
+	if tr == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.GracePeriod)
+	defer cancel()
+	err := tr.Shutdown(ctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, transport.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("server: calls still running after the %v grace period were cut off", s.opts.GracePeriod)
+	}
+	return err
+}
+
+func (s *rpcServer) Address() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addr != "" {
+		return s.addr
+	}
+	return s.opts.Address
+}
+
+// Route implements transport.Handler: it finds the method's handler on the
+// connection's reader goroutine.
+func (s *rpcServer) Route(st *transport.ServerStream) (bool, *status.Error) {
+	t := s.methods.Load()
+	h := t.byPath[st.Method()]
+	if h == nil {
+		return false, unknownMethod(t, st.Method())
+	}
+	st.Route = h
+	return !h.desc.Method.StreamType.ClientSendsMany(), nil
+}
+
+func unknownMethod(t *methodTable, path string) *status.Error {
+	p := strings.TrimPrefix(path, "/")
+	svc, method, ok := strings.Cut(p, "/")
+	if !ok {
+		return status.Errorf(status.Unimplemented, "malformed method name: %q", path)
+	}
+	if t.services[svc] {
+		return status.Errorf(status.Unimplemented, "unknown method %s for service %s", method, svc)
+	}
+	return status.Errorf(status.Unimplemented, "unknown service %s", svc)
+}
+
+// Serve implements transport.Handler: it runs one call on a worker.
+func (s *rpcServer) Serve(st *transport.ServerStream) {
+	h := st.Route.(*methodHandler)
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("micro server: handler panicked", "method", st.Method(), "panic", r, "stack", string(debug.Stack()))
+			st.Finish(status.Errorf(status.Internal, "panic in handler %s: %v", st.Method(), r))
+		}
+	}()
+	switch h.desc.Method.StreamType {
+	case spec.Unary:
+		req := h.desc.NewRequest()
+		if err := recvOne(st, req); err != nil {
+			st.Finish(err)
+			return
+		}
+		rsp := h.desc.NewResponse()
+		if err := h.unary(st, req, rsp); err != nil {
+			st.Finish(err)
+			return
+		}
+		st.FinishWithMessage(rsp)
+	case spec.ServerStream:
+		req := h.desc.NewRequest()
+		if err := recvOne(st, req); err != nil {
+			st.Finish(err)
+			return
+		}
+		st.Finish(h.stream(st, req, st))
+	default:
+		st.Finish(h.stream(st, nil, st))
+	}
+}
+
+// recvOne reads the single request of a unary or server-streaming call.
+func recvOne(st *transport.ServerStream, req any) error {
+	if err := st.RecvMsg(req); err != nil {
+		if err == io.EOF {
+			return status.Errorf(status.Unimplemented, "grpc: no request message for %s, which takes exactly one", st.Method())
+		}
+		return err
+	}
+	if st.MoreData() {
+		return status.Errorf(status.Unimplemented, "grpc: more than one request message for %s, which takes exactly one", st.Method())
+	}
+	return nil
+}
+
+// SetHeader sets response headers from a unary handler's context; they are
+// sent with the response.
+func SetHeader(ctx context.Context, md metadata.MD) error {
+	st, ok := transport.ServerStreamFromContext(ctx)
+	if !ok {
+		return errors.New("server: SetHeader: context is not a call's")
+	}
+	return st.SetHeader(md)
+}
+
+// SendHeader sends response headers now from a handler's context.
+func SendHeader(ctx context.Context, md metadata.MD) error {
+	st, ok := transport.ServerStreamFromContext(ctx)
+	if !ok {
+		return errors.New("server: SendHeader: context is not a call's")
+	}
+	return st.SendHeader(md)
+}
+
+// SetTrailer sets trailers from a handler's context; they are sent with the
+// status.
+func SetTrailer(ctx context.Context, md metadata.MD) error {
+	st, ok := transport.ServerStreamFromContext(ctx)
+	if !ok {
+		return errors.New("server: SetTrailer: context is not a call's")
+	}
+	st.SetTrailer(md)
+	return nil
+}
+
+// MethodFromContext returns the procedure path of the call of ctx.
+func MethodFromContext(ctx context.Context) (string, bool) {
+	st, ok := transport.ServerStreamFromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	return st.Method(), true
+}
+
+// PeerAddr returns the address of the client of the call of ctx.
+func PeerAddr(ctx context.Context) (net.Addr, bool) {
+	st, ok := transport.ServerStreamFromContext(ctx)
+	if !ok {
+		return nil, false
+	}
+	return st.RemoteAddr(), true
 }

@@ -1,0 +1,490 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// DialConfig configures a client connection.
+type DialConfig struct {
+	// TLSConfig dials TLS with ALPN h2; cleartext HTTP/2 with prior
+	// knowledge when nil.
+	TLSConfig *tls.Config
+	// MaxRecvMsgSize bounds a received message; 4 MiB when 0.
+	MaxRecvMsgSize int
+	// Authority is sent as :authority; the address when empty.
+	Authority string
+}
+
+// ClientConn is one HTTP/2 connection to a server, multiplexing calls.
+type ClientConn struct {
+	addr      string
+	cfg       DialConfig
+	conn      net.Conn
+	fr        *http2.Framer
+	w         *writer
+	hdec      *hpack.Decoder
+	scheme    string
+	authority string
+	done      chan struct{}
+
+	mu         sync.Mutex
+	streams    map[uint32]*ClientStream
+	active     int
+	maxStreams uint32
+	slotSig    chan struct{}
+	goAway     bool
+	closed     bool
+	closeErr   error
+
+	// Owned by the reader goroutine.
+	connUnacked uint32
+	cur         *ClientStream
+	curTrailers bool
+	curEnd      bool
+	hdrBytes    int
+}
+
+// Dial connects to addr and starts the connection's reader and writer. A
+// failure to connect is marked ErrUnprocessed: no call reached a server.
+func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error) {
+	if cfg.MaxRecvMsgSize <= 0 {
+		cfg.MaxRecvMsgSize = defaultMaxRecvMsgSize
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, status.Errorf(status.Unavailable, "transport: dial %s: %v: %w", addr, err, ErrUnprocessed)
+	}
+	scheme := "http"
+	if cfg.TLSConfig != nil {
+		tc := cfg.TLSConfig.Clone()
+		tc.NextProtos = []string{"h2"}
+		if tc.ServerName == "" {
+			host, _, _ := net.SplitHostPort(addr)
+			tc.ServerName = host
+		}
+		tlsConn := tls.Client(c, tc)
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, status.Errorf(status.Unavailable, "transport: TLS handshake with %s: %v: %w", addr, err, ErrUnprocessed)
+		}
+		if p := tlsConn.ConnectionState().NegotiatedProtocol; p != "h2" {
+			c.Close()
+			return nil, status.Errorf(status.Unavailable, "transport: %s did not negotiate HTTP/2 (ALPN %q): %w", addr, p, ErrUnprocessed)
+		}
+		c, scheme = tlsConn, "https"
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	cc := &ClientConn{
+		addr:       addr,
+		cfg:        cfg,
+		conn:       c,
+		scheme:     scheme,
+		authority:  cfg.Authority,
+		done:       make(chan struct{}),
+		streams:    map[uint32]*ClientStream{},
+		maxStreams: 1<<31 - 1,
+	}
+	if cc.authority == "" {
+		cc.authority = addr
+	}
+	cc.w = newWriter(c, 32<<10, func(error) { c.Close() })
+	cc.fr = http2.NewFramer(nil, bufio.NewReaderSize(c, 32<<10))
+	cc.fr.SetReuseFrames()
+	cc.hdec = hpack.NewDecoder(4096, cc.onField)
+	cc.hdec.SetMaxStringLength(maxHeaderListSize)
+
+	cc.w.bw.WriteString(clientPreface)
+	err = cc.w.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: initialWindowSize},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderListSize},
+	)
+	if err == nil {
+		err = cc.w.fr.WriteWindowUpdate(0, initialConnWindowSize-defaultWindowSize)
+	}
+	if err == nil {
+		err = cc.w.bw.Flush()
+	}
+	if err != nil {
+		c.Close()
+		return nil, status.Errorf(status.Unavailable, "transport: writing preface to %s: %v: %w", addr, err, ErrUnprocessed)
+	}
+	go cc.w.run()
+	go cc.readLoop()
+	return cc, nil
+}
+
+// Addr returns the address dialed.
+func (cc *ClientConn) Addr() string { return cc.addr }
+
+// Usable reports whether new calls may start on the connection: it is open
+// and the server has not sent GOAWAY.
+func (cc *ClientConn) Usable() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return !cc.closed && !cc.goAway
+}
+
+// Done is closed when the connection has closed.
+func (cc *ClientConn) Done() <-chan struct{} { return cc.done }
+
+// Close closes the connection; its calls fail with Unavailable.
+func (cc *ClientConn) Close() error {
+	cc.closeWith(errors.New("connection closed by the client"))
+	return nil
+}
+
+func (cc *ClientConn) closeWith(err error) {
+	cc.mu.Lock()
+	if cc.closed {
+		cc.mu.Unlock()
+		return
+	}
+	cc.closed = true
+	cc.closeErr = err
+	streams := cc.streams
+	cc.streams = map[uint32]*ClientStream{}
+	cc.mu.Unlock()
+	cause := status.Errorf(status.Unavailable, "transport: connection to %s closed: %v", cc.addr, err)
+	for _, cs := range streams {
+		cs.end(cause, nil)
+	}
+	cc.w.close()
+	select {
+	case <-cc.w.done:
+	case <-time.After(time.Second):
+	}
+	cc.conn.Close()
+	close(cc.done)
+}
+
+func (cc *ClientConn) readLoop() {
+	err := cc.read()
+	var ce connError
+	if errors.As(err, &ce) {
+		cc.w.push(item{kind: itGoAway, code: ce.code, debug: ce.msg})
+	}
+	cc.closeWith(err)
+}
+
+func (cc *ClientConn) read() error {
+	for {
+		f, err := cc.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				if cs := cc.lookup(se.StreamID); cs != nil {
+					cs.end(status.Errorf(status.Internal, "transport: stream error: %v", se.Code), nil)
+				}
+				cc.w.push(item{kind: itRST, n: se.StreamID, code: se.Code})
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				return connError{http2.ErrCode(ce), cc.fr.ErrorDetail().Error()}
+			}
+			return err
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			err = cc.onData(f)
+		case *http2.HeadersFrame:
+			err = cc.onHeaders(f)
+		case *http2.ContinuationFrame:
+			err = cc.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+		case *http2.RSTStreamFrame:
+			cc.onRST(f)
+		case *http2.SettingsFrame:
+			err = cc.onSettings(f)
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				cc.w.push(item{kind: itPingAck, ping: f.Data})
+			}
+		case *http2.WindowUpdateFrame:
+			if f.StreamID == 0 {
+				cc.w.push(item{kind: itPeerWindow, n: f.Increment})
+			} else if cs := cc.lookup(f.StreamID); cs != nil {
+				cc.w.push(item{kind: itPeerWindow, ws: &cs.ws, n: f.Increment})
+			}
+		case *http2.GoAwayFrame:
+			cc.onGoAway(f)
+		case *http2.PushPromiseFrame:
+			err = connError{http2.ErrCodeProtocol, "server sent PUSH_PROMISE though we disabled push"}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (cc *ClientConn) lookup(id uint32) *ClientStream {
+	cc.mu.Lock()
+	cs := cc.streams[id]
+	cc.mu.Unlock()
+	return cs
+}
+
+func (cc *ClientConn) onHeaders(f *http2.HeadersFrame) error {
+	cc.hdrBytes = 0
+	cc.curEnd = f.StreamEnded()
+	cc.cur = cc.lookup(f.StreamID)
+	if cc.cur != nil {
+		cc.curTrailers = cc.cur.gotHeaders
+		cc.cur.beginHeaders(cc.curTrailers)
+	}
+	return cc.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+}
+
+func (cc *ClientConn) onHeaderFragment(frag []byte, end bool) error {
+	if _, err := cc.hdec.Write(frag); err != nil {
+		return connError{http2.ErrCodeCompression, err.Error()}
+	}
+	if !end {
+		return nil
+	}
+	if err := cc.hdec.Close(); err != nil {
+		return connError{http2.ErrCodeCompression, err.Error()}
+	}
+	cs := cc.cur
+	cc.cur = nil
+	if cs == nil {
+		return nil
+	}
+	if cc.curTrailers && !cc.curEnd {
+		cs.end(status.New(status.Internal, "transport: server sent a second HEADERS without END_STREAM"), nil)
+		cc.w.push(item{kind: itRST, ws: &cs.ws, code: http2.ErrCodeProtocol})
+		return nil
+	}
+	cs.endHeaders(cc.curTrailers, cc.curEnd)
+	return nil
+}
+
+func (cc *ClientConn) onField(f hpack.HeaderField) {
+	cc.hdrBytes += len(f.Name) + len(f.Value) + 32
+	if cc.cur != nil && cc.hdrBytes <= maxHeaderListSize {
+		cc.cur.onField(f)
+	}
+}
+
+func (cc *ClientConn) onData(f *http2.DataFrame) error {
+	if f.Length > 0 {
+		cc.connUnacked += f.Length
+		if cc.connUnacked >= initialConnWindowSize/4 {
+			cc.w.push(item{kind: itWindowUpdate, n2: cc.connUnacked})
+			cc.connUnacked = 0
+		}
+	}
+	cs := cc.lookup(f.StreamID)
+	if cs == nil {
+		return nil
+	}
+	if !cs.gotHeaders {
+		cs.end(status.New(status.Internal, "transport: server sent DATA before HEADERS"), nil)
+		cc.w.push(item{kind: itRST, ws: &cs.ws, code: http2.ErrCodeProtocol})
+		return nil
+	}
+	if inc := cs.recv.deliver(f.Data(), f.Length, false); inc > 0 {
+		cc.w.push(item{kind: itWindowUpdate, n: f.StreamID, n2: inc})
+	}
+	if f.StreamEnded() {
+		// A response must end with trailers; END_STREAM on DATA means
+		// the status is missing.
+		cs.end(status.New(status.Internal, "transport: server closed the stream without sending trailers"), nil)
+	}
+	return nil
+}
+
+// rstCodes maps RST_STREAM codes to gRPC codes, as the gRPC spec does.
+func rstStatus(code http2.ErrCode) *status.Error {
+	switch code {
+	case http2.ErrCodeRefusedStream:
+		return status.Errorf(status.Unavailable, "transport: stream refused by the server: %w", ErrUnprocessed)
+	case http2.ErrCodeCancel:
+		return status.New(status.Canceled, "transport: stream canceled by the server")
+	case http2.ErrCodeEnhanceYourCalm:
+		return status.New(status.ResourceExhausted, "transport: server said ENHANCE_YOUR_CALM")
+	case http2.ErrCodeInadequateSecurity:
+		return status.New(status.PermissionDenied, "transport: server said INADEQUATE_SECURITY")
+	}
+	return status.Errorf(status.Internal, "transport: stream terminated by RST_STREAM with error code: %v", code)
+}
+
+func (cc *ClientConn) onRST(f *http2.RSTStreamFrame) {
+	cs := cc.lookup(f.StreamID)
+	if cs == nil {
+		return
+	}
+	cs.end(rstStatus(f.ErrCode), nil)
+	cc.w.push(item{kind: itCancel, ws: &cs.ws})
+}
+
+func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	it := item{kind: itPeerSettings}
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			it.end, it.n2 = true, s.Val
+		case http2.SettingMaxFrameSize:
+			it.n = s.Val
+		case http2.SettingHeaderTableSize:
+			it.off = int(s.Val) + 1
+		case http2.SettingMaxConcurrentStreams:
+			cc.mu.Lock()
+			cc.maxStreams = min(s.Val, 1<<31-1)
+			cc.signalSlotLocked()
+			cc.mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return connError{http2.ErrCodeProtocol, err.Error()}
+	}
+	cc.w.pushN(it, item{kind: itSettingsAck})
+	return nil
+}
+
+func (cc *ClientConn) onGoAway(f *http2.GoAwayFrame) {
+	cc.mu.Lock()
+	cc.goAway = true
+	var refused []*ClientStream
+	for id, cs := range cc.streams {
+		if id > f.LastStreamID {
+			refused = append(refused, cs)
+		}
+	}
+	idle := len(cc.streams) == len(refused)
+	cc.signalSlotLocked()
+	cc.mu.Unlock()
+	for _, cs := range refused {
+		cs.end(status.Errorf(status.Unavailable, "transport: server sent GOAWAY (%v) before processing the stream: %w", f.ErrCode, ErrUnprocessed), nil)
+	}
+	if f.ErrCode != http2.ErrCodeNo || idle {
+		go cc.closeWith(fmt.Errorf("server sent GOAWAY (%v): %s", f.ErrCode, f.DebugData()))
+	}
+}
+
+func (cc *ClientConn) signalSlotLocked() {
+	if cc.slotSig != nil {
+		select {
+		case cc.slotSig <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// removeStream forgets a finished stream and frees its concurrency slot;
+// a draining connection closes with its last stream.
+func (cc *ClientConn) removeStream(cs *ClientStream) {
+	cc.mu.Lock()
+	if cs.id != 0 && cc.streams[cs.id] == cs {
+		delete(cc.streams, cs.id)
+	}
+	if cs.slot {
+		cs.slot = false
+		cc.active--
+		cc.signalSlotLocked()
+	}
+	idle := cc.goAway && cc.active == 0 && !cc.closed
+	cc.mu.Unlock()
+	if idle {
+		go cc.closeWith(errors.New("server is going away"))
+	}
+}
+
+// acquireSlot waits for room under the server's stream limit.
+func (cc *ClientConn) acquireSlot(ctx context.Context) error {
+	cc.mu.Lock()
+	for {
+		if cc.closed {
+			err := cc.closeErr
+			cc.mu.Unlock()
+			return status.Errorf(status.Unavailable, "transport: connection to %s closed: %v: %w", cc.addr, err, ErrUnprocessed)
+		}
+		if cc.goAway {
+			cc.mu.Unlock()
+			return status.Errorf(status.Unavailable, "transport: connection to %s is going away: %w", cc.addr, ErrUnprocessed)
+		}
+		if uint32(cc.active) < cc.maxStreams {
+			cc.active++
+			cc.mu.Unlock()
+			return nil
+		}
+		if cc.slotSig == nil {
+			cc.slotSig = make(chan struct{}, 1)
+		}
+		sig := cc.slotSig
+		cc.mu.Unlock()
+		select {
+		case <-sig:
+		case <-ctx.Done():
+			return ctxStatus(ctx.Err())
+		}
+		cc.mu.Lock()
+	}
+}
+
+func ctxStatus(err error) *status.Error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return status.New(status.DeadlineExceeded, "context deadline exceeded")
+	}
+	return status.New(status.Canceled, "context canceled")
+}
+
+// StreamConfig describes a call to open.
+type StreamConfig struct {
+	// Method is the path, e.g. "/greeter.v1.Greeter/SayHello".
+	Method string
+	// Codec encodes messages; proto when nil.
+	Codec codec.Codec
+	// WatchContext makes the stream reset itself when ctx ends even if no
+	// one is waiting on it. Calls that always wait (unary) leave it off and
+	// save the registration.
+	WatchContext bool
+}
+
+// NewStream starts a call. Nothing is written until the first SendMsg or
+// CloseSend, so a unary call's headers and message leave together.
+func (cc *ClientConn) NewStream(ctx context.Context, sc StreamConfig) (*ClientStream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxStatus(err)
+	}
+	if err := cc.acquireSlot(ctx); err != nil {
+		return nil, err
+	}
+	c := sc.Codec
+	if c == nil {
+		c = codec.Proto
+	}
+	cs := &ClientStream{cc: cc, ctx: ctx, method: sc.Method, codec: c, slot: true}
+	cs.ws.src = cs
+	cs.recv.maxMsg = cc.cfg.MaxRecvMsgSize
+	cs.contentType = codec.ContentType(c.Name())
+	if d, ok := ctx.Deadline(); ok {
+		cs.deadline, cs.hasDeadline = d, true
+	}
+	if sc.WatchContext && ctx.Done() != nil {
+		cs.stopWatch = context.AfterFunc(ctx, func() { cs.cancel(ctxStatus(ctx.Err())) })
+	}
+	return cs, nil
+}

@@ -1,0 +1,91 @@
+package transport
+
+import (
+	"encoding/base64"
+	"strings"
+
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"golang.org/x/net/http2/hpack"
+)
+
+// reservedHeader reports whether a header belongs to the protocol and is
+// never surfaced as custom metadata.
+func reservedHeader(name string) bool {
+	if len(name) > 0 && name[0] == ':' {
+		return true
+	}
+	switch name {
+	case "content-type", "te", "grpc-timeout", "grpc-status", "grpc-message",
+		"grpc-status-details-bin", "grpc-encoding", "grpc-accept-encoding",
+		"connection", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection",
+		"content-length", "host":
+		return true
+	}
+	return false
+}
+
+func isBinHeader(name string) bool { return strings.HasSuffix(name, "-bin") }
+
+// decodeBin decodes a -bin header value, accepting padded and unpadded
+// base64 as the gRPC spec asks.
+func decodeBin(v string) (string, error) {
+	if len(v)%4 == 0 {
+		b, err := base64.StdEncoding.DecodeString(v)
+		return string(b), err
+	}
+	b, err := base64.RawStdEncoding.DecodeString(v)
+	return string(b), err
+}
+
+// encodeBin encodes a -bin header value without padding, as grpc-go does.
+func encodeBin(v string) string { return base64.RawStdEncoding.EncodeToString([]byte(v)) }
+
+// fieldsToMD turns received custom header fields into metadata; a -bin
+// value that is not base64 is an error the caller reports.
+func fieldsToMD(fields []hpack.HeaderField) (metadata.MD, error) {
+	md := make(metadata.MD, len(fields))
+	for _, f := range fields {
+		v := f.Value
+		if isBinHeader(f.Name) {
+			d, err := decodeBin(v)
+			if err != nil {
+				return md, err
+			}
+			v = d
+		}
+		md[f.Name] = append(md[f.Name], v)
+	}
+	return md, nil
+}
+
+// validHeaderName reports whether a metadata key may be sent: lower-case
+// token characters only, as HTTP/2 requires.
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// writeMD hpack-encodes custom metadata, base64-encoding -bin values and
+// skipping keys the protocol reserves or HTTP/2 forbids.
+func writeMD(enc *hpack.Encoder, md metadata.MD) {
+	for k, vs := range md {
+		if reservedHeader(k) || !validHeaderName(k) {
+			continue
+		}
+		bin := isBinHeader(k)
+		for _, v := range vs {
+			if bin {
+				v = encodeBin(v)
+			}
+			enc.WriteField(hpack.HeaderField{Name: k, Value: v})
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/status"
+)
+
+// Handler routes and serves the streams of a server.
+type Handler interface {
+	// Route is called on the connection's reader goroutine once a stream's
+	// headers have arrived, so it must be quick. It returns a status to
+	// reject the stream at once (sent as a trailers-only response), and
+	// whether the handler needs the whole request before it starts (unary
+	// and server-streaming methods), which spares it waiting for data.
+	// Route may record its decision in st.Route.
+	Route(st *ServerStream) (wholeRequest bool, reject *status.Error)
+	// Serve runs the stream on a worker goroutine. It must end the stream
+	// with Finish.
+	Serve(st *ServerStream)
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Handler Handler
+	// MaxRecvMsgSize bounds a received message; 4 MiB when 0.
+	MaxRecvMsgSize int
+	// MaxConcurrentStreams is advertised per connection; 1000 when 0.
+	MaxConcurrentStreams uint32
+	// BaseContext is the parent of every stream's context.
+	BaseContext context.Context
+	// ErrorLog receives connection-level errors; dropped when nil.
+	ErrorLog func(msg string, err error)
+}
+
+// Server accepts HTTP/2 connections and turns their streams into calls.
+type Server struct {
+	cfg  ServerConfig
+	work chan *ServerStream
+	quit chan struct{}
+	idle atomic.Int32
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	shutdown  bool
+	connsDone chan struct{} // closed when conns becomes empty during shutdown
+	wg        sync.WaitGroup
+}
+
+// NewServer returns a server; cfg.Handler is required.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.MaxRecvMsgSize <= 0 {
+		cfg.MaxRecvMsgSize = defaultMaxRecvMsgSize
+	}
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = 1000
+	}
+	if cfg.BaseContext == nil {
+		cfg.BaseContext = context.Background()
+	}
+	return &Server{
+		cfg:       cfg,
+		work:      make(chan *ServerStream),
+		quit:      make(chan struct{}),
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*serverConn]struct{}{},
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("transport: server closed")
+
+// Serve accepts connections on l until Shutdown or Close. It always closes l.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			down := s.shutdown
+			s.mu.Unlock()
+			if down {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.ServeConn(c)
+	}
+}
+
+// ServeConn serves one connection in the background.
+func (s *Server) ServeConn(c net.Conn) {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	sc := newServerConn(s, c)
+	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go sc.serve()
+}
+
+func (s *Server) removeConn(sc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, sc)
+	if len(s.conns) == 0 && s.connsDone != nil {
+		close(s.connsDone)
+		s.connsDone = nil
+	}
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, sends GOAWAY on every connection, waits for
+// in-flight streams to finish or ctx to end, then closes everything. It
+// returns ctx's error if streams were cut short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	first := !s.shutdown
+	s.shutdown = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	var done chan struct{}
+	if len(s.conns) > 0 {
+		if s.connsDone == nil {
+			s.connsDone = make(chan struct{})
+		}
+		done = s.connsDone
+	}
+	s.mu.Unlock()
+	if first {
+		close(s.quit)
+	}
+	for _, sc := range conns {
+		sc.drain()
+	}
+	var err error
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			s.Close()
+		}
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Close closes every listener and connection at once; in-flight streams
+// fail with Unavailable.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	first := !s.shutdown
+	s.shutdown = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	if first {
+		close(s.quit)
+	}
+	for _, sc := range conns {
+		sc.close(errClosed)
+	}
+	return nil
+}
+
+// dispatch hands a stream to an idle worker or starts one. Reusing worker
+// goroutines saves the closure allocation and stack growth of a goroutine
+// per call.
+func (s *Server) dispatch(st *ServerStream) {
+	select {
+	case s.work <- st:
+	default:
+		go s.worker(st)
+	}
+}
+
+// maxIdleWorkers bounds the goroutines kept waiting for work.
+const maxIdleWorkers = 256
+
+func (s *Server) worker(st *ServerStream) {
+	for {
+		s.cfg.Handler.Serve(st)
+		if s.idle.Add(1) > maxIdleWorkers {
+			s.idle.Add(-1)
+			return
+		}
+		select {
+		case st = <-s.work:
+			s.idle.Add(-1)
+		case <-s.quit:
+			s.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// http1Response answers an HTTP/1.x request on a gRPC port, as grpc-go's
+// handler transport does.
+const http1Response = "HTTP/1.1 505 HTTP Version Not Supported\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 21\r\n\r\n" +
+	"gRPC requires HTTP/2\n"
+
+// readPreface reads the client connection preface, answering HTTP/1.x
+// requests with 505.
+func readPreface(c net.Conn, r *bufio.Reader) error {
+	c.SetReadDeadline(timeNow().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	buf, err := r.Peek(len(clientPreface))
+	if err != nil {
+		if len(buf) > 0 && looksHTTP1(buf) {
+			c.Write([]byte(http1Response))
+		}
+		return err
+	}
+	if !bytes.Equal(buf, []byte(clientPreface)) {
+		if looksHTTP1(buf) {
+			c.Write([]byte(http1Response))
+			return errors.New("transport: HTTP/1.x request on a gRPC port")
+		}
+		return errors.New("transport: bad HTTP/2 connection preface")
+	}
+	_, err = r.Discard(len(clientPreface))
+	return err
+}
+
+func looksHTTP1(b []byte) bool {
+	for _, m := range []string{"GET ", "POST ", "PUT ", "HEAD ", "OPTIONS ", "DELETE ", "PATCH ", "CONNECT ", "TRACE "} {
+		if bytes.HasPrefix(b, []byte(m)) || (len(b) < len(m) && bytes.HasPrefix([]byte(m), b)) {
+			return true
+		}
+	}
+	return false
+}
+

@@ -1,0 +1,504 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+	"golang.org/x/net/http2/hpack"
+)
+
+// ServerStream is the server side of one call. It is also the call's
+// context.Context, so a handler's context costs no allocation beyond the
+// stream itself: it answers Deadline, Done, Err and Value directly.
+type ServerStream struct {
+	ws   wstate
+	recv recvBuffer
+	conn *serverConn
+	id   uint32
+
+	// Route is set by Handler.Route to what it found for the method.
+	Route any
+
+	// Set while the headers are decoded, read-only afterwards.
+	method       string
+	contentType  string // of the response
+	codec        codec.Codec
+	fields       []hpack.HeaderField
+	inline       [4]hpack.HeaderField
+	timeout      time.Duration
+	hasTimeout   bool
+	deadline     time.Time
+	sawMethod    bool
+	rejectHTTP   int
+	rejectStatus *status.Error
+	waitWhole    bool // owned by the reader: dispatch at END_STREAM
+
+	mu           sync.Mutex
+	done         chan struct{}
+	err          error
+	afterFuncs   map[*afterFunc]struct{}
+	timer        *time.Timer
+	headerSent   bool
+	trailersOnly bool
+	finished     bool
+	header       metadata.MD
+	trailer      metadata.MD
+	final        *status.Error
+	md           metadata.MD
+}
+
+type afterFunc struct{ f func() }
+
+func newServerStream(sc *serverConn, id uint32) *ServerStream {
+	st := &ServerStream{conn: sc, id: id}
+	st.ws.id = id
+	st.ws.src = st
+	st.ws.delta = 0
+	st.fields = st.inline[:0]
+	st.recv.maxMsg = sc.srv.cfg.MaxRecvMsgSize
+	return st
+}
+
+// onField records one request header field.
+func (st *ServerStream) onField(f hpack.HeaderField) {
+	switch f.Name {
+	case ":method":
+		if f.Value != "POST" {
+			st.reject(405, status.Errorf(status.Internal, "grpc: %s method not allowed, use POST", f.Value))
+		}
+		st.sawMethod = true
+	case ":path":
+		st.method = f.Value
+	case ":scheme", ":authority", "te", "grpc-accept-encoding", "grpc-message-type":
+	case "content-type":
+		sub, ok := codec.Subtype(f.Value)
+		if !ok {
+			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q", f.Value))
+			return
+		}
+		c, ok := codec.Get(sub)
+		if !ok {
+			st.reject(415, status.Errorf(status.Internal, "grpc: no codec registered for content-subtype %q", sub))
+			return
+		}
+		st.codec = c
+		switch sub {
+		case "":
+			st.contentType = "application/grpc"
+		case "proto":
+			st.contentType = "application/grpc+proto"
+		case "json":
+			st.contentType = "application/grpc+json"
+		default:
+			st.contentType = "application/grpc+" + sub
+		}
+	case "grpc-timeout":
+		d, err := decodeTimeout(f.Value)
+		if err != nil {
+			st.reject(400, status.Errorf(status.Internal, "malformed grpc-timeout: %v", err))
+			return
+		}
+		st.timeout, st.hasTimeout = d, true
+	case "grpc-encoding":
+		if f.Value != "identity" {
+			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", f.Value))
+		}
+	default:
+		if f.Name[0] == ':' {
+			st.reject(400, status.Errorf(status.Internal, "unknown pseudo-header %q", f.Name))
+			return
+		}
+		if !reservedHeader(f.Name) {
+			st.fields = append(st.fields, f)
+		}
+	}
+}
+
+// reject records the first reason to refuse the stream with a
+// trailers-only response.
+func (st *ServerStream) reject(httpStatus int, s *status.Error) {
+	if st.rejectStatus == nil {
+		st.rejectHTTP, st.rejectStatus = httpStatus, s
+		st.final = s
+		st.trailersOnly = true
+		st.finished = true
+	}
+}
+
+func (st *ServerStream) startTimer() {
+	if st.codec == nil {
+		st.codec = codec.Proto
+		st.contentType = "application/grpc"
+	}
+	if !st.hasTimeout {
+		return
+	}
+	st.deadline = timeNow().Add(st.timeout)
+	st.mu.Lock()
+	st.timer = time.AfterFunc(st.timeout, st.expire)
+	st.mu.Unlock()
+}
+
+func (st *ServerStream) expire() {
+	st.abort(status.New(status.DeadlineExceeded, "deadline exceeded"))
+}
+
+// Method returns the request path, e.g. "/greeter.v1.Greeter/SayHello".
+func (st *ServerStream) Method() string { return st.method }
+
+// Codec returns the codec chosen by the request's content type.
+func (st *ServerStream) Codec() codec.Codec { return st.codec }
+
+// RemoteAddr returns the client's address.
+func (st *ServerStream) RemoteAddr() net.Addr { return st.conn.conn.RemoteAddr() }
+
+// IncomingMetadata returns the request's custom metadata, decoded on first
+// use. It implements metadata.Source.
+func (st *ServerStream) IncomingMetadata() metadata.MD {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.md == nil {
+		st.md, _ = fieldsToMD(st.fields)
+	}
+	return st.md
+}
+
+type serverStreamKey struct{}
+
+// ServerStreamFromContext returns the stream of a handler's context.
+func ServerStreamFromContext(ctx context.Context) (*ServerStream, bool) {
+	st, ok := ctx.Value(serverStreamKey{}).(*ServerStream)
+	return st, ok
+}
+
+// Deadline returns the deadline the client set with grpc-timeout.
+func (st *ServerStream) Deadline() (time.Time, bool) {
+	if st.hasTimeout {
+		return st.deadline, true
+	}
+	return st.conn.srv.cfg.BaseContext.Deadline()
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Done returns a channel closed when the call is canceled, times out or
+// ends. It is made on first use: handlers that never ask cost nothing.
+func (st *ServerStream) Done() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done == nil {
+		if st.err != nil {
+			st.done = closedChan
+		} else {
+			st.done = make(chan struct{})
+		}
+	}
+	return st.done
+}
+
+// Err returns context.Canceled or context.DeadlineExceeded once Done is
+// closed.
+func (st *ServerStream) Err() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
+}
+
+// Value answers the stream's own keys and defers to the server's base
+// context for the rest.
+func (st *ServerStream) Value(key any) any {
+	switch key {
+	case serverStreamKey{}:
+		return st
+	case metadata.IncomingKey:
+		return metadata.Source(st)
+	}
+	return st.conn.srv.cfg.BaseContext.Value(key)
+}
+
+// AfterFunc arranges for f to run in its own goroutine once the stream's
+// context is done. context.WithCancel and context.AfterFunc use it, so
+// deriving a context from a handler's starts no goroutine.
+func (st *ServerStream) AfterFunc(f func()) (stop func() bool) {
+	st.mu.Lock()
+	if st.err != nil {
+		st.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	a := &afterFunc{f: f}
+	if st.afterFuncs == nil {
+		st.afterFuncs = map[*afterFunc]struct{}{}
+	}
+	st.afterFuncs[a] = struct{}{}
+	st.mu.Unlock()
+	return func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		_, ok := st.afterFuncs[a]
+		delete(st.afterFuncs, a)
+		return ok
+	}
+}
+
+// abort ends the stream's context and receive side with cause.
+func (st *ServerStream) abort(cause *status.Error) {
+	st.recv.fail(cause)
+	ctxErr := context.Canceled
+	if cause.Code() == status.DeadlineExceeded {
+		ctxErr = context.DeadlineExceeded
+	}
+	st.cancel(ctxErr)
+}
+
+func (st *ServerStream) cancel(err error) {
+	st.mu.Lock()
+	if st.err != nil {
+		st.mu.Unlock()
+		return
+	}
+	st.err = err
+	if st.done != nil {
+		close(st.done)
+	}
+	fns := st.afterFuncs
+	st.afterFuncs = nil
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	st.mu.Unlock()
+	for a := range fns {
+		go a.f()
+	}
+}
+
+func (st *ServerStream) ctxStatus() *status.Error {
+	st.mu.Lock()
+	err := st.err
+	st.mu.Unlock()
+	switch err {
+	case nil:
+		return nil
+	case context.DeadlineExceeded:
+		return status.New(status.DeadlineExceeded, "deadline exceeded")
+	}
+	st.recv.mu.Lock()
+	cause := st.recv.err
+	st.recv.mu.Unlock()
+	if s, ok := cause.(*status.Error); ok {
+		return s
+	}
+	return status.New(status.Canceled, "stream canceled")
+}
+
+// RecvMsg decodes the next request message into m. It returns io.EOF once
+// the client has half-closed.
+func (st *ServerStream) RecvMsg(m any) error {
+	msg, hold, err := st.recv.next(nil, nil)
+	if err != nil {
+		return err
+	}
+	err = st.codec.Unmarshal(msg, m)
+	if inc := st.recv.consume(hold, headerSize+len(msg)); inc > 0 {
+		st.conn.w.push(item{kind: itWindowUpdate, n: st.id, n2: inc})
+	}
+	if err != nil {
+		return status.Errorf(status.Internal, "grpc: failed to unmarshal the received message: %v", err)
+	}
+	return nil
+}
+
+// MoreData reports whether the client sent bytes beyond the messages
+// received so far; the server uses it to reject a second request message on
+// a unary call.
+func (st *ServerStream) MoreData() bool { return st.recv.pending() }
+
+// encode marshals m into a pooled buffer behind a 5-byte envelope prefix.
+func encode(c codec.Codec, m any) (*[]byte, error) {
+	bp := getBuf()
+	b := append((*bp)[:0], 0, 0, 0, 0, 0)
+	b, err := c.MarshalAppend(b, m)
+	if err != nil {
+		putBuf(bp)
+		return nil, status.Errorf(status.Internal, "grpc: error while marshaling: %v", err)
+	}
+	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-headerSize))
+	*bp = b
+	return bp, nil
+}
+
+// SendMsg sends a response message, with the response headers first if
+// they have not been sent.
+func (st *ServerStream) SendMsg(m any) error {
+	if s := st.ctxStatus(); s != nil {
+		return s
+	}
+	bp, err := encode(st.codec, m)
+	if err != nil {
+		return err
+	}
+	if !st.ws.acquire(len(*bp), st.Done()) {
+		putBuf(bp)
+		if s := st.ctxStatus(); s != nil {
+			return s
+		}
+		return status.New(status.Unavailable, "transport: stream closed")
+	}
+	st.mu.Lock()
+	if st.finished {
+		st.mu.Unlock()
+		st.ws.release(len(*bp), false)
+		putBuf(bp)
+		return status.New(status.Internal, "transport: SendMsg after the call ended")
+	}
+	first := !st.headerSent
+	st.headerSent = true
+	st.mu.Unlock()
+	data := item{kind: itData, ws: &st.ws, buf: bp}
+	if first {
+		st.conn.w.pushN(item{kind: itHeaders, ws: &st.ws}, data)
+	} else {
+		st.conn.w.push(data)
+	}
+	return nil
+}
+
+// SetHeader merges md into the response headers.
+func (st *ServerStream) SetHeader(md metadata.MD) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.headerSent || st.finished {
+		return status.New(status.Internal, "transport: SetHeader after headers were sent")
+	}
+	st.header = mergeMD(st.header, md)
+	return nil
+}
+
+// SendHeader merges md into the response headers and sends them now.
+func (st *ServerStream) SendHeader(md metadata.MD) error {
+	st.mu.Lock()
+	if st.headerSent || st.finished {
+		st.mu.Unlock()
+		return status.New(status.Internal, "transport: SendHeader called twice or after the call ended")
+	}
+	st.header = mergeMD(st.header, md)
+	st.headerSent = true
+	st.mu.Unlock()
+	st.conn.w.push(item{kind: itHeaders, ws: &st.ws})
+	return nil
+}
+
+// SetTrailer merges md into the trailers sent with the status.
+func (st *ServerStream) SetTrailer(md metadata.MD) {
+	st.mu.Lock()
+	if !st.finished {
+		st.trailer = mergeMD(st.trailer, md)
+	}
+	st.mu.Unlock()
+}
+
+func mergeMD(dst, src metadata.MD) metadata.MD {
+	if len(src) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make(metadata.MD, len(src))
+	}
+	for k, v := range src {
+		dst[k] = append(dst[k], v...)
+	}
+	return dst
+}
+
+// Context returns the stream itself.
+func (st *ServerStream) Context() context.Context { return st }
+
+// Finish ends the call with err's status (OK for nil).
+func (st *ServerStream) Finish(err error) { st.finish(status.Convert(err), nil) }
+
+// FinishWithMessage sends m as the only response and ends the call with OK:
+// headers, message and trailers go to the writer as one batch.
+func (st *ServerStream) FinishWithMessage(m any) error {
+	bp, err := encode(st.codec, m)
+	if err != nil {
+		st.finish(status.Convert(err), nil)
+		return err
+	}
+	st.finish(nil, bp)
+	return nil
+}
+
+func (st *ServerStream) finish(s *status.Error, bp *[]byte) {
+	st.mu.Lock()
+	if st.finished {
+		st.mu.Unlock()
+		if bp != nil {
+			putBuf(bp)
+		}
+		return
+	}
+	st.finished = true
+	st.final = s
+	first := !st.headerSent
+	st.headerSent = true
+	st.trailersOnly = first && bp == nil
+	st.mu.Unlock()
+	st.recv.mu.Lock()
+	rstAfter := !st.recv.eof && st.recv.err == nil
+	st.recv.mu.Unlock()
+	w := st.conn.w
+	trailers := item{kind: itTrailers, ws: &st.ws, rstAfter: rstAfter}
+	switch {
+	case bp != nil && first:
+		w.pushN(item{kind: itHeaders, ws: &st.ws}, item{kind: itData, ws: &st.ws, buf: bp}, trailers)
+	case bp != nil:
+		w.pushN(item{kind: itData, ws: &st.ws, buf: bp}, trailers)
+	default:
+		w.push(trailers)
+	}
+	st.conn.removeStream(st)
+	st.cancel(context.Canceled)
+	st.recv.release()
+}
+
+// opened is part of headerSource; server streams are opened by the client.
+func (st *ServerStream) opened(uint32) bool { return true }
+
+// writeHeaderFields encodes the response headers or the trailers. The
+// writer calls it after the stream's senders have published, under the
+// queue's lock, every field it reads.
+func (st *ServerStream) writeHeaderFields(enc *hpack.Encoder, kind itemKind) bool {
+	if kind == itHeaders || st.trailersOnly {
+		code := "200"
+		if st.rejectHTTP != 0 && st.rejectHTTP != 200 {
+			code = fmt.Sprint(st.rejectHTTP)
+		}
+		enc.WriteField(hpack.HeaderField{Name: ":status", Value: code})
+		ct := st.contentType
+		if ct == "" {
+			ct = "application/grpc"
+		}
+		enc.WriteField(hpack.HeaderField{Name: "content-type", Value: ct})
+		writeMD(enc, st.header)
+		if kind == itHeaders {
+			return false
+		}
+	}
+	s := st.final
+	enc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: s.Code().WireString()})
+	if msg := s.Message(); msg != "" {
+		enc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: status.EncodeMessage(msg)})
+	}
+	if len(s.Details()) > 0 {
+		enc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBin(string(s.MarshalDetails()))})
+	}
+	writeMD(enc, st.trailer)
+	return true
+}
