@@ -1,0 +1,36 @@
+package selector_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
+)
+
+func ExampleNewSelector() {
+	reg := memory.NewRegistry(memory.Services(&registry.Service{
+		Name:  "greeter",
+		Nodes: []*registry.Node{{ID: "a", Address: "10.0.0.1:8080"}, {ID: "b", Address: "10.0.0.2:8080"}},
+	}))
+	sel := selector.NewSelector(selector.Registry(reg))
+	defer sel.Close()
+
+	// A retry excludes the node the first attempt went to.
+	node, err := sel.Select(context.Background(), "greeter", []string{"10.0.0.1:8080"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(node.Address)
+	sel.Mark("greeter", node, nil) // the call succeeded
+	// Output: 10.0.0.2:8080
+}
+
+func ExampleRandom() {
+	nodes := []*registry.Node{{Address: "10.0.0.1:8080"}, {Address: "10.0.0.2:8080"}}
+	node, ok := selector.Random(nodes, []string{"10.0.0.2:8080"})
+	fmt.Println(node.Address, ok)
+	// Output: 10.0.0.1:8080 true
+}

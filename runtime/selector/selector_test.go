@@ -1,0 +1,261 @@
+package selector_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
+)
+
+func nodes(addrs ...string) []*registry.Node {
+	out := make([]*registry.Node, len(addrs))
+	for i, a := range addrs {
+		out[i] = &registry.Node{ID: "id-" + a, Address: a}
+	}
+	return out
+}
+
+// greeter has three nodes spread over two versions.
+func greeter() registry.Registry {
+	n := nodes("a:1", "b:1", "c:1")
+	return memory.NewRegistry(memory.Services(
+		&registry.Service{Name: "greeter", Version: "v1", Nodes: n[:2]},
+		&registry.Service{Name: "greeter", Version: "v2", Nodes: n[2:]},
+	))
+}
+
+// chiSquare returns Pearson's statistic for counts against a uniform
+// distribution over want keys.
+func chiSquare(counts map[string]int, want []string, draws int) float64 {
+	expected := float64(draws) / float64(len(want))
+	var x2 float64
+	for _, k := range want {
+		d := float64(counts[k]) - expected
+		x2 += d * d / expected
+	}
+	return x2
+}
+
+// With 2 degrees of freedom, P(χ² > 40) ≈ 2e-9: the bound fails for a
+// biased picker, never by chance.
+const chiSquareBound = 40
+
+func TestRandomIsUniform(t *testing.T) {
+	ns := nodes("a:1", "b:1", "c:1")
+	const draws = 30000
+	counts := map[string]int{}
+	for range draws {
+		n, ok := selector.Random(ns, nil)
+		if !ok {
+			t.Fatal("Random found no node")
+		}
+		counts[n.Address]++
+	}
+	if x2 := chiSquare(counts, []string{"a:1", "b:1", "c:1"}, draws); x2 > chiSquareBound {
+		t.Fatalf("χ² = %.1f for counts %v", x2, counts)
+	}
+}
+
+func TestRandomExclude(t *testing.T) {
+	ns := append(nodes("a:1", "b:1"), nil, nodes("c:1")[0])
+	for range 1000 {
+		n, ok := selector.Random(ns, []string{"a:1", "c:1"})
+		if !ok || n.Address != "b:1" {
+			t.Fatalf("Random = %v, %v; want b:1", n, ok)
+		}
+	}
+	if n, ok := selector.Random(ns, []string{"a:1", "b:1", "c:1"}); ok {
+		t.Fatalf("Random with all excluded = %v", n)
+	}
+	if n, ok := selector.Random(nil, nil); ok {
+		t.Fatalf("Random of no nodes = %v", n)
+	}
+}
+
+func TestRandomDoesNotAllocate(t *testing.T) {
+	ns := nodes("a:1", "b:1", "c:1")
+	exclude := []string{"b:1"}
+	if allocs := testing.AllocsPerRun(1000, func() { selector.Random(ns, exclude) }); allocs != 0 {
+		t.Fatalf("Random allocates %v times per call", allocs)
+	}
+}
+
+func TestSelectIsUniformOverVersions(t *testing.T) {
+	s := selector.NewSelector(selector.Registry(greeter()))
+	const draws = 30000
+	counts := map[string]int{}
+	for range draws {
+		n, err := s.Select(context.Background(), "greeter", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[n.Address]++
+	}
+	if x2 := chiSquare(counts, []string{"a:1", "b:1", "c:1"}, draws); x2 > chiSquareBound {
+		t.Fatalf("χ² = %.1f for counts %v", x2, counts)
+	}
+}
+
+func TestSelectExclude(t *testing.T) {
+	s := selector.NewSelector(selector.Registry(greeter()))
+	for range 300 {
+		n, err := s.Select(context.Background(), "greeter", []string{"a:1", "c:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Address != "b:1" {
+			t.Fatalf("Select = %s, want b:1", n.Address)
+		}
+	}
+	_, err := s.Select(context.Background(), "greeter", []string{"a:1", "b:1", "c:1"})
+	if !errors.Is(err, selector.ErrNoneAvailable) || !strings.Contains(err.Error(), `"greeter"`) {
+		t.Fatalf("all excluded: err = %v, want ErrNoneAvailable naming the service", err)
+	}
+}
+
+func TestSelectNotFound(t *testing.T) {
+	s := selector.NewSelector(selector.Registry(memory.NewRegistry()))
+	_, err := s.Select(context.Background(), "greeter", nil)
+	if !errors.Is(err, selector.ErrNoneAvailable) || !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("err = %v, want both ErrNoneAvailable and registry.ErrNotFound", err)
+	}
+	if !strings.Contains(err.Error(), `service "greeter"`) {
+		t.Fatalf("err = %q does not name the service", err)
+	}
+}
+
+func TestSelectRegistryError(t *testing.T) {
+	s := selector.NewSelector(selector.Registry(greeter()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.Select(ctx, "greeter", nil)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, selector.ErrNoneAvailable) {
+		t.Fatalf("err = %v, want the registry's context.Canceled only", err)
+	}
+}
+
+func TestSelectWithoutRegistry(t *testing.T) {
+	_, err := selector.NewSelector().Select(context.Background(), "greeter", nil)
+	if err == nil || !strings.Contains(err.Error(), "selector.Registry") {
+		t.Fatalf("err = %v, want one telling how to configure a registry", err)
+	}
+}
+
+func TestSelectSkipsFailedNode(t *testing.T) {
+	s := selector.NewSelector(selector.Registry(greeter()))
+	ctx := context.Background()
+	a := &registry.Node{ID: "id-a:1", Address: "a:1"}
+	s.Mark("greeter", a, errors.New("connection refused"))
+	for range 300 {
+		n, err := s.Select(ctx, "greeter", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Address == "a:1" {
+			t.Fatal("Select picked a node in backoff while others were left")
+		}
+	}
+	// The node in backoff is picked when nothing else is left.
+	n, err := s.Select(ctx, "greeter", []string{"b:1", "c:1"})
+	if err != nil || n.Address != "a:1" {
+		t.Fatalf("Select = %v, %v; want a:1 as the last resort", n, err)
+	}
+	// Success ends the backoff.
+	s.Mark("greeter", a, nil)
+	seen := false
+	for i := 0; i < 1000 && !seen; i++ {
+		n, err := s.Select(ctx, "greeter", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = n.Address == "a:1"
+	}
+	if !seen {
+		t.Fatal("a:1 was never picked after a success")
+	}
+}
+
+func TestString(t *testing.T) {
+	if got := selector.NewSelector().String(); got != "random" {
+		t.Fatalf("String() = %q", got)
+	}
+}
+
+func TestConcurrentSelectAndMark(t *testing.T) {
+	reg := greeter()
+	s := selector.NewSelector(selector.Registry(reg))
+	defer s.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				n, err := s.Select(ctx, "greeter", nil)
+				if err != nil {
+					if !errors.Is(err, selector.ErrNoneAvailable) {
+						t.Error(err)
+					}
+					continue
+				}
+				var callErr error
+				if (g+i)%4 == 0 {
+					callErr = errors.New("unavailable")
+				}
+				s.Mark("greeter", n, callErr)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // the registry changes under the selector
+		defer wg.Done()
+		d := &registry.Service{Name: "greeter", Version: "v3", Nodes: nodes("d:1")}
+		for range 200 {
+			if err := reg.Register(ctx, d); err != nil {
+				t.Error(err)
+			}
+			if err := reg.Deregister(ctx, d); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+}
+
+func BenchmarkSelect(b *testing.B) {
+	s := selector.NewSelector(selector.Registry(greeter()))
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n, err := s.Select(ctx, "greeter", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Mark("greeter", n, nil)
+		}
+	})
+}
+
+func BenchmarkRandom(b *testing.B) {
+	for _, size := range []int{3, 100} {
+		ns := make([]*registry.Node, size)
+		for i := range ns {
+			ns[i] = &registry.Node{Address: fmt.Sprint("10.0.0.", i, ":8080")}
+		}
+		exclude := []string{ns[0].Address}
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				selector.Random(ns, exclude)
+			}
+		})
+	}
+}

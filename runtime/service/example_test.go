@@ -1,0 +1,22 @@
+package service_test
+
+import (
+	"log"
+
+	"github.com/protoc-gen-micro/micro/runtime/service"
+)
+
+func ExampleNewService() {
+	svc := service.NewService(
+		service.Name("greeter"),
+		service.Version("v1"),
+		service.Address(":8080"),
+	)
+	// Register handlers with svc.Server(), e.g. with the generated
+	// greeterv1.RegisterGreeterHandler(svc.Server(), &Greeter{}).
+
+	// Run serves until SIGINT or SIGTERM, then deregisters and drains.
+	if err := svc.Run(); err != nil {
+		log.Fatal(err)
+	}
+}
