@@ -144,7 +144,7 @@ func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, e
 	}
 	node, err := sel.Select(ctx, service, exclude)
 	if err != nil {
-		return "", nil, status.Errorf(status.Unavailable, "client: %v", err)
+		return "", nil, status.Errorf(status.Unavailable, "client: %w", err)
 	}
 	return node.Address, func(err error) { sel.Mark(service, node, nodeFault(err)) }, nil
 }
@@ -264,7 +264,7 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 			mark(err)
 		}
 		if err == nil {
-			return &clientStream{cs: cs, cancel: cancel, co: co}, nil
+			return &clientStream{cs: cs, cancel: cancel, co: co, single: !m.StreamType.ServerSendsMany()}, nil
 		}
 		if !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) || ctx.Err() != nil {
 			if cancel != nil {
@@ -282,6 +282,7 @@ type clientStream struct {
 	cs     *transport.ClientStream
 	cancel context.CancelFunc
 	co     *CallOptions
+	single bool // the server sends one message (client-streaming)
 	once   sync.Once
 }
 
@@ -293,8 +294,16 @@ func (s *clientStream) Header() (metadata.MD, error) {
 }
 func (s *clientStream) Trailer() metadata.MD { return s.cs.Trailer() }
 
+// RecvMsg receives a message. When the server sends only one, as in a
+// client-streaming call, it also waits for the status, so an error the
+// server reports after its reply is not lost.
 func (s *clientStream) RecvMsg(m any) error {
 	err := s.cs.RecvMsg(m)
+	if err == nil && s.single {
+		err = s.cs.RecvEnd()
+	} else if err == io.EOF && s.single {
+		err = status.New(status.Internal, "cardinality violation: received no response message from a client-streaming call")
+	}
 	if err != nil {
 		s.done()
 	}
