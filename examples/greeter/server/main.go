@@ -1,0 +1,102 @@
+// Command server serves the example Greeter service.
+//
+//	go run ./examples/greeter/server -address 127.0.0.1:8080
+//
+// It stops gracefully on SIGINT or SIGTERM, letting calls in flight finish.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strings"
+
+	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/service"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+)
+
+// Greeter implements greeterpb.GreeterHandler.
+type Greeter struct{}
+
+// SayHello greets one person.
+func (Greeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
+	if in.Name == "" {
+		return status.New(status.InvalidArgument, "name is required")
+	}
+	who := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok && md.Value("x-caller") != "" {
+		who = " (asked by " + md.Value("x-caller") + ")"
+	}
+	out.Message = "Hello " + in.Name + who
+	return nil
+}
+
+// LotsOfReplies greets one person three times.
+func (Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesStream) error {
+	for i, greeting := range []string{"Hello", "Bonjour", "Hallo"} {
+		if err := stream.Send(&greeterpb.HelloReply{Message: fmt.Sprintf("%d: %s %s", i+1, greeting, in.Name)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LotsOfGreetings greets everyone it was sent at once.
+func (Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsStream) error {
+	var names []string
+	for {
+		in, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(&greeterpb.HelloReply{Message: "Hello " + strings.Join(names, ", ")})
+		}
+		if err != nil {
+			return err
+		}
+		names = append(names, in.Name)
+	}
+}
+
+// Chat greets each person as they arrive.
+func (Greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) error {
+	for {
+		in, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&greeterpb.HelloReply{Message: "Hello " + in.Name}); err != nil {
+			return err
+		}
+	}
+}
+
+func main() {
+	addr := flag.String("address", "127.0.0.1:0", "address to listen on")
+	addrFile := flag.String("address-file", "", "write the address the server listens on to this file once it serves")
+	flag.Parse()
+
+	svc := service.NewService(service.Name("greeter"), service.Address(*addr))
+	if err := greeterpb.RegisterGreeterHandler(svc.Server(), Greeter{}); err != nil {
+		log.Fatal(err)
+	}
+	svc.Init(service.AfterStart(func() error {
+		fmt.Printf("greeter: serving on %s\n", svc.Server().Address())
+		if *addrFile == "" {
+			return nil
+		}
+		return os.WriteFile(*addrFile, []byte(svc.Server().Address()), 0o644)
+	}), service.AfterStop(func() error {
+		fmt.Println("greeter: stopped gracefully")
+		return nil
+	}))
+	if err := svc.Run(); err != nil {
+		log.Fatal(err)
+	}
+}
