@@ -75,7 +75,7 @@ func (greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) er
 	}
 }
 
-func startGreeter(t *testing.T, opts ...server.Option) (server.Server, greeterpb.GreeterService) {
+func startGreeter(t testing.TB, opts ...server.Option) (server.Server, greeterpb.GreeterService) {
 	t.Helper()
 	srv := server.NewServer(append([]server.Option{server.Address("127.0.0.1:0")}, opts...)...)
 	if err := greeterpb.RegisterGreeterHandler(srv, greeter{}); err != nil {
@@ -212,4 +212,9 @@ func TestStreams(t *testing.T) {
 	if _, err := bs.Recv(); err != io.EOF {
 		t.Fatalf("bidi end: %v", err)
 	}
+}
+
+func benchGreeter(b *testing.B) greeterpb.GreeterService {
+	_, g := startGreeter(b)
+	return g
 }

@@ -181,8 +181,7 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 	if cancel != nil {
 		defer cancel()
 	}
-	var triedBuf [4]string
-	tried := triedBuf[:0]
+	var tried []string // grows only when a call is retried
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		addr, mark, err := c.pick(ctx, service, co, tried)
@@ -241,8 +240,7 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		return nil, err
 	}
 	ctx, cancel := c.withTimeout(ctx, co)
-	var triedBuf [4]string
-	tried := triedBuf[:0]
+	var tried []string
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		addr, mark, err := c.pick(ctx, service, co, tried)

@@ -140,6 +140,9 @@ type writer struct {
 	nextID     uint32
 	onError    func(error)
 	failed     bool
+	// frameHdr is reused for every DATA frame header: a local array would
+	// escape through bufio.Writer's io.Writer and cost an allocation.
+	frameHdr [9]byte
 }
 
 func newWriter(conn net.Conn, bufSize int, onError func(error)) *writer {
@@ -472,9 +475,10 @@ func (w *writer) writeStreamItem(it *item) bool {
 // writeDataFrame writes a DATA frame straight into the buffered writer,
 // saving the Framer's copy of the payload.
 func (w *writer) writeDataFrame(id uint32, end bool, data []byte) {
-	var hdr [9]byte
+	hdr := &w.frameHdr
 	hdr[0], hdr[1], hdr[2] = byte(len(data)>>16), byte(len(data)>>8), byte(len(data))
 	hdr[3] = byte(http2.FrameData)
+	hdr[4] = 0
 	if end {
 		hdr[4] = byte(http2.FlagDataEndStream)
 	}
