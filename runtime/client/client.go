@@ -34,7 +34,9 @@ type Client interface {
 type Stream interface {
 	// Context returns the stream's context.
 	Context() context.Context
-	// SendMsg sends a request message.
+	// SendMsg sends a request message. Once the call has failed it
+	// returns the call's status; io.EOF means the server ended the call
+	// with OK before reading everything.
 	SendMsg(m any) error
 	// RecvMsg receives a response message; io.EOF when the server ended the
 	// call with OK, a *status.Error otherwise.

@@ -149,6 +149,17 @@ func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, e
 	return node.Address, func(err error) { sel.Mark(service, node, nodeFault(err)) }, nil
 }
 
+// retryable reports whether a failed call may go to another node: always
+// when it provably never reached a handler, and when the connection failed
+// after it was sent only for methods that declare themselves idempotent
+// (option idempotency_level), which a second execution cannot harm.
+func retryable(err error, m *spec.Method) bool {
+	if errors.Is(err, transport.ErrUnprocessed) {
+		return true
+	}
+	return m.Idempotency != spec.IdempotencyUnknown && status.CodeOf(err) == status.Unavailable
+}
+
 // nodeFault keeps only the errors that say something about the node, not
 // about the call.
 func nodeFault(err error) error {
@@ -195,7 +206,10 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 		if mark != nil {
 			mark(err)
 		}
-		if err == nil || !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) || ctx.Err() != nil {
+		if err != nil && ctx.Err() != nil {
+			return ctxError(ctx, err)
+		}
+		if err == nil || !retryable(err, m) || attempt >= c.retries(co) {
 			return err
 		}
 		lastErr = err
@@ -261,10 +275,17 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		if mark != nil {
 			mark(err)
 		}
+		if err != nil && ctx.Err() != nil {
+			if cancel != nil {
+				cancel()
+			}
+			return nil, ctxError(ctx, err)
+		}
 		if err == nil {
+			cs.SendHeader()
 			return &clientStream{cs: cs, cancel: cancel, co: co, single: !m.StreamType.ServerSendsMany()}, nil
 		}
-		if !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) || ctx.Err() != nil {
+		if !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) {
 			if cancel != nil {
 				cancel()
 			}
@@ -273,6 +294,20 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		lastErr = err
 		tried = append(tried, addr)
 	}
+}
+
+// ctxError reports a call that failed after its context ended as the
+// context's code (DeadlineExceeded or Canceled), whatever the transport saw
+// at that moment, e.g. a dial cut short; the status keeps err's text.
+func ctxError(ctx context.Context, err error) error {
+	if s, ok := status.FromError(err); ok && (s.Code() == status.DeadlineExceeded || s.Code() == status.Canceled) {
+		return err
+	}
+	code := status.Canceled
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		code = status.DeadlineExceeded
+	}
+	return status.Errorf(code, "%v: %v", ctx.Err(), err)
 }
 
 // clientStream adapts a transport stream to Stream.
@@ -285,8 +320,19 @@ type clientStream struct {
 }
 
 func (s *clientStream) Context() context.Context { return s.cs.Context() }
-func (s *clientStream) SendMsg(m any) error      { return s.cs.SendMsg(m, false) }
-func (s *clientStream) CloseSend() error         { return s.cs.CloseSend() }
+
+// SendMsg sends a message. If the call has already failed it returns the
+// call's status; io.EOF means the server ended the call with OK.
+func (s *clientStream) SendMsg(m any) error {
+	err := s.cs.SendMsg(m, false)
+	if err == io.EOF {
+		if st, ended := s.cs.Status(); ended && st != nil {
+			return st
+		}
+	}
+	return err
+}
+func (s *clientStream) CloseSend() error { return s.cs.CloseSend() }
 func (s *clientStream) Header() (metadata.MD, error) {
 	return s.cs.Header()
 }
@@ -297,10 +343,15 @@ func (s *clientStream) Trailer() metadata.MD { return s.cs.Trailer() }
 // server reports after its reply is not lost.
 func (s *clientStream) RecvMsg(m any) error {
 	err := s.cs.RecvMsg(m)
-	if err == nil && s.single {
-		err = s.cs.RecvEnd()
-	} else if err == io.EOF && s.single {
-		err = status.New(status.Internal, "cardinality violation: received no response message from a client-streaming call")
+	if s.single {
+		switch err {
+		case nil:
+			err = s.cs.RecvEnd()
+		case io.EOF:
+			err = status.New(status.Internal, "cardinality violation: received no response message from a client-streaming call")
+		}
+		s.done() // the call has ended either way
+		return err
 	}
 	if err != nil {
 		s.done()

@@ -70,14 +70,19 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the error this one was made from, if any.
-func (e *Error) Unwrap() error { return e.cause }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.cause
+}
 
 // Is makes errors.Is(err, status.New(code, "")) match any error with that code
 // when the target's message is empty, and code and message otherwise.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	if !ok {
-		return false
+	if !ok || e == nil || t == nil {
+		return ok && e == t
 	}
 	return e.code == t.code && (t.message == "" || t.message == e.message)
 }

@@ -38,6 +38,8 @@ type ClientConn struct {
 	scheme    string
 	authority string
 	done      chan struct{}
+	ready     chan struct{} // closed at the server's first SETTINGS, or on close
+	readyOnce sync.Once
 
 	mu         sync.Mutex
 	streams    map[uint32]*ClientStream
@@ -96,6 +98,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error)
 		scheme:     scheme,
 		authority:  cfg.Authority,
 		done:       make(chan struct{}),
+		ready:      make(chan struct{}),
 		streams:    map[uint32]*ClientStream{},
 		maxStreams: 1<<31 - 1,
 	}
@@ -126,8 +129,25 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error)
 	}
 	go cc.w.run()
 	go cc.readLoop()
+	// Wait for the server's SETTINGS: until then its stream limit is
+	// unknown, and a peer that is not an HTTP/2 server (a TLS port dialed
+	// in cleartext, say) shows itself here rather than as a hung call.
+	select {
+	case <-cc.ready:
+	case <-ctx.Done():
+		cc.closeWith(ctx.Err())
+		return nil, status.Errorf(status.Unavailable, "transport: %s sent no HTTP/2 SETTINGS: %v: %w", addr, ctx.Err(), ErrUnprocessed)
+	}
+	cc.mu.Lock()
+	closed, cerr := cc.closed, cc.closeErr
+	cc.mu.Unlock()
+	if closed {
+		return nil, status.Errorf(status.Unavailable, "transport: %s closed the connection before its SETTINGS: %v: %w", addr, cerr, ErrUnprocessed)
+	}
 	return cc, nil
 }
+
+func (cc *ClientConn) markReady() { cc.readyOnce.Do(func() { close(cc.ready) }) }
 
 // Addr returns the address dialed.
 func (cc *ClientConn) Addr() string { return cc.addr }
@@ -170,6 +190,7 @@ func (cc *ClientConn) closeWith(err error) {
 	case <-time.After(time.Second):
 	}
 	cc.conn.Close()
+	cc.markReady()
 	close(cc.done)
 }
 
@@ -183,8 +204,13 @@ func (cc *ClientConn) readLoop() {
 }
 
 func (cc *ClientConn) read() error {
-	for {
+	for first := true; ; first = false {
 		f, err := cc.fr.ReadFrame()
+		if first && err == nil {
+			if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+				return connError{http2.ErrCodeProtocol, "server preface is not SETTINGS"}
+			}
+		}
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -329,7 +355,13 @@ func (cc *ClientConn) onRST(f *http2.RSTStreamFrame) {
 	if cs == nil {
 		return
 	}
-	cs.end(rstStatus(f.ErrCode), nil)
+	s := rstStatus(f.ErrCode)
+	// A server resets a call whose grpc-timeout expired with CANCEL; past
+	// the deadline that is DeadlineExceeded, as grpc-go reports it.
+	if f.ErrCode == http2.ErrCodeCancel && cs.hasDeadline && !timeNow().Before(cs.deadline) {
+		s = status.New(status.DeadlineExceeded, "context deadline exceeded")
+	}
+	cs.end(s, nil)
 	cc.w.push(item{kind: itCancel, ws: &cs.ws})
 }
 
@@ -361,6 +393,7 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 		return connError{http2.ErrCodeProtocol, err.Error()}
 	}
 	cc.w.pushN(it, item{kind: itSettingsAck})
+	cc.markReady()
 	return nil
 }
 
@@ -484,7 +517,10 @@ func (cc *ClientConn) NewStream(ctx context.Context, sc StreamConfig) (*ClientSt
 		cs.deadline, cs.hasDeadline = d, true
 	}
 	if sc.WatchContext && ctx.Done() != nil {
-		cs.stopWatch = context.AfterFunc(ctx, func() { cs.cancel(ctxStatus(ctx.Err())) })
+		stop := context.AfterFunc(ctx, func() { cs.cancel(ctxStatus(ctx.Err())) })
+		cs.mu.Lock()
+		cs.stopWatch = stop
+		cs.mu.Unlock()
 	}
 	return cs, nil
 }

@@ -29,16 +29,15 @@ type ClientStream struct {
 	id          uint32 // guarded by cc.mu
 	slot        bool   // guarded by cc.mu
 
-	mu             sync.Mutex
-	headersQueued  bool
-	sentEnd        bool
-	endWithHeaders bool
-	headerReady    bool
-	ended          bool
-	final          *status.Error // nil for OK
-	header         metadata.MD
-	trailer        metadata.MD
-	hdrSig         chan struct{}
+	mu            sync.Mutex
+	headersQueued bool
+	sentEnd       bool
+	headerReady   bool
+	ended         bool
+	final         *status.Error // nil for OK
+	header        metadata.MD
+	trailer       metadata.MD
+	hdrSig        chan struct{}
 
 	// Owned by the connection's reader while a header block is decoded.
 	gotHeaders    bool
@@ -78,6 +77,10 @@ func (cs *ClientStream) opened(id uint32) bool {
 	return true
 }
 
+// sent is part of headerSource; a client stream leaves its connection's
+// table when the call ends, not when the writer is done with it.
+func (cs *ClientStream) sent() {}
+
 // writeHeaderFields encodes the request headers.
 func (cs *ClientStream) writeHeaderFields(enc *hpack.Encoder, _ itemKind) bool {
 	enc.WriteField(hpack.HeaderField{Name: ":method", Value: "POST"})
@@ -100,10 +103,7 @@ func (cs *ClientStream) writeHeaderFields(enc *hpack.Encoder, _ itemKind) bool {
 		}
 		enc.WriteField(hpack.HeaderField{Name: k, Value: v})
 	})
-	cs.mu.Lock()
-	end := cs.endWithHeaders
-	cs.mu.Unlock()
-	return end
+	return false
 }
 
 func lowerASCII(s string) string {
@@ -124,11 +124,17 @@ func lowerASCII(s string) string {
 // SendMsg sends a request message; last half-closes the stream with it. It
 // returns io.EOF if the call has already ended: RecvMsg then tells why.
 func (cs *ClientStream) SendMsg(m any, last bool) error {
+	if err := cs.ctx.Err(); err != nil {
+		cs.cancel(ctxStatus(err))
+		return io.EOF
+	}
 	bp, err := encode(cs.codec, m)
 	if err != nil {
 		return err
 	}
-	if !last && !cs.ws.acquire(len(*bp), cs.ctx.Done()) {
+	if last {
+		cs.ws.add(len(*bp))
+	} else if !cs.ws.acquire(len(*bp), cs.ctx.Done()) {
 		putBuf(bp)
 		if err := cs.ctx.Err(); err != nil {
 			cs.cancel(ctxStatus(err))
@@ -167,8 +173,30 @@ func (cs *ClientStream) SendMsg(m any, last bool) error {
 	return nil
 }
 
-// CloseSend half-closes the stream.
+// SendHeader sends the request headers now, so that the server sees the
+// call before the first message; streams that the server may speak first
+// on need it. Unary calls skip it to send headers and message together.
+func (cs *ClientStream) SendHeader() {
+	cs.mu.Lock()
+	if cs.headersQueued || cs.ended {
+		cs.mu.Unlock()
+		return
+	}
+	cs.headersQueued = true
+	cs.mu.Unlock()
+	if !cs.cc.w.push(item{kind: itHeaders, ws: &cs.ws}) {
+		cs.end(unprocessed("transport: connection closed before the call was sent"), nil)
+	}
+}
+
+// CloseSend half-closes the stream. It always ends the request with an
+// empty DATA frame, never with END_STREAM on the HEADERS: the gRPC protocol
+// asks for that, and grpc-go servers ignore END_STREAM on request headers.
 func (cs *ClientStream) CloseSend() error {
+	if err := cs.ctx.Err(); err != nil {
+		cs.cancel(ctxStatus(err))
+		return nil
+	}
 	cs.mu.Lock()
 	if cs.sentEnd || cs.ended {
 		cs.mu.Unlock()
@@ -177,14 +205,12 @@ func (cs *ClientStream) CloseSend() error {
 	cs.sentEnd = true
 	first := !cs.headersQueued
 	cs.headersQueued = true
-	if first {
-		cs.endWithHeaders = true
-	}
 	cs.mu.Unlock()
+	end := item{kind: itData, ws: &cs.ws, end: true}
 	if first {
-		cs.cc.w.push(item{kind: itHeaders, ws: &cs.ws})
+		cs.cc.w.pushN(item{kind: itHeaders, ws: &cs.ws}, end)
 	} else {
-		cs.cc.w.push(item{kind: itData, ws: &cs.ws, end: true})
+		cs.cc.w.push(end)
 	}
 	return nil
 }
@@ -283,7 +309,9 @@ func (cs *ClientStream) Status() (*status.Error, bool) {
 }
 
 // Cancel resets the stream if it has not ended.
-func (cs *ClientStream) Cancel() { cs.cancel(status.New(status.Canceled, "stream canceled by the client")) }
+func (cs *ClientStream) Cancel() {
+	cs.cancel(status.New(status.Canceled, "stream canceled by the client"))
+}
 
 func (cs *ClientStream) cancel(s *status.Error) {
 	if cs.end(s, nil) {
@@ -307,6 +335,7 @@ func (cs *ClientStream) end(s *status.Error, trailer metadata.MD) bool {
 	if cs.hdrSig != nil {
 		close(cs.hdrSig)
 	}
+	stopWatch := cs.stopWatch
 	cs.mu.Unlock()
 	if s == nil {
 		cs.recv.deliver(nil, 0, true)
@@ -315,8 +344,8 @@ func (cs *ClientStream) end(s *status.Error, trailer metadata.MD) bool {
 	}
 	cs.ws.release(0, true)
 	cs.cc.removeStream(cs)
-	if cs.stopWatch != nil {
-		cs.stopWatch()
+	if stopWatch != nil {
+		stopWatch()
 	}
 	return true
 }
@@ -385,9 +414,20 @@ func (cs *ClientStream) endHeaders(trailers, end bool) {
 		cs.headerReady = true
 		cs.mu.Unlock()
 		cs.end(cs.parseStatus(), md)
+		cs.dropQueued()
 		return
 	}
 	cs.end(cs.parseStatus(), md)
+	cs.dropQueued()
+}
+
+// dropQueued resets a stream the server has ended while request data is
+// still queued behind flow control: the server will grant no more window
+// for it, so the writer would hold those bytes for the connection's life.
+func (cs *ClientStream) dropQueued() {
+	if cs.ws.hasQueued() {
+		cs.cc.w.push(item{kind: itRST, ws: &cs.ws, code: http2.ErrCodeCancel})
+	}
 }
 
 func (cs *ClientStream) endWithHeaderMD(md metadata.MD, s *status.Error, end bool) {

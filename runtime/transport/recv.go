@@ -38,9 +38,7 @@ func (r *recvBuffer) deliver(data []byte, flowLen uint32, end bool) uint32 {
 		return 0
 	}
 	if len(data) > 0 {
-		if r.buf == nil {
-			r.buf = getBuf()
-		}
+		r.grow(len(data), data)
 		*r.buf = append(*r.buf, data...)
 	}
 	if end {
@@ -51,6 +49,38 @@ func (r *recvBuffer) deliver(data []byte, flowLen uint32, end bool) uint32 {
 	r.signalLocked()
 	r.mu.Unlock()
 	return inc
+}
+
+// grow makes room for n more bytes. When the buffered bytes (or the data
+// arriving) start with a message's envelope, it sizes the buffer for the
+// whole message at once rather than doubling its way up.
+func (r *recvBuffer) grow(n int, data []byte) {
+	have := 0
+	if r.buf != nil {
+		have = len(*r.buf)
+		if have+n <= cap(*r.buf) {
+			return
+		}
+	}
+	want := have + n
+	var prefix []byte
+	switch {
+	case have >= headerSize:
+		prefix = (*r.buf)[:headerSize]
+	case have == 0 && len(data) >= headerSize:
+		prefix = data[:headerSize]
+	}
+	if prefix != nil {
+		if m := int(binary.BigEndian.Uint32(prefix[1:5])); m <= r.maxMsg && headerSize+m > want {
+			want = headerSize + m
+		}
+	}
+	nb := getBuf(want)
+	if r.buf != nil {
+		*nb = append(*nb, *r.buf...)
+		putBuf(r.buf)
+	}
+	r.buf = nb
 }
 
 // windowUpdateLocked returns the increment to grant if the buffered data is

@@ -275,4 +275,3 @@ func looksHTTP1(b []byte) bool {
 	}
 	return false
 }
-

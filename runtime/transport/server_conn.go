@@ -34,13 +34,14 @@ type serverConn struct {
 	hdec       *hpack.Decoder
 	readerDone chan struct{}
 
-	mu       sync.Mutex
-	streams  map[uint32]*ServerStream
-	lastID   uint32
-	draining bool
+	mu        sync.Mutex
+	started   bool // the preface arrived and the writer runs
+	streams   map[uint32]*ServerStream
+	lastID    uint32
+	draining  bool
 	finalSent bool // the final GOAWAY is out: streams above lastID are refused
-	closed   bool
-	shutOnce sync.Once
+	closed    bool
+	shutOnce  sync.Once
 
 	// Owned by the reader goroutine.
 	connUnacked uint32
@@ -87,10 +88,14 @@ func (sc *serverConn) serve() {
 	if err == nil {
 		err = sc.w.bw.Flush()
 	}
-	if err != nil {
+	sc.mu.Lock()
+	if err != nil || sc.closed {
+		sc.mu.Unlock()
 		sc.conn.Close()
 		return
 	}
+	sc.started = true
+	sc.mu.Unlock()
 	go sc.w.run()
 	err = sc.readLoop()
 	var ce connError
@@ -119,9 +124,15 @@ func (sc *serverConn) close(err error) {
 		return
 	}
 	sc.closed = true
+	started := sc.started
 	streams := sc.streams
 	sc.streams = map[uint32]*ServerStream{}
 	sc.mu.Unlock()
+	if !started {
+		// No preface yet: no writer, no streams, nothing to flush.
+		sc.conn.Close()
+		return
+	}
 	cause := status.Errorf(status.Unavailable, "transport: connection closed: %v", err)
 	for _, st := range streams {
 		st.abort(cause)
@@ -343,7 +354,13 @@ func (sc *serverConn) onRST(f *http2.RSTStreamFrame) {
 		return
 	}
 	sc.removeStream(st)
-	st.abort(status.Errorf(status.Canceled, "stream canceled by the client (%v)", f.ErrCode))
+	if f.ErrCode == http2.ErrCodeCancel && st.hasTimeout && !timeNow().Before(st.deadline) {
+		// The client gave up because the deadline passed; say so, whichever
+		// of its RST_STREAM and our own timer came first.
+		st.expire()
+	} else {
+		st.abort(status.Errorf(status.Canceled, "stream canceled by the client (%v)", f.ErrCode))
+	}
 	sc.w.push(item{kind: itCancel, ws: &st.ws})
 }
 
@@ -405,6 +422,13 @@ func (sc *serverConn) drain() {
 	sc.mu.Lock()
 	if sc.draining || sc.closed {
 		sc.mu.Unlock()
+		return
+	}
+	if !sc.started {
+		// A connection that has not sent its preface has no calls to
+		// drain; closing it ends its reader.
+		sc.mu.Unlock()
+		sc.close(errors.New("server shutting down before the connection preface"))
 		return
 	}
 	sc.draining = true

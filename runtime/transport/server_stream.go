@@ -12,6 +12,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/proto"
 )
 
 // ServerStream is the server side of one call. It is also the call's
@@ -322,9 +323,22 @@ func (st *ServerStream) MoreData() bool { return st.recv.pending() }
 
 // encode marshals m into a pooled buffer behind a 5-byte envelope prefix.
 func encode(c codec.Codec, m any) (*[]byte, error) {
-	bp := getBuf()
-	b := append((*bp)[:0], 0, 0, 0, 0, 0)
-	b, err := c.MarshalAppend(b, m)
+	var (
+		bp  *[]byte
+		b   []byte
+		err error
+	)
+	if pm, ok := m.(proto.Message); ok && c == codec.Proto {
+		// Size first so the buffer comes from the right pool class, then
+		// marshal reusing the size just cached in the message.
+		bp = getBuf(headerSize + proto.Size(pm))
+		b = append((*bp)[:0], 0, 0, 0, 0, 0)
+		b, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, pm)
+	} else {
+		bp = getBuf(0)
+		b = append((*bp)[:0], 0, 0, 0, 0, 0)
+		b, err = c.MarshalAppend(b, m)
+	}
 	if err != nil {
 		putBuf(bp)
 		return nil, status.Errorf(status.Internal, "grpc: error while marshaling: %v", err)
@@ -448,25 +462,36 @@ func (st *ServerStream) finish(s *status.Error, bp *[]byte) {
 	st.final = s
 	first := !st.headerSent
 	st.headerSent = true
-	st.trailersOnly = first && bp == nil
+	// Headers the handler set go out in their own frame, as grpc-go sends
+	// them, so clients see them as headers even when the call fails.
+	separateHeaders := first && bp == nil && len(st.header) > 0
+	st.trailersOnly = first && bp == nil && !separateHeaders
 	st.mu.Unlock()
 	st.recv.mu.Lock()
 	rstAfter := !st.recv.eof && st.recv.err == nil
 	st.recv.mu.Unlock()
 	w := st.conn.w
+	if bp != nil {
+		st.ws.add(len(*bp))
+	}
 	trailers := item{kind: itTrailers, ws: &st.ws, rstAfter: rstAfter}
 	switch {
 	case bp != nil && first:
 		w.pushN(item{kind: itHeaders, ws: &st.ws}, item{kind: itData, ws: &st.ws, buf: bp}, trailers)
 	case bp != nil:
 		w.pushN(item{kind: itData, ws: &st.ws, buf: bp}, trailers)
+	case separateHeaders:
+		w.pushN(item{kind: itHeaders, ws: &st.ws}, trailers)
 	default:
 		w.push(trailers)
 	}
-	st.conn.removeStream(st)
 	st.cancel(context.Canceled)
 	st.recv.release()
 }
+
+// sent is part of headerSource: the writer has written the stream's last
+// frame (or dropped it on a reset), so the connection can forget it.
+func (st *ServerStream) sent() { st.conn.removeStream(st) }
 
 // opened is part of headerSource; server streams are opened by the client.
 func (st *ServerStream) opened(uint32) bool { return true }

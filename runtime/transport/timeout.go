@@ -18,7 +18,10 @@ func encodeTimeout(d time.Duration) string {
 		u byte
 	}{{time.Nanosecond, 'n'}, {time.Microsecond, 'u'}, {time.Millisecond, 'm'}, {time.Second, 'S'}, {time.Minute, 'M'}, {time.Hour, 'H'}}
 	for _, u := range units {
-		v := (d + u.d - 1) / u.d
+		v := d / u.d
+		if d%u.d != 0 {
+			v++ // round up; (d + u.d - 1) would overflow near MaxInt64
+		}
 		if v <= max {
 			return fmt.Sprintf("%d%c", int64(v), u.u)
 		}

@@ -15,6 +15,7 @@ package transport
 
 import (
 	"errors"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -61,21 +62,42 @@ func unprocessed(msg string) *status.Error {
 	return status.Errorf(status.Unavailable, "%s: %w", msg, ErrUnprocessed)
 }
 
-// bufPool holds message buffers. It stores *[]byte so that Put does not
-// allocate an interface header per call; buffers larger than maxPooled are
-// dropped rather than pinned.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// Message buffers come from pools by size class (powers of two from 1 KiB
+// to 16 MiB), so a 1 MiB message reuses a 1 MiB buffer instead of growing
+// one from scratch each call. The pools hold *[]byte so that Put does not
+// allocate an interface header per call.
+const (
+	minBufShift = 10
+	numBufClass = 15
+)
 
-const maxPooled = 1 << 20
+var bufPools [numBufClass]sync.Pool
 
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+// getBuf returns an empty buffer with room for at least n bytes.
+func getBuf(n int) *[]byte {
+	c := 0
+	if n > 1<<minBufShift {
+		c = bits.Len(uint(n-1)) - minBufShift
+	}
+	if c >= numBufClass {
+		b := make([]byte, 0, n)
+		return &b
+	}
+	if v := bufPools[c].Get(); v != nil {
+		return v.(*[]byte)
+	}
+	b := make([]byte, 0, 1<<(minBufShift+c))
+	return &b
+}
 
+// putBuf returns a buffer to the pool of the largest class it can serve.
 func putBuf(b *[]byte) {
-	if cap(*b) > maxPooled {
+	c := bits.Len(uint(cap(*b))) - 1 - minBufShift
+	if c < 0 || c >= numBufClass {
 		return
 	}
 	*b = (*b)[:0]
-	bufPool.Put(b)
+	bufPools[c].Put(b)
 }
 
 // timeNow is a seam for tests.

@@ -60,6 +60,11 @@ type headerSource interface {
 	// before its HEADERS are written. It returns false if the stream was
 	// already abandoned.
 	opened(id uint32) bool
+	// sent is called once the writer is done with the stream: its last
+	// frame is written, or it was reset. A server stream stays in its
+	// connection's table until then, so window updates for a response
+	// still waiting on flow control reach it.
+	sent()
 }
 
 // wstate is a stream's send-side state. Fields above the line are owned by
@@ -70,7 +75,9 @@ type wstate struct {
 	delta   int64 // send window relative to the peer's initial window
 	pending []item
 	blocked bool
-	closed  bool
+	ended   bool // our END_STREAM is written: no more headers or data
+	closed  bool // reset or forgotten: nothing more at all, not even RST
+	told    bool // src.sent has been called
 
 	qmu    sync.Mutex
 	queued int
@@ -102,6 +109,21 @@ func (ws *wstate) acquire(n int, done <-chan struct{}) bool {
 	}
 	ws.qmu.Unlock()
 	return ok
+}
+
+// add counts n bytes as queued without waiting: the last message of a
+// stream is let through whatever the quota, as nothing follows it.
+func (ws *wstate) add(n int) {
+	ws.qmu.Lock()
+	ws.queued += n
+	ws.qmu.Unlock()
+}
+
+// hasQueued reports whether data the stream sent is still with the writer.
+func (ws *wstate) hasQueued() bool {
+	ws.qmu.Lock()
+	defer ws.qmu.Unlock()
+	return ws.queued > 0
 }
 
 func (ws *wstate) release(n int, done bool) {
@@ -297,7 +319,7 @@ func (w *writer) handle(it *item) {
 	switch it.kind {
 	case itHeaders, itTrailers, itData:
 		ws := it.ws
-		if ws.closed {
+		if ws.closed || ws.ended {
 			w.discard(it)
 			return
 		}
@@ -315,8 +337,7 @@ func (w *writer) handle(it *item) {
 			if ws.closed {
 				return
 			}
-			ws.closed = true
-			w.dropPending(ws)
+			w.closeStream(ws)
 			if ws.id == 0 {
 				ws.src.opened(0)
 				return
@@ -325,8 +346,9 @@ func (w *writer) handle(it *item) {
 		}
 		w.check(w.fr.WriteRSTStream(it.n, it.code))
 	case itCancel:
-		it.ws.closed = true
-		w.dropPending(it.ws)
+		if !it.ws.closed {
+			w.closeStream(it.ws)
+		}
 	case itWindowUpdate:
 		w.check(w.fr.WriteWindowUpdate(it.n, it.n2))
 	case itPing:
@@ -360,6 +382,36 @@ func (w *writer) handle(it *item) {
 			w.initWindow = int64(it.n2)
 			w.drainBlocked()
 		}
+	}
+}
+
+// endStream records that our END_STREAM went out and tells the stream.
+func (w *writer) endStream(ws *wstate) {
+	ws.ended = true
+	w.tell(ws)
+}
+
+// closeStream forgets a stream: its queued items are dropped and nothing
+// more is written for it.
+func (w *writer) closeStream(ws *wstate) {
+	ws.closed = true
+	w.dropPending(ws)
+	if ws.blocked {
+		for i, b := range w.blocked {
+			if b == ws {
+				w.blocked = append(w.blocked[:i], w.blocked[i+1:]...)
+				break
+			}
+		}
+		ws.blocked = false
+	}
+	w.tell(ws)
+}
+
+func (w *writer) tell(ws *wstate) {
+	if !ws.told {
+		ws.told = true
+		ws.src.sent()
 	}
 }
 
@@ -416,6 +468,7 @@ func (w *writer) writeStreamItem(it *item) bool {
 			w.nextID += 2
 			if !ws.src.opened(id) {
 				ws.closed = true
+				w.tell(ws)
 				return true
 			}
 			ws.id = id
@@ -424,7 +477,7 @@ func (w *writer) writeStreamItem(it *item) bool {
 		end := ws.src.writeHeaderFields(w.henc, it.kind)
 		w.writeHeaderBlock(ws.id, end, w.hbuf.Bytes())
 		if end {
-			ws.closed = true
+			w.endStream(ws)
 			if it.rstAfter {
 				w.check(w.fr.WriteRSTStream(ws.id, http2.ErrCodeNo))
 			}
@@ -466,7 +519,7 @@ func (w *writer) writeStreamItem(it *item) bool {
 		it.buf = nil
 	}
 	if it.end {
-		ws.closed = true
+		w.endStream(ws)
 	}
 	ws.release(total, it.end)
 	return true
