@@ -1,0 +1,136 @@
+// Command benchratio reads `go test -bench` output on standard input, copies
+// it to standard output, and then prints each benchmark beside grpc-go's:
+// for names of the form .../impl=NAME, the row with impl=grpc is the
+// baseline, and each implementation gets its ns/op as a speed-up over
+// grpc-go (above 1 is faster) and its allocs/op.
+//
+//	go test -run '^$' -bench . -benchmem ./... | go run ./cmd/benchratio
+//
+// It exits non-zero when the input reports a failure or holds no
+// benchmark, so a pipe into it still fails a make target.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+func main() {
+	if err := run(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benchratio:", err)
+		os.Exit(1)
+	}
+}
+
+// measurement is one benchmark line.
+type measurement struct {
+	group, impl          string
+	nsPerOp, allocsPerOp float64
+	hasAllocs            bool
+}
+
+func run(in io.Reader, out io.Writer) error {
+	var ms []measurement
+	failed := false
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(out, line)
+		if strings.HasPrefix(line, "FAIL") || strings.HasPrefix(line, "--- FAIL") {
+			failed = true
+		}
+		if m, ok := parse(line); ok {
+			ms = append(ms, m)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	printRatios(out, ms)
+	switch {
+	case failed:
+		return fmt.Errorf("the benchmarks failed")
+	case len(ms) == 0:
+		return fmt.Errorf("no benchmark results in the input")
+	}
+	return nil
+}
+
+// parse reads a line such as
+//
+//	BenchmarkServer/rpc=unary-16B/impl=micro-2  174174  12796 ns/op  1.25 MB/s  5567 B/op  81 allocs/op
+func parse(line string) (measurement, bool) {
+	f := strings.Fields(line)
+	if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+		return measurement{}, false
+	}
+	name := f[0]
+	// Drop the -GOMAXPROCS suffix.
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		if _, err := strconv.Atoi(name[i+1:]); err == nil {
+			name = name[:i]
+		}
+	}
+	var m measurement
+	var rest []string
+	for _, part := range strings.Split(name, "/") {
+		if v, ok := strings.CutPrefix(part, "impl="); ok {
+			m.impl = v
+			continue
+		}
+		rest = append(rest, part)
+	}
+	if m.impl == "" {
+		return measurement{}, false
+	}
+	m.group = strings.Join(rest, "/")
+	found := false
+	for i := 2; i+1 < len(f); i += 2 {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			continue
+		}
+		switch f[i+1] {
+		case "ns/op":
+			m.nsPerOp, found = v, true
+		case "allocs/op":
+			m.allocsPerOp, m.hasAllocs = v, true
+		}
+	}
+	return m, found
+}
+
+func printRatios(out io.Writer, ms []measurement) {
+	if len(ms) == 0 {
+		return
+	}
+	base := map[string]measurement{}
+	for _, m := range ms {
+		if m.impl == "grpc" {
+			base[m.group] = m
+		}
+	}
+	fmt.Fprintln(out, "\nEach implementation against grpc-go (speed-up: grpc-go's ns/op over its own; above 1 is faster):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "benchmark\timpl\tns/op\tspeed-up\tallocs/op\tgrpc-go allocs/op\t")
+	for _, m := range ms {
+		ratio, baseAllocs := "-", "-"
+		if b, ok := base[m.group]; ok {
+			ratio = fmt.Sprintf("%.2f×", b.nsPerOp/m.nsPerOp)
+			if b.hasAllocs {
+				baseAllocs = strconv.FormatFloat(b.allocsPerOp, 'f', -1, 64)
+			}
+		}
+		allocs := "-"
+		if m.hasAllocs {
+			allocs = strconv.FormatFloat(m.allocsPerOp, 'f', -1, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.group, m.impl, m.nsPerOp, ratio, allocs, baseAllocs)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+BenchmarkServer/rpc=unary-16B/impl=micro-2         	  174174	     12796 ns/op	   1.25 MB/s	    5567 B/op	      81 allocs/op
+BenchmarkServer/rpc=unary-16B/impl=grpc-2          	  116641	     25592 ns/op	   0.77 MB/s	    8317 B/op	     133 allocs/op
+SKIP BenchmarkServer/rpc=unary-1MiB/impl=micro: a single call fails
+BenchmarkServer/rpc=serverstream-1000x16B/impl=micro-2 	 2006245	      1325 ns/op
+PASS
+`
+
+func TestRun(t *testing.T) {
+	var out strings.Builder
+	if err := run(strings.NewReader(sample), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.HasPrefix(got, sample) {
+		t.Error("the input is not copied first")
+	}
+	for _, want := range []string{
+		"BenchmarkServer/rpc=unary-16B  micro  12796     2.00×         81                133",
+		"BenchmarkServer/rpc=unary-16B   grpc  25592     1.00×        133                133",
+		"BenchmarkServer/rpc=serverstream-1000x16B  micro   1325         -          -                  -",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestRunFails(t *testing.T) {
+	for _, in := range []string{"PASS\n", sample + "--- FAIL: BenchmarkX\nFAIL\n"} {
+		if err := run(strings.NewReader(in), new(strings.Builder)); err == nil {
+			t.Errorf("no error for input %q", in)
+		}
+	}
+}
