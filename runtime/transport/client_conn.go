@@ -406,7 +406,9 @@ func (cc *ClientConn) onGoAway(f *http2.GoAwayFrame) {
 			refused = append(refused, cs)
 		}
 	}
-	idle := len(cc.streams) == len(refused)
+	// Count calls, not registered streams: a call whose headers are still
+	// queued holds a slot but is not in the table yet.
+	idle := cc.active == len(refused)
 	cc.signalSlotLocked()
 	cc.mu.Unlock()
 	for _, cs := range refused {

@@ -61,8 +61,16 @@ func (cs *ClientStream) opened(id uint32) bool {
 	cs.mu.Lock()
 	ended := cs.ended
 	cs.mu.Unlock()
-	if ended || id == 0 {
+	if ended {
 		cc.mu.Unlock()
+		return false
+	}
+	if id == 0 || cc.closed {
+		// The writer dropped the headers, or the connection closed while
+		// they were queued: closeWith no longer sees this stream, so end
+		// it here. Its headers never left, so it may be retried.
+		cc.mu.Unlock()
+		cs.end(unprocessed("transport: connection closed before the call was sent"), nil)
 		return false
 	}
 	if id > 1<<31-1 {

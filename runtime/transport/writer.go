@@ -288,8 +288,12 @@ func (w *writer) fail(err error) {
 	w.onError(err)
 }
 
-// discard releases what an unwritten item holds.
+// discard releases what an unwritten item holds. A client stream whose
+// headers are dropped is told, so its call ends instead of waiting.
 func (w *writer) discard(it *item) {
+	if it.kind == itHeaders && it.ws != nil && it.ws.id == 0 {
+		it.ws.src.opened(0) // idempotent: ends the call once
+	}
 	if it.kind == itData && it.ws != nil {
 		n := 0
 		if it.buf != nil {

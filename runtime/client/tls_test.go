@@ -1,0 +1,118 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/server"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+)
+
+// selfSigned returns a certificate for 127.0.0.1 and localhost and a pool
+// that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "micro test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func TestTLS(t *testing.T) {
+	leakcheck.Check(t)
+	cert, pool := selfSigned(t)
+	srv := serveGreeter(t, nil, server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	g := greeterAt(newTestClient(t, client.TLSConfig(&tls.Config{RootCAs: pool})), srv.Address())
+	rsp, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "tls"})
+	if err != nil || rsp.Message != "Hello tls" {
+		t.Fatalf("TLS call: %v %v", rsp, err)
+	}
+	bs, err := g.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		bs.Send(&greeterpb.HelloRequest{Name: "s"})
+		if m, err := bs.Recv(); err != nil || m.Message != "Hello s" {
+			t.Fatalf("TLS stream: %v %v", m, err)
+		}
+	}
+	bs.CloseSend()
+	if _, err := bs.Recv(); err != io.EOF {
+		t.Fatalf("TLS stream end: %v", err)
+	}
+
+	// A client that does not trust the certificate fails to connect.
+	untrusting := greeterAt(newTestClient(t, client.TLSConfig(&tls.Config{})), srv.Address())
+	if _, err := untrusting.SayHello(ctx, &greeterpb.HelloRequest{Name: "x"}); status.CodeOf(err) != status.Unavailable {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
+
+	// A cleartext client gets Unavailable promptly rather than hanging.
+	clear := greeterAt(newTestClient(t), srv.Address())
+	cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer ccancel()
+	start := time.Now()
+	_, err = clear.SayHello(cctx, &greeterpb.HelloRequest{Name: "x"})
+	if status.CodeOf(err) != status.Unavailable {
+		t.Fatalf("cleartext client to TLS server: %v, want Unavailable", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("cleartext client to TLS server took %v to fail", el)
+	}
+}
+
+func TestTLSClientToCleartextServer(t *testing.T) {
+	leakcheck.Check(t)
+	_, pool := selfSigned(t)
+	srv := serveGreeter(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g := greeterAt(newTestClient(t, client.TLSConfig(&tls.Config{RootCAs: pool})), srv.Address())
+	start := time.Now()
+	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "x"}); status.CodeOf(err) != status.Unavailable {
+		t.Fatalf("TLS client to cleartext server: %v, want Unavailable", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("took %v to fail", el)
+	}
+}

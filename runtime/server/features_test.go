@@ -1,0 +1,483 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/server"
+	"github.com/protoc-gen-micro/micro/runtime/spec"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+	"golang.org/x/net/http2"
+)
+
+// gateGreeter's SayHello blocks on names starting with "block" until
+// release is closed, ignoring its context; other names are answered at
+// once.
+type gateGreeter struct {
+	greeterpb.GreeterHandler
+	entered chan struct{}
+	release chan struct{}
+	sleep   time.Duration
+}
+
+func (g *gateGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
+	if strings.HasPrefix(in.Name, "block") {
+		g.entered <- struct{}{}
+		select {
+		case <-g.release:
+		case <-time.After(5 * time.Second):
+			return status.New(status.Internal, "never released")
+		}
+	}
+	if in.Name == "sleep" {
+		g.entered <- struct{}{}
+		time.Sleep(g.sleep)
+	}
+	out.Message = "Hello " + in.Name
+	return nil
+}
+
+func startGate(t *testing.T, g *gateGreeter, opts ...server.Option) (server.Server, greeterpb.GreeterService) {
+	t.Helper()
+	srv := server.NewServer(append([]server.Option{server.Address("127.0.0.1:0")}, opts...)...)
+	if err := greeterpb.RegisterGreeterHandler(srv, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	c := client.NewClient()
+	t.Cleanup(func() { c.(io.Closer).Close() })
+	return srv, greeterpb.NewGreeterService("greeter", addrClient{c, srv.Address()})
+}
+
+// addrClient sends every call to one address.
+type addrClient struct {
+	client.Client
+	addr string
+}
+
+func (a addrClient) Call(ctx context.Context, service string, m *spec.Method, req, rsp any, opts ...client.CallOption) error {
+	return a.Client.Call(ctx, service, m, req, rsp, append(opts, client.WithAddress(a.addr))...)
+}
+
+func (a addrClient) Stream(ctx context.Context, service string, m *spec.Method, opts ...client.CallOption) (client.Stream, error) {
+	return a.Client.Stream(ctx, service, m, append(opts, client.WithAddress(a.addr))...)
+}
+
+func TestAddressResolvedAfterStart(t *testing.T) {
+	leakcheck.Check(t)
+	srv := server.NewServer()
+	if err := greeterpb.RegisterGreeterHandler(srv, hello{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Address(); got != ":0" {
+		t.Fatalf("Address before Start = %q, want the default \":0\"", got)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("Stop before Start: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	if err := srv.Start(); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	_, port, err := net.SplitHostPort(srv.Address())
+	if err != nil || port == "" || port == "0" {
+		t.Fatalf("Address after Start = %q (%v), want a real port", srv.Address(), err)
+	}
+	c := client.NewClient()
+	t.Cleanup(func() { c.(io.Closer).Close() })
+	g := greeterpb.NewGreeterService("greeter", addrClient{c, net.JoinHostPort("127.0.0.1", port)})
+	if rsp, err := g.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "port"}); err != nil || rsp.Message != "Hello port" {
+		t.Fatalf("call to the resolved port: %v %v", rsp, err)
+	}
+}
+
+// TestStopCutsOffAfterGrace: a handler that ignores its context cannot
+// hold Stop beyond the grace period, and Stop says calls were cut off.
+func TestStopCutsOffAfterGrace(t *testing.T) {
+	leakcheck.Check(t)
+	const grace = 200 * time.Millisecond
+	g := &gateGreeter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	defer close(g.release)
+	srv, svc := startGate(t, g, server.GracePeriod(grace))
+
+	callErr := make(chan error, 1)
+	go func() {
+		_, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "block"})
+		callErr <- err
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler not entered")
+	}
+	start := time.Now()
+	err := srv.Stop()
+	el := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "cut off") {
+		t.Fatalf("Stop = %v, want an error saying calls were cut off", err)
+	}
+	if el < grace-20*time.Millisecond || el > grace+time.Second {
+		t.Fatalf("Stop took %v with a %v grace period", el, grace)
+	}
+	select {
+	case err := <-callErr:
+		if status.CodeOf(err) != status.Unavailable {
+			t.Fatalf("cut-off call got %v, want Unavailable", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the cut-off call did not return")
+	}
+}
+
+// TestStopWaitsForCallWithinGrace: a call that finishes within the grace
+// period completes, and Stop reports no error.
+func TestStopWaitsForCallWithinGrace(t *testing.T) {
+	leakcheck.Check(t)
+	g := &gateGreeter{entered: make(chan struct{}, 1), sleep: 150 * time.Millisecond}
+	srv, svc := startGate(t, g, server.GracePeriod(3*time.Second))
+	callErr := make(chan error, 1)
+	go func() {
+		rsp, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "sleep"})
+		if err == nil && rsp.Message != "Hello sleep" {
+			err = fmt.Errorf("got %q", rsp.Message)
+		}
+		callErr <- err
+	}()
+	<-g.entered
+	start := time.Now()
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("Stop returned after %v, before the call could finish", el)
+	}
+	if err := <-callErr; err != nil {
+		t.Fatalf("call during Stop: %v", err)
+	}
+}
+
+// TestStopIdleConnection: an idle client connection does not hold Stop up.
+func TestStopIdleConnection(t *testing.T) {
+	leakcheck.Check(t)
+	srv, svc := startGate(t, &gateGreeter{})
+	if _, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if el := time.Since(start); el > 900*time.Millisecond {
+		t.Fatalf("Stop with an idle connection took %v", el)
+	}
+}
+
+type interceptLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *interceptLog) add(s string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	l.mu.Unlock()
+}
+
+func (l *interceptLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.lines
+	l.lines = nil
+	return out
+}
+
+// logGreeter logs its handlers' runs.
+type logGreeter struct {
+	greeterpb.GreeterHandler
+	log *interceptLog
+}
+
+func (g logGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
+	g.log.add("handler")
+	out.Message = "Hello " + in.Name
+	return nil
+}
+
+func (g logGreeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+	g.log.add("handler " + in.Name)
+	return s.Send(&greeterpb.HelloReply{Message: "Hello " + in.Name})
+}
+
+func (g logGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+	g.log.add("handler")
+	for {
+		in, err := s.Recv()
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if err := s.Send(&greeterpb.HelloReply{Message: "Hello " + in.Name}); err != nil {
+			return err
+		}
+	}
+}
+
+// countingStream counts the messages a stream interceptor sees pass.
+type countingStream struct {
+	server.Stream
+	log  *interceptLog
+	name string
+}
+
+func (c countingStream) SendMsg(m any) error {
+	c.log.add(c.name + " send")
+	return c.Stream.SendMsg(m)
+}
+
+func TestServerInterceptors(t *testing.T) {
+	leakcheck.Check(t)
+	var log interceptLog
+	wraps := 0
+	unary := func(name string) server.UnaryInterceptor {
+		return func(m *spec.Method, next server.UnaryHandler) server.UnaryHandler {
+			wraps++
+			if m.StreamType != spec.Unary || m.Service != greeterpb.GreeterName {
+				t.Errorf("unary interceptor %s wrapped %+v", name, m)
+			}
+			return func(ctx context.Context, req, rsp any) error {
+				log.add(name + ">" + m.Name)
+				if req.(*greeterpb.HelloRequest).Name == "deny-"+name {
+					return status.Errorf(status.PermissionDenied, "denied by %s", name)
+				}
+				err := next(ctx, req, rsp)
+				log.add("<" + name)
+				return err
+			}
+		}
+	}
+	stream := func(name string) server.StreamInterceptor {
+		return func(m *spec.Method, next server.StreamHandler) server.StreamHandler {
+			wraps++
+			return func(ctx context.Context, req any, s server.Stream) error {
+				r := "nil"
+				if hr, ok := req.(*greeterpb.HelloRequest); ok {
+					r = hr.Name
+				}
+				log.add(name + ">" + m.Name + " req=" + r)
+				if r == "deny-"+name {
+					return status.Errorf(status.PermissionDenied, "denied by %s", name)
+				}
+				err := next(ctx, req, countingStream{s, &log, name})
+				log.add("<" + name)
+				return err
+			}
+		}
+	}
+	srv := server.NewServer(server.Address("127.0.0.1:0"),
+		server.WithUnaryInterceptor(unary("A"), unary("B")),
+		server.WithStreamInterceptor(stream("SA")),
+	)
+	err := greeterpb.RegisterGreeterHandler(srv, logGreeter{log: &log},
+		server.HandlerUnaryInterceptor(unary("H")),
+		server.HandlerStreamInterceptor(stream("SH")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Interceptors wrap each method once, at registration: 1 unary method
+	// times 3, and 3 streaming methods times 2.
+	if wraps != 9 {
+		t.Fatalf("interceptors were called %d times at registration, want 9", wraps)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	c := client.NewClient()
+	t.Cleanup(func() { c.(io.Closer).Close() })
+	g := greeterpb.NewGreeterService("greeter", addrClient{c, srv.Address()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	if rsp, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "x"}); err != nil || rsp.Message != "Hello x" {
+		t.Fatalf("call: %v %v", rsp, err)
+	}
+	want := []string{"A>SayHello", "B>SayHello", "H>SayHello", "handler", "<H", "<B", "<A"}
+	if got := log.take(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("unary order:\n got %q\nwant %q", got, want)
+	}
+	_, err = g.SayHello(ctx, &greeterpb.HelloRequest{Name: "deny-B"})
+	if se, ok := status.FromError(err); !ok || se.Code() != status.PermissionDenied || se.Message() != "denied by B" {
+		t.Fatalf("rejected call: %v", err)
+	}
+	if got := log.take(); !reflect.DeepEqual(got, []string{"A>SayHello", "B>SayHello", "<A"}) {
+		t.Fatalf("after a rejection: %q", got)
+	}
+
+	rs, err := g.LotsOfReplies(ctx, &greeterpb.HelloRequest{Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := rs.Recv(); err != nil || m.Message != "Hello r" {
+		t.Fatalf("server stream: %v %v", m, err)
+	}
+	if _, err := rs.Recv(); err != io.EOF {
+		t.Fatalf("server stream end: %v", err)
+	}
+	want = []string{"SA>LotsOfReplies req=r", "SH>LotsOfReplies req=r", "handler r", "SH send", "SA send", "<SH", "<SA"}
+	if got := log.take(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("stream order:\n got %q\nwant %q", got, want)
+	}
+
+	rs, err = g.LotsOfReplies(ctx, &greeterpb.HelloRequest{Name: "deny-SH"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Recv(); status.CodeOf(err) != status.PermissionDenied {
+		t.Fatalf("stream rejected by interceptor: %v", err)
+	}
+	log.take()
+
+	bs, err := g.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs.Send(&greeterpb.HelloRequest{Name: "b"})
+	if m, err := bs.Recv(); err != nil || m.Message != "Hello b" {
+		t.Fatalf("bidi: %v %v", m, err)
+	}
+	bs.CloseSend()
+	if _, err := bs.Recv(); err != io.EOF {
+		t.Fatalf("bidi end: %v", err)
+	}
+	if got := log.take(); len(got) < 2 || got[0] != "SA>Chat req=nil" || got[1] != "SH>Chat req=nil" {
+		t.Fatalf("bidi interceptors: %q", got)
+	}
+}
+
+// h2cRoundTrip makes one gRPC call with x/net's HTTP/2 client, which lets
+// the test see the response's content type and trailers as sent.
+func h2cRoundTrip(t *testing.T, addr, path, contentType string, payload []byte) (*http.Response, []byte) {
+	t.Helper()
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	body := make([]byte, 5+len(payload))
+	binary.BigEndian.PutUint32(body[1:], uint32(len(payload)))
+	copy(body[5:], payload)
+	req, err := http.NewRequest("POST", "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("content-type", contentType)
+	req.Header.Set("te", "trailers")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
+}
+
+func TestJSONResponseContentType(t *testing.T) {
+	leakcheck.Check(t)
+	srv := startServer(t)
+	for _, tc := range []struct{ reqCT, respCT string }{
+		{"application/grpc+json", "application/grpc+json"},
+		{"application/grpc+json; charset=utf-8", "application/grpc+json"},
+		{"application/grpc+JSON", "application/grpc+json"},
+	} {
+		resp, data := h2cRoundTrip(t, srv.Address(), greeterpb.GreeterSayHelloProcedure, tc.reqCT, []byte(`{"name":"json"}`))
+		if resp.StatusCode != 200 || resp.Header.Get("content-type") != tc.respCT {
+			t.Fatalf("request %q: status %d content-type %q, want %q", tc.reqCT, resp.StatusCode, resp.Header.Get("content-type"), tc.respCT)
+		}
+		if got := resp.Trailer.Get("grpc-status"); got != "0" {
+			t.Fatalf("request %q: grpc-status %q (%q)", tc.reqCT, got, resp.Trailer.Get("grpc-message"))
+		}
+		if len(data) < 5 || int(binary.BigEndian.Uint32(data[1:5])) != len(data)-5 {
+			t.Fatalf("request %q: malformed response body %q", tc.reqCT, data)
+		}
+		var reply struct{ Message string }
+		if err := json.Unmarshal(data[5:], &reply); err != nil || reply.Message != "Hello json" {
+			t.Fatalf("request %q: response %q is not the JSON reply (%v)", tc.reqCT, data[5:], err)
+		}
+	}
+	// The proto content types are answered in kind.
+	for _, ct := range []string{"application/grpc", "application/grpc+proto"} {
+		resp, _ := h2cRoundTrip(t, srv.Address(), greeterpb.GreeterSayHelloProcedure, ct, helloBytes(t, "p"))
+		if resp.Header.Get("content-type") != ct || resp.Trailer.Get("grpc-status") != "0" {
+			t.Fatalf("request %q: content-type %q grpc-status %q", ct, resp.Header.Get("content-type"), resp.Trailer.Get("grpc-status"))
+		}
+	}
+	// Malformed JSON is a clean error, not a dropped connection. A
+	// trailers-only response carries its status in the headers.
+	resp, _ := h2cRoundTrip(t, srv.Address(), greeterpb.GreeterSayHelloProcedure, "application/grpc+json", []byte(`{"name":`))
+	got := resp.Trailer.Get("grpc-status") + resp.Header.Get("grpc-status")
+	if got != status.Internal.WireString() {
+		t.Fatalf("malformed JSON: grpc-status %q, want Internal", got)
+	}
+}
+
+// TestStopWithSilentConnection: a connection that has not sent its preface
+// yet (a slow client, or a TLS handshake in progress) must not hold Stop
+// beyond the grace period, nor leave goroutines behind.
+func TestStopWithSilentConnection(t *testing.T) {
+	leakcheck.Check(t)
+	const grace = 200 * time.Millisecond
+	srv, svc := startGate(t, &gateGreeter{}, server.GracePeriod(grace))
+	if _, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, partial := range []string{"", "PRI * HTTP/2.0\r\n"} {
+		c, err := net.Dial("tcp", srv.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, partial)
+	}
+	time.Sleep(50 * time.Millisecond) // let the server accept them
+	stopped := make(chan error, 1)
+	start := time.Now()
+	go func() { stopped <- srv.Stop() }()
+	select {
+	case <-stopped:
+		if el := time.Since(start); el > grace+time.Second {
+			t.Fatalf("Stop took %v with a %v grace period", el, grace)
+		}
+	case <-time.After(grace + 3*time.Second):
+		t.Fatalf("Stop still blocked %v after it began, with a %v grace period and two connections that never sent a preface", grace+3*time.Second, grace)
+	}
+}
