@@ -1,4 +1,4 @@
-# make demo      build the plugin, generate the example, run its server and client
+# make demo      build the plugin, generate the example and check it, run its server and client
 # make test      every module's tests with -race, formatting, vet, and protoc checks
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
@@ -28,7 +28,16 @@ generate: plugin
 	cd interop && $(GO) generate ./...
 	cd bench && $(GO) generate ./...
 
-demo: generate
+# The demo generates the example afresh (into a temporary folder, so the
+# tree stays clean) and checks it against the committed code, then runs it.
+demo: plugin
+	@if command -v protoc >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory protoc-check; \
+	else \
+		echo "demo: protoc is not installed; generating the example in-process"; \
+		$(GO) test ./internal/codegen -run 'TestExampleUpToDate' -count=1 >/dev/null && \
+		echo "demo: in-process generation matches the committed example"; \
+	fi
 	@sh examples/greeter/demo.sh
 
 fmt-check:
