@@ -369,28 +369,14 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
-	it := item{kind: itPeerSettings}
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		if err := s.Valid(); err != nil {
-			return err
-		}
-		switch s.ID {
-		case http2.SettingInitialWindowSize:
-			it.end, it.n2 = true, s.Val
-		case http2.SettingMaxFrameSize:
-			it.n = s.Val
-		case http2.SettingHeaderTableSize:
-			it.off = int(s.Val) + 1
-		case http2.SettingMaxConcurrentStreams:
-			cc.mu.Lock()
-			cc.maxStreams = min(s.Val, 1<<31-1)
-			cc.signalSlotLocked()
-			cc.mu.Unlock()
-		}
-		return nil
+	it, err := peerSettings(f, func(n uint32) {
+		cc.mu.Lock()
+		cc.maxStreams = min(n, 1<<31-1)
+		cc.signalSlotLocked()
+		cc.mu.Unlock()
 	})
 	if err != nil {
-		return connError{http2.ErrCodeProtocol, err.Error()}
+		return err
 	}
 	cc.w.pushN(it, item{kind: itSettingsAck})
 	cc.markReady()

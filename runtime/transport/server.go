@@ -147,27 +147,7 @@ func (s *Server) removeConn(sc *serverConn) {
 // in-flight streams to finish or ctx to end, then closes everything. It
 // returns ctx's error if streams were cut short.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	first := !s.shutdown
-	s.shutdown = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	conns := make([]*serverConn, 0, len(s.conns))
-	for sc := range s.conns {
-		conns = append(conns, sc)
-	}
-	var done chan struct{}
-	if len(s.conns) > 0 {
-		if s.connsDone == nil {
-			s.connsDone = make(chan struct{})
-		}
-		done = s.connsDone
-	}
-	s.mu.Unlock()
-	if first {
-		close(s.quit)
-	}
+	conns, done := s.stop(true)
 	for _, sc := range conns {
 		sc.drain()
 	}
@@ -187,24 +167,38 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes every listener and connection at once; in-flight streams
 // fail with Unavailable.
 func (s *Server) Close() error {
+	conns, _ := s.stop(false)
+	for _, sc := range conns {
+		sc.close(errClosed)
+	}
+	return nil
+}
+
+// stop marks the server shut down, closes its listeners and returns its
+// connections; with wait, also a channel closed when the last one is gone
+// (nil when there is none).
+func (s *Server) stop(wait bool) (conns []*serverConn, done chan struct{}) {
 	s.mu.Lock()
 	first := !s.shutdown
 	s.shutdown = true
 	for l := range s.listeners {
 		l.Close()
 	}
-	conns := make([]*serverConn, 0, len(s.conns))
+	conns = make([]*serverConn, 0, len(s.conns))
 	for sc := range s.conns {
 		conns = append(conns, sc)
+	}
+	if wait && len(s.conns) > 0 {
+		if s.connsDone == nil {
+			s.connsDone = make(chan struct{})
+		}
+		done = s.connsDone
 	}
 	s.mu.Unlock()
 	if first {
 		close(s.quit)
 	}
-	for _, sc := range conns {
-		sc.close(errClosed)
-	}
-	return nil
+	return conns, done
 }
 
 // dispatch hands a stream to an idle worker or starts one. Reusing worker

@@ -368,6 +368,18 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
+	it, err := peerSettings(f, nil)
+	if err != nil {
+		return err
+	}
+	sc.w.pushN(it, item{kind: itSettingsAck})
+	return nil
+}
+
+// peerSettings validates a peer's SETTINGS and turns the ones the writer
+// applies into an itPeerSettings item; maxStreams, when set, receives
+// SETTINGS_MAX_CONCURRENT_STREAMS.
+func peerSettings(f *http2.SettingsFrame, maxStreams func(uint32)) (item, error) {
 	it := item{kind: itPeerSettings}
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
@@ -380,18 +392,21 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 			it.n = s.Val
 		case http2.SettingHeaderTableSize:
 			it.off = int(s.Val) + 1
+		case http2.SettingMaxConcurrentStreams:
+			if maxStreams != nil {
+				maxStreams(s.Val)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		var ce http2.ConnectionError
 		if errors.As(err, &ce) {
-			return connError{http2.ErrCode(ce), "bad SETTINGS"}
+			return it, connError{http2.ErrCode(ce), "bad SETTINGS: " + err.Error()}
 		}
-		return connError{http2.ErrCodeProtocol, err.Error()}
+		return it, connError{http2.ErrCodeProtocol, err.Error()}
 	}
-	sc.w.pushN(it, item{kind: itSettingsAck})
-	return nil
+	return it, nil
 }
 
 func (sc *serverConn) onPing(f *http2.PingFrame) {
