@@ -11,14 +11,9 @@ import (
 	"testing"
 
 	"github.com/bufbuild/protocompile"
-	"github.com/bufbuild/protocompile/linker"
 	"github.com/protoc-gen-micro/micro/internal/codegen"
 	"google.golang.org/protobuf/cmd/protoc-gen-go/internal_gengo"
 	"google.golang.org/protobuf/compiler/protogen"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 )
 
@@ -59,8 +54,7 @@ func protoFiles(t testing.TB, dir string) []string {
 }
 
 // newRequest compiles files, relative to importDir, in-process and returns
-// the request protoc would send a plugin to generate them: every file they
-// depend on, in dependency order, with source info so comments survive.
+// the request protoc would send a plugin to generate them.
 func newRequest(t testing.TB, importDir string, files []string, parameter string, compiler *pluginpb.Version) *pluginpb.CodeGeneratorRequest {
 	t.Helper()
 	c := protocompile.Compiler{
@@ -71,42 +65,9 @@ func newRequest(t testing.TB, importDir string, files []string, parameter string
 	if err != nil {
 		t.Fatalf("compile %v: %v", files, err)
 	}
-	req := &pluginpb.CodeGeneratorRequest{FileToGenerate: files, CompilerVersion: compiler}
-	if parameter != "" {
-		req.Parameter = proto.String(parameter)
-	}
-	seen := map[string]bool{}
-	var add func(fd protoreflect.FileDescriptor)
-	add = func(fd protoreflect.FileDescriptor) {
-		if seen[fd.Path()] {
-			return
-		}
-		seen[fd.Path()] = true
-		for i := 0; i < fd.Imports().Len(); i++ {
-			add(fd.Imports().Get(i).FileDescriptor)
-		}
-		req.ProtoFile = append(req.ProtoFile, fileProto(fd))
-	}
-	for _, f := range compiled {
-		add(f)
-	}
-	for _, name := range files {
-		for _, fp := range req.ProtoFile {
-			if fp.GetName() == name {
-				req.SourceFileDescriptors = append(req.SourceFileDescriptors, fp)
-			}
-		}
-	}
+	req := codegen.NewRequest(parameter, compiled...)
+	req.CompilerVersion = compiler
 	return req
-}
-
-// fileProto returns fd as protoc would describe it: protocompile's own
-// descriptor proto where it has one (it fills json_name as protoc does).
-func fileProto(fd protoreflect.FileDescriptor) *descriptorpb.FileDescriptorProto {
-	if r, ok := fd.(linker.Result); ok {
-		return r.FileDescriptorProto()
-	}
-	return protodesc.ToFileDescriptorProto(fd)
 }
 
 // output is a generated file.

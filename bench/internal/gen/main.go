@@ -21,14 +21,9 @@ import (
 	"strings"
 
 	"github.com/bufbuild/protocompile"
-	"github.com/bufbuild/protocompile/linker"
 	"github.com/protoc-gen-micro/micro/internal/codegen"
 	"google.golang.org/protobuf/cmd/protoc-gen-go/internal_gengo"
 	"google.golang.org/protobuf/compiler/protogen"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 )
 
@@ -117,9 +112,7 @@ func protoFiles(dir string) ([]string, error) {
 	return files, err
 }
 
-// request compiles files and builds the request protoc would send a plugin:
-// every file they depend on, in dependency order, with source info so that
-// comments reach the generated code.
+// request compiles files and builds the request protoc would send a plugin.
 func request(importDir string, files []string) (*pluginpb.CodeGeneratorRequest, error) {
 	c := protocompile.Compiler{
 		Resolver:       protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{importDir}}),
@@ -129,39 +122,7 @@ func request(importDir string, files []string) (*pluginpb.CodeGeneratorRequest, 
 	if err != nil {
 		return nil, err
 	}
-	req := &pluginpb.CodeGeneratorRequest{FileToGenerate: files, Parameter: proto.String("paths=source_relative")}
-	seen := map[string]bool{}
-	var add func(fd protoreflect.FileDescriptor)
-	add = func(fd protoreflect.FileDescriptor) {
-		if seen[fd.Path()] {
-			return
-		}
-		seen[fd.Path()] = true
-		for i := 0; i < fd.Imports().Len(); i++ {
-			add(fd.Imports().Get(i).FileDescriptor)
-		}
-		req.ProtoFile = append(req.ProtoFile, fileProto(fd))
-	}
-	for _, f := range compiled {
-		add(f)
-	}
-	for _, fp := range req.ProtoFile {
-		for _, name := range files {
-			if fp.GetName() == name {
-				req.SourceFileDescriptors = append(req.SourceFileDescriptors, fp)
-			}
-		}
-	}
-	return req, nil
-}
-
-// fileProto describes fd as protoc would; protocompile's own descriptor
-// fills json_name as protoc does.
-func fileProto(fd protoreflect.FileDescriptor) *descriptorpb.FileDescriptorProto {
-	if r, ok := fd.(linker.Result); ok {
-		return r.FileDescriptorProto()
-	}
-	return protodesc.ToFileDescriptorProto(fd)
+	return codegen.NewRequest("paths=source_relative", compiled...), nil
 }
 
 func sortedKeys(m map[string][]byte) []string {

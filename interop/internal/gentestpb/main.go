@@ -23,10 +23,8 @@ import (
 	"google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 )
 
@@ -87,24 +85,22 @@ func generate() ([]byte, error) {
 // mapped, with an M parameter, to the Go package its types were compiled
 // into.
 func request(file protoreflect.FileDescriptor) (*pluginpb.CodeGeneratorRequest, error) {
-	files := withImports(file)
+	req := codegen.NewRequest("", file)
 	params := []string{"paths=source_relative", "M" + file.Path() + "=" + goPackage}
-	for _, f := range files[:len(files)-1] {
+	files := req.GetProtoFile() // file's imports, then file
+	for _, fdp := range files[:len(files)-1] {
+		f, err := protoregistry.GlobalFiles.FindFileByPath(fdp.GetName())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fdp.GetName(), err)
+		}
 		pkg, err := goImportPath(f)
 		if err != nil {
 			return nil, err
 		}
 		params = append(params, "M"+f.Path()+"="+pkg)
 	}
-	fdps := make([]*descriptorpb.FileDescriptorProto, len(files))
-	for i, f := range files {
-		fdps[i] = protodesc.ToFileDescriptorProto(f)
-	}
-	return &pluginpb.CodeGeneratorRequest{
-		FileToGenerate: []string{file.Path()},
-		Parameter:      proto.String(strings.Join(params, ",")),
-		ProtoFile:      fdps,
-	}, nil
+	req.Parameter = proto.String(strings.Join(params, ","))
+	return req, nil
 }
 
 // goImportPath returns the Go package that a linked-in file's types were
@@ -125,25 +121,4 @@ func goImportPath(f protoreflect.FileDescriptor) (string, error) {
 		return reflect.TypeOf(et.New(0)).PkgPath(), nil
 	}
 	return "", fmt.Errorf("%s declares no types to find its Go package by", f.Path())
-}
-
-// withImports returns file and everything it imports, each file after its
-// imports, as protoc lists them.
-func withImports(file protoreflect.FileDescriptor) []protoreflect.FileDescriptor {
-	var out []protoreflect.FileDescriptor
-	seen := map[string]bool{}
-	var visit func(f protoreflect.FileDescriptor)
-	visit = func(f protoreflect.FileDescriptor) {
-		if seen[f.Path()] {
-			return
-		}
-		seen[f.Path()] = true
-		imports := f.Imports()
-		for i := 0; i < imports.Len(); i++ {
-			visit(imports.Get(i).FileDescriptor)
-		}
-		out = append(out, f)
-	}
-	visit(file)
-	return out
 }
