@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
@@ -23,6 +24,9 @@ import (
 func main() {
 	addr := flag.String("address", "", "address of a greeter server (found in the registry when empty)")
 	name := flag.String("name", "World", "who to greet")
+	loadFor := flag.Duration("load", 0, "instead of the four calls, call SayHello under steady load for this long (or until SIGTERM) and count who answers")
+	workers := flag.Int("workers", 4, "concurrent callers in -load mode")
+	interval := flag.Duration("interval", time.Second, "how often -load mode prints its counts")
 	flag.Parse()
 
 	svc := service.NewService(service.Name("greeter.client"))
@@ -35,6 +39,12 @@ func main() {
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "x-caller", "example client")
 
+	if *loadFor != 0 {
+		if failed := load(greeter, opts, *loadFor, *workers, *interval); failed > 0 {
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, greeter, *name, opts); err != nil {
 		log.Fatal(err)
 	}

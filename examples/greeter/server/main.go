@@ -21,10 +21,14 @@ import (
 )
 
 // Greeter implements greeterpb.GreeterHandler.
-type Greeter struct{}
+type Greeter struct {
+	// Instance, when set, names this server in replies, so a client
+	// can tell which of several instances answered.
+	Instance string
+}
 
 // SayHello greets one person.
-func (Greeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
+func (g Greeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
 	if in.Name == "" {
 		return status.New(status.InvalidArgument, "name is required")
 	}
@@ -33,11 +37,14 @@ func (Greeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *gr
 		who = " (asked by " + md.Value("x-caller") + ")"
 	}
 	out.Message = "Hello " + in.Name + who
+	if g.Instance != "" {
+		out.Message += " from " + g.Instance
+	}
 	return nil
 }
 
 // LotsOfReplies greets one person three times.
-func (Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesStream) error {
+func (g Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesStream) error {
 	for i, greeting := range []string{"Hello", "Bonjour", "Hallo"} {
 		if err := stream.Send(&greeterpb.HelloReply{Message: fmt.Sprintf("%d: %s %s", i+1, greeting, in.Name)}); err != nil {
 			return err
@@ -47,7 +54,7 @@ func (Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, st
 }
 
 // LotsOfGreetings greets everyone it was sent at once.
-func (Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (g Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsStream) error {
 	var names []string
 	for {
 		in, err := stream.Recv()
@@ -62,7 +69,7 @@ func (Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_Lot
 }
 
 // Chat greets each person as they arrive.
-func (Greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) error {
+func (g Greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) error {
 	for {
 		in, err := stream.Recv()
 		if err == io.EOF {
@@ -80,10 +87,11 @@ func (Greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) er
 func main() {
 	addr := flag.String("address", "127.0.0.1:0", "address to listen on")
 	addrFile := flag.String("address-file", "", "write the address the server listens on to this file once it serves")
+	instance := flag.String("instance", "", "name of this instance, added to replies")
 	flag.Parse()
 
 	svc := service.NewService(service.Name("greeter"), service.Address(*addr))
-	if err := greeterpb.RegisterGreeterHandler(svc.Server(), Greeter{}); err != nil {
+	if err := greeterpb.RegisterGreeterHandler(svc.Server(), Greeter{Instance: *instance}); err != nil {
 		log.Fatal(err)
 	}
 	svc.Init(service.AfterStart(func() error {
