@@ -2,9 +2,14 @@ package client_test
 
 import (
 	"context"
+	"io"
 	"testing"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
 )
 
 // BenchmarkUnary measures a unary call through the generated client, our
@@ -44,4 +49,32 @@ func BenchmarkChat(b *testing.B) {
 	}
 	st.CloseSend()
 	st.Recv()
+}
+
+// BenchmarkUnarySelected is BenchmarkUnary with the node chosen by a
+// selector from a registry, as when services call each other by name.
+func BenchmarkUnarySelected(b *testing.B) {
+	for _, st := range []selector.Strategy{selector.Random, selector.LeastRequest} {
+		b.Run(st.String(), func(b *testing.B) {
+			srv, _ := startGreeter(b)
+			reg := memory.NewRegistry(memory.Services(&registry.Service{
+				Name: "greeter", Nodes: []*registry.Node{{ID: "a", Address: srv.Address()}},
+			}))
+			c := client.NewClient(client.WithSelector(selector.NewSelector(selector.Registry(reg), selector.SetStrategy(st))))
+			b.Cleanup(func() { c.(io.Closer).Close() })
+			g := greeterpb.NewGreeterService("greeter", c)
+			ctx := context.Background()
+			req := &greeterpb.HelloRequest{Name: "bench"}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := g.SayHello(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

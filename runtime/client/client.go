@@ -2,8 +2,25 @@
 //
 // A call names a service; the client asks its selector for a node of that
 // service (or uses an address the call names), keeps one multiplexed HTTP/2
-// connection per address, and retries once on another node when a call fails
-// before any server could have processed it.
+// connection per address, and retries a failed call on another node when a
+// second execution cannot do harm:
+//
+//   - always when the call provably never reached a handler: the connection
+//     was refused, the stream was refused (REFUSED_STREAM), or the server's
+//     GOAWAY said it did not process it (transport.ErrUnprocessed);
+//   - when the call failed with Unavailable after its request was sent (the
+//     connection broke), only for methods declared idempotent
+//     (idempotency_level NO_SIDE_EFFECTS or IDEMPOTENT) and for calls made
+//     with WithRetryOnUnavailable;
+//   - never on a deadline or a cancellation. There is no per-attempt
+//     timeout: a call's deadline bounds all its attempts together, so a
+//     slow handler is never run twice because it was slow.
+//
+// A call is retried up to Retries times (2 by default: three attempts, each
+// on a node not yet tried), within its deadline, and only while the
+// client's retry budget (see RetryBudget) allows: during an outage,
+// retries add at most a fifth to the load by default. Opening a stream is
+// retried only when it was not processed.
 //
 // client does not decide which nodes exist; the registry and selector do.
 package client
@@ -82,9 +99,15 @@ type Options struct {
 	RequestTimeout time.Duration
 	// MaxRecvMsgSize bounds a received message; 4 MiB by default.
 	MaxRecvMsgSize int
-	// Retries is how many times a call that never reached a server is
-	// retried on another node; 1 by default.
+	// Retries is how many times a failed call may be retried on another
+	// node (see the package documentation for which failures are); 2 by
+	// default, so a call fails over across three nodes.
 	Retries int
+	// RetryRatio and RetryMinPerSecond are the client-wide retry budget:
+	// retries may add RetryRatio of the calls made, plus RetryMinPerSecond
+	// each second; 0.2 and 10 by default. See RetryBudget.
+	RetryRatio        float64
+	RetryMinPerSecond int
 	// UnaryInterceptors and StreamInterceptors wrap every call; the first is
 	// outermost.
 	UnaryInterceptors  []UnaryInterceptor
@@ -115,8 +138,20 @@ func RequestTimeout(d time.Duration) Option { return func(o *Options) { o.Reques
 // MaxRecvMsgSize bounds a received message.
 func MaxRecvMsgSize(n int) Option { return func(o *Options) { o.MaxRecvMsgSize = n } }
 
-// Retries sets how many times a call that never reached a server is retried.
+// Retries sets how many times a failed call may be retried on another node.
 func Retries(n int) Option { return func(o *Options) { o.Retries = n } }
+
+// RetryBudget bounds the client's retries: every call adds ratio of a
+// retry to a budget shared by all calls, every retry takes one, and
+// minPerSecond retries are added each second whatever the traffic, so that
+// a client making few calls can still fail over. Up to 100 unused retries
+// (or minPerSecond, if more) are kept for a burst. A retry the budget does
+// not allow is not made: the call fails with its last error. The default,
+// RetryBudget(0.2, 10), lets an outage add at most a fifth to the load,
+// plus 10 calls a second; RetryBudget(0, 0) turns retries off.
+func RetryBudget(ratio float64, minPerSecond int) Option {
+	return func(o *Options) { o.RetryRatio, o.RetryMinPerSecond = ratio, minPerSecond }
+}
 
 // WithUnaryInterceptor appends unary interceptors.
 func WithUnaryInterceptor(i ...UnaryInterceptor) Option {
@@ -143,6 +178,10 @@ type CallOptions struct {
 	Retries int
 	// retriesSet tells an explicit zero from "not set".
 	retriesSet bool
+	// RetryOnUnavailable retries the call on another node when it failed
+	// with Unavailable after it was sent, as is done anyway for idempotent
+	// methods.
+	RetryOnUnavailable bool
 }
 
 // CallOption sets a call option.
@@ -170,8 +209,17 @@ func Header(md *metadata.MD) CallOption { return func(o *CallOptions) { o.Header
 // Trailer stores the response trailers in *md when the call ends.
 func Trailer(md *metadata.MD) CallOption { return func(o *CallOptions) { o.Trailer = md } }
 
-// WithRetries sets how many times this call is retried on another node when
-// it never reached a server.
+// WithRetries sets how many times this call may be retried on another node.
 func WithRetries(n int) CallOption {
 	return func(o *CallOptions) { o.Retries, o.retriesSet = n, true }
+}
+
+// WithRetryOnUnavailable lets this call be retried on another node when it
+// failed with Unavailable after its request was sent, such as when the
+// connection broke mid-call, although its method is not declared
+// idempotent. Use it when running the handler twice does no harm. Calls
+// that never reached a handler are retried without it; calls that timed
+// out are never retried.
+func WithRetryOnUnavailable() CallOption {
+	return func(o *CallOptions) { o.RetryOnUnavailable = true }
 }

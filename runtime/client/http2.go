@@ -10,6 +10,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -19,14 +20,14 @@ import (
 // NewClient returns a client speaking gRPC over HTTP/2. With neither a
 // registry nor a selector, calls must name addresses with WithAddress.
 func NewClient(opts ...Option) Client {
-	o := Options{DialTimeout: 5 * time.Second, Retries: 1}
+	o := Options{DialTimeout: 5 * time.Second, Retries: 2, RetryRatio: 0.2, RetryMinPerSecond: 10}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.Selector == nil && o.Registry != nil {
 		o.Selector = selector.NewSelector(selector.Registry(o.Registry))
 	}
-	c := &rpcClient{opts: o}
+	c := &rpcClient{opts: o, budget: newRetryBudget(o.RetryRatio, o.RetryMinPerSecond, time.Now)}
 	c.codec = codec.Proto
 	if o.ContentType != "" {
 		if cd, ok := codec.Get(o.ContentType); ok {
@@ -56,6 +57,7 @@ type rpcClient struct {
 	codec    codec.Codec
 	badCodec string
 	pool     *connPool
+	budget   *retryBudget
 	invoke   Invoker
 	streamer Streamer
 	noOpts   CallOptions // shared, read-only: the options of a call given none
@@ -126,8 +128,9 @@ func (c *rpcClient) retries(co *CallOptions) int {
 }
 
 // pick chooses where an attempt goes: one of the call's addresses, or a
-// node from the selector. node is nil for direct addresses.
-func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, exclude []string) (string, func(error), error) {
+// node from the selector, which must then hear how the attempt went (see
+// mark). node is nil for direct addresses.
+func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, exclude []string) (string, *registry.Node, error) {
 	if len(co.Addresses) > 0 {
 		start := rand.IntN(len(co.Addresses))
 		for i := range co.Addresses {
@@ -146,18 +149,26 @@ func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, e
 	if err != nil {
 		return "", nil, status.Errorf(status.Unavailable, "client: %w", err)
 	}
-	return node.Address, func(err error) { sel.Mark(service, node, nodeFault(err)) }, nil
+	return node.Address, node, nil
+}
+
+// mark tells the selector how a call to node went.
+func (c *rpcClient) mark(service string, node *registry.Node, err error) {
+	if node != nil {
+		c.opts.Selector.Mark(service, node, nodeFault(err))
+	}
 }
 
 // retryable reports whether a failed call may go to another node: always
-// when it provably never reached a handler, and when the connection failed
-// after it was sent only for methods that declare themselves idempotent
-// (option idempotency_level), which a second execution cannot harm.
-func retryable(err error, m *spec.Method) bool {
+// when it provably never reached a handler; when the connection failed
+// after it was sent, only for methods that declare themselves idempotent
+// (option idempotency_level), which a second execution cannot harm, or
+// when the caller says so; never on a deadline, which is not Unavailable.
+func retryable(err error, m *spec.Method, co *CallOptions) bool {
 	if errors.Is(err, transport.ErrUnprocessed) {
 		return true
 	}
-	return m.Idempotency != spec.IdempotencyUnknown && status.CodeOf(err) == status.Unavailable
+	return status.CodeOf(err) == status.Unavailable && (m.Idempotency != spec.IdempotencyUnknown || co.RetryOnUnavailable)
 }
 
 // nodeFault keeps only the errors that say something about the node, not
@@ -181,8 +192,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// call is the base Invoker: it retries on another node a call that never
-// reached a server, within the call's deadline.
+// call is the base Invoker: it retries on another node a call that failed
+// retryably (see retryable), within the call's deadline and the client's
+// retry budget.
 func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, req, rsp any, co *CallOptions) error {
 	cd, err := c.codecFor(co)
 	if err != nil {
@@ -192,10 +204,11 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 	if cancel != nil {
 		defer cancel()
 	}
+	c.budget.call()
 	var tried []string // grows only when a call is retried
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		addr, mark, err := c.pick(ctx, service, co, tried)
+		addr, node, err := c.pick(ctx, service, co, tried)
 		if err != nil {
 			if lastErr != nil {
 				return lastErr
@@ -203,13 +216,11 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 			return err
 		}
 		err = c.callOnce(ctx, addr, m, req, rsp, co, cd)
-		if mark != nil {
-			mark(err)
-		}
+		c.mark(service, node, err)
 		if err != nil && ctx.Err() != nil {
 			return ctxError(ctx, err)
 		}
-		if err == nil || !retryable(err, m) || attempt >= c.retries(co) {
+		if err == nil || !retryable(err, m, co) || attempt >= c.retries(co) || !c.budget.retry() {
 			return err
 		}
 		lastErr = err
@@ -247,17 +258,20 @@ func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, r
 }
 
 // newStream is the base Streamer. Opening a stream writes nothing, so only
-// a failure to connect is retried on another node.
+// a failure to connect is retried on another node. The selector hears how
+// the stream went when it ends, so that LeastRequest counts it in flight
+// until then.
 func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Method, co *CallOptions) (Stream, error) {
 	cd, err := c.codecFor(co)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := c.withTimeout(ctx, co)
+	c.budget.call()
 	var tried []string
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		addr, mark, err := c.pick(ctx, service, co, tried)
+		addr, node, err := c.pick(ctx, service, co, tried)
 		if err != nil {
 			if lastErr != nil {
 				err = lastErr
@@ -272,8 +286,8 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		if err == nil {
 			cs, err = cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd, WatchContext: true})
 		}
-		if mark != nil {
-			mark(err)
+		if err != nil {
+			c.mark(service, node, err)
 		}
 		if err != nil && ctx.Err() != nil {
 			if cancel != nil {
@@ -283,9 +297,12 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		}
 		if err == nil {
 			cs.SendHeader()
-			return &clientStream{cs: cs, cancel: cancel, co: co, single: !m.StreamType.ServerSendsMany()}, nil
+			return &clientStream{
+				cs: cs, cancel: cancel, co: co, single: !m.StreamType.ServerSendsMany(),
+				client: c, service: service, node: node,
+			}, nil
 		}
-		if !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) {
+		if !errors.Is(err, transport.ErrUnprocessed) || attempt >= c.retries(co) || !c.budget.retry() {
 			if cancel != nil {
 				cancel()
 			}
@@ -312,11 +329,14 @@ func ctxError(ctx context.Context, err error) error {
 
 // clientStream adapts a transport stream to Stream.
 type clientStream struct {
-	cs     *transport.ClientStream
-	cancel context.CancelFunc
-	co     *CallOptions
-	single bool // the server sends one message (client-streaming)
-	once   sync.Once
+	cs      *transport.ClientStream
+	cancel  context.CancelFunc
+	co      *CallOptions
+	single  bool // the server sends one message (client-streaming)
+	client  *rpcClient
+	service string
+	node    *registry.Node // to Mark when the stream ends; nil for direct addresses
+	once    sync.Once
 }
 
 func (s *clientStream) Context() context.Context { return s.cs.Context() }
@@ -350,23 +370,27 @@ func (s *clientStream) RecvMsg(m any) error {
 		case io.EOF:
 			err = status.New(status.Internal, "cardinality violation: received no response message from a client-streaming call")
 		}
-		s.done() // the call has ended either way
+		s.done(err) // the call has ended either way
 		return err
 	}
-	if err != nil {
-		s.done()
+	if err == io.EOF {
+		s.done(nil)
+	} else if err != nil {
+		s.done(err)
 	}
 	return err
 }
 
 func (s *clientStream) Close() error {
 	s.cs.Cancel()
-	s.done()
+	s.done(nil) // ended by the caller, not by the node
 	return nil
 }
 
-func (s *clientStream) done() {
+// done runs once, when the call ends with err.
+func (s *clientStream) done(err error) {
 	s.once.Do(func() {
+		s.client.mark(s.service, s.node, err)
 		if s.co.Header != nil {
 			*s.co.Header, _ = s.cs.Header()
 		}

@@ -3,28 +3,39 @@ package selector
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 )
 
-func TestBackoff(t *testing.T) {
-	reg := memory.NewRegistry(memory.Services(&registry.Service{Name: "greeter", Nodes: []*registry.Node{
-		{ID: "a", Address: "a:1"}, {ID: "b", Address: "b:1"},
-	}}))
-	s := NewSelector(Registry(reg)).(*selector)
+func greeterNodes(addrs ...string) *registry.Service {
+	s := &registry.Service{Name: "greeter", Version: "1"}
+	for _, a := range addrs {
+		s.Nodes = append(s.Nodes, &registry.Node{ID: a, Address: a})
+	}
+	return s
+}
+
+func TestEjectionBackoff(t *testing.T) {
+	reg := memory.NewRegistry(memory.Services(greeterNodes("a:1", "b:1", "c:1")))
+	s := NewSelector(Registry(reg), SetStrategy(RoundRobin)).(*selector)
+	defer s.Close()
 	clock := time.Unix(1000, 0)
 	s.now = func() time.Time { return clock }
-	a := &registry.Node{ID: "a", Address: "a:1"}
+	ctx := context.Background()
+	a := &registry.Node{ID: "a:1", Address: "a:1"}
 	fail := errors.New("unavailable")
 
-	// skipped reports whether a:1 is in backoff: Select never picks it
-	// while b:1 is there.
+	// skipped reports whether a:1 is ejected: with the other nodes
+	// excluded, round robin alternates a:1 and b:1 unless a:1 is out.
 	skipped := func() bool {
-		for range 200 {
-			n, err := s.Select(context.Background(), "greeter", nil)
+		t.Helper()
+		for range 2 {
+			n, err := s.Select(ctx, "greeter", []string{"c:1", "d:1"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -34,7 +45,7 @@ func TestBackoff(t *testing.T) {
 		}
 		return true
 	}
-	// expectBackoff checks that a:1 is skipped for exactly d from now.
+	// expectBackoff checks that a:1 is ejected for exactly d from now.
 	expectBackoff := func(d time.Duration) {
 		t.Helper()
 		start := clock
@@ -43,29 +54,33 @@ func TestBackoff(t *testing.T) {
 		}
 		clock = start.Add(d - time.Millisecond)
 		if !skipped() {
-			t.Fatalf("a:1 picked before its %v backoff ended", d)
+			t.Fatalf("a:1 picked before its %v ejection ended", d)
 		}
 		clock = start.Add(d)
 		if skipped() {
-			t.Fatalf("a:1 still skipped after its %v backoff", d)
+			t.Fatalf("a:1 still ejected after its %v ejection", d)
 		}
 	}
+	svc := func() *service { return (*s.services.Load())["greeter"] }
 
+	if skipped() {
+		t.Fatal("a:1 skipped before any failure")
+	}
 	s.Mark("greeter", a, fail)
 	expectBackoff(minBackoff)
 
-	// Each failure after a backoff ends doubles it...
+	// Each failure after an ejection ends doubles it...
 	s.Mark("greeter", a, fail)
 	expectBackoff(2 * minBackoff)
 
-	// ...but failures reported during a backoff do not.
+	// ...but failures reported during an ejection do not.
 	s.Mark("greeter", a, fail)
 	clock = clock.Add(time.Second)
 	s.Mark("greeter", a, fail)
 	clock = clock.Add(-time.Second)
 	expectBackoff(4 * minBackoff)
 
-	// The backoff is capped.
+	// The ejection is capped.
 	for range 10 {
 		s.Mark("greeter", a, fail)
 		clock = clock.Add(maxBackoff)
@@ -73,18 +88,133 @@ func TestBackoff(t *testing.T) {
 	s.Mark("greeter", a, fail)
 	expectBackoff(maxBackoff)
 
-	// A success resets it.
+	// A success once the ejection has ended resets it.
 	s.Mark("greeter", a, nil)
-	if s.nfailed.Load() != 0 {
-		t.Fatalf("nfailed = %d after success", s.nfailed.Load())
+	if n := svc().ejected.Load(); n != 0 {
+		t.Fatalf("ejected = %d after a success", n)
 	}
 	s.Mark("greeter", a, fail)
 	expectBackoff(minBackoff)
 
-	// A node that stays away long after its backoff is forgotten.
-	clock = clock.Add(time.Hour)
+	// A success during an ejection is from a call that started before it:
+	// it changes nothing.
+	s.Mark("greeter", a, fail)
+	s.Mark("greeter", a, nil)
+	if !skipped() {
+		t.Fatal("a success reported during the ejection ended it")
+	}
+
+	// The ejection survives other nodes coming and going...
+	reg.Register(ctx, greeterNodes("d:1"))
+	waitUntil(t, func() bool { return len(svc().snap.Load().nodes) == 4 })
+	if !skipped() {
+		t.Fatal("a:1 back after another node joined")
+	}
+	// ...and ends when the node leaves.
+	reg.Deregister(ctx, greeterNodes("a:1"))
+	waitUntil(t, func() bool { return svc().ejected.Load() == 0 })
+	reg.Register(ctx, greeterNodes("a:1"))
+	waitUntil(t, func() bool { return len(svc().snap.Load().nodes) == 4 })
+	if skipped() {
+		t.Fatal("a:1 still ejected after leaving and coming back")
+	}
+
+	// When every node left is ejected, one of them is picked anyway.
+	s.Mark("greeter", a, fail)
 	s.Mark("greeter", &registry.Node{Address: "b:1"}, fail)
-	if _, ok := s.failed["a:1"]; ok {
-		t.Fatal("stale failure of a:1 kept")
+	for range 10 {
+		n, err := s.Select(ctx, "greeter", []string{"c:1", "d:1"})
+		if err != nil {
+			t.Fatalf("every node left ejected: %v", err)
+		}
+		if n.Address != "a:1" && n.Address != "b:1" {
+			t.Fatalf("Select = %s", n.Address)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(time.Millisecond) {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("condition not met within 2s")
+		}
+	}
+}
+
+// flaky refuses the first refuse watches, and its watches break after
+// delivering breakAfter results (never when 0).
+type flaky struct {
+	registry.Registry
+	refuse     atomic.Int32
+	breakAfter int
+	watches    atomic.Int32
+}
+
+func (f *flaky) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+	f.watches.Add(1)
+	if f.refuse.Add(-1) >= 0 {
+		return nil, errors.New("watch refused")
+	}
+	w, err := f.Registry.Watch(ctx, opts...)
+	if err != nil || f.breakAfter == 0 {
+		return w, err
+	}
+	return &breaking{Watcher: w, left: f.breakAfter}, nil
+}
+
+type breaking struct {
+	registry.Watcher
+	left int
+}
+
+func (b *breaking) Next() (*registry.Result, error) {
+	if b.left == 0 {
+		return nil, errors.New("watch broken")
+	}
+	b.left--
+	return b.Watcher.Next()
+}
+
+// TestWatchFailure: while the registry refuses to watch, or its watches
+// break, the cache is refreshed from the registry and the watch retried.
+func TestWatchFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		refuse     int32
+		breakAfter int
+	}{
+		{"refused", 1 << 30, 0},
+		{"refused a while", 5, 0},
+		{"broken", 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx := context.Background()
+			mem := memory.NewRegistry(memory.Services(greeterNodes("a:1")))
+			reg := &flaky{Registry: mem, breakAfter: tc.breakAfter}
+			reg.refuse.Store(tc.refuse)
+			s := NewSelector(Registry(reg)).(*selector)
+			defer s.Close()
+			s.minRefresh, s.maxRefresh = 2*time.Millisecond, 10*time.Millisecond
+			sees := func(addr string) func() bool {
+				return func() bool {
+					n, err := s.Select(ctx, "greeter", nil)
+					return err == nil && n.Address == addr
+				}
+			}
+			waitUntil(t, sees("a:1"))
+			for _, addr := range []string{"b:1", "c:1", "d:1"} {
+				mem.Register(ctx, greeterNodes(addr))
+				mem.Deregister(ctx, greeterNodes("a:1"))
+				waitUntil(t, sees(addr))
+				mem.Deregister(ctx, greeterNodes(addr))
+				mem.Register(ctx, greeterNodes("a:1"))
+				waitUntil(t, sees("a:1"))
+			}
+			if n := reg.watches.Load(); n < 2 {
+				t.Fatalf("%d watches: never retried", n)
+			}
+		})
 	}
 }

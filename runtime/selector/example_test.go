@@ -28,9 +28,22 @@ func ExampleNewSelector() {
 	// Output: 10.0.0.2:8080
 }
 
-func ExampleRandom() {
-	nodes := []*registry.Node{{Address: "10.0.0.1:8080"}, {Address: "10.0.0.2:8080"}}
-	node, ok := selector.Random(nodes, []string{"10.0.0.2:8080"})
-	fmt.Println(node.Address, ok)
-	// Output: 10.0.0.1:8080 true
+func ExampleWithHashKey() {
+	reg := memory.NewRegistry(memory.Services(&registry.Service{
+		Name: "carts",
+		Nodes: []*registry.Node{
+			{ID: "a", Address: "10.0.0.1:8080"}, {ID: "b", Address: "10.0.0.2:8080"}, {ID: "c", Address: "10.0.0.3:8080"},
+		},
+	}))
+	sel := selector.NewSelector(selector.Registry(reg), selector.SetStrategy(selector.ConsistentHash))
+	defer sel.Close()
+
+	// Every call for the same cart goes to the same node.
+	ctx := selector.WithHashKey(context.Background(), "cart-1234")
+	first, _ := sel.Select(ctx, "carts", nil)
+	sel.Mark("carts", first, nil)
+	again, _ := sel.Select(ctx, "carts", nil)
+	sel.Mark("carts", again, nil)
+	fmt.Println(first.Address == again.Address)
+	// Output: true
 }

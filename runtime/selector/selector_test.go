@@ -3,7 +3,6 @@ package selector_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -45,46 +44,6 @@ func chiSquare(counts map[string]int, want []string, draws int) float64 {
 // With 2 degrees of freedom, P(χ² > 40) ≈ 2e-9: the bound fails for a
 // biased picker, never by chance.
 const chiSquareBound = 40
-
-func TestRandomIsUniform(t *testing.T) {
-	ns := nodes("a:1", "b:1", "c:1")
-	const draws = 30000
-	counts := map[string]int{}
-	for range draws {
-		n, ok := selector.Random(ns, nil)
-		if !ok {
-			t.Fatal("Random found no node")
-		}
-		counts[n.Address]++
-	}
-	if x2 := chiSquare(counts, []string{"a:1", "b:1", "c:1"}, draws); x2 > chiSquareBound {
-		t.Fatalf("χ² = %.1f for counts %v", x2, counts)
-	}
-}
-
-func TestRandomExclude(t *testing.T) {
-	ns := append(nodes("a:1", "b:1"), nil, nodes("c:1")[0])
-	for range 1000 {
-		n, ok := selector.Random(ns, []string{"a:1", "c:1"})
-		if !ok || n.Address != "b:1" {
-			t.Fatalf("Random = %v, %v; want b:1", n, ok)
-		}
-	}
-	if n, ok := selector.Random(ns, []string{"a:1", "b:1", "c:1"}); ok {
-		t.Fatalf("Random with all excluded = %v", n)
-	}
-	if n, ok := selector.Random(nil, nil); ok {
-		t.Fatalf("Random of no nodes = %v", n)
-	}
-}
-
-func TestRandomDoesNotAllocate(t *testing.T) {
-	ns := nodes("a:1", "b:1", "c:1")
-	exclude := []string{"b:1"}
-	if allocs := testing.AllocsPerRun(1000, func() { selector.Random(ns, exclude) }); allocs != 0 {
-		t.Fatalf("Random allocates %v times per call", allocs)
-	}
-}
 
 func TestSelectIsUniformOverVersions(t *testing.T) {
 	s := selector.NewSelector(selector.Registry(greeter()))
@@ -147,43 +106,53 @@ func TestSelectWithoutRegistry(t *testing.T) {
 	}
 }
 
+// TestSelectSkipsFailedNode: a node reported failed is ejected at once,
+// for every strategy, and is still picked when nothing else is left. How
+// long it stays out is checked with a fake clock in TestEjectionBackoff.
 func TestSelectSkipsFailedNode(t *testing.T) {
-	s := selector.NewSelector(selector.Registry(greeter()))
-	ctx := context.Background()
-	a := &registry.Node{ID: "id-a:1", Address: "a:1"}
-	s.Mark("greeter", a, errors.New("connection refused"))
-	for range 300 {
-		n, err := s.Select(ctx, "greeter", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n.Address == "a:1" {
-			t.Fatal("Select picked a node in backoff while others were left")
-		}
-	}
-	// The node in backoff is picked when nothing else is left.
-	n, err := s.Select(ctx, "greeter", []string{"b:1", "c:1"})
-	if err != nil || n.Address != "a:1" {
-		t.Fatalf("Select = %v, %v; want a:1 as the last resort", n, err)
-	}
-	// Success ends the backoff.
-	s.Mark("greeter", a, nil)
-	seen := false
-	for i := 0; i < 1000 && !seen; i++ {
-		n, err := s.Select(ctx, "greeter", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen = n.Address == "a:1"
-	}
-	if !seen {
-		t.Fatal("a:1 was never picked after a success")
+	for _, st := range strategies {
+		t.Run(st.String(), func(t *testing.T) {
+			s := selector.NewSelector(selector.Registry(greeter()), selector.SetStrategy(st))
+			defer s.Close()
+			ctx := selector.WithHashKey(context.Background(), "k")
+			a, err := s.Select(ctx, "greeter", []string{"b:1", "c:1"})
+			if err != nil || a.Address != "a:1" {
+				t.Fatalf("Select = %v, %v", a, err)
+			}
+			s.Mark("greeter", a, errors.New("connection refused"))
+			for range 300 {
+				n, err := s.Select(ctx, "greeter", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n.Address == "a:1" {
+					t.Fatal("Select picked an ejected node while others were left")
+				}
+				s.Mark("greeter", n, nil)
+			}
+			// The ejected node is picked when nothing else is left.
+			n, err := s.Select(ctx, "greeter", []string{"b:1", "c:1"})
+			if err != nil || n.Address != "a:1" {
+				t.Fatalf("Select = %v, %v; want a:1 as the last resort", n, err)
+			}
+			s.Mark("greeter", n, nil)
+		})
 	}
 }
 
 func TestString(t *testing.T) {
 	if got := selector.NewSelector().String(); got != "random" {
 		t.Fatalf("String() = %q", got)
+	}
+	for st, want := range map[selector.Strategy]string{
+		selector.Random:         "random",
+		selector.RoundRobin:     "roundrobin",
+		selector.ConsistentHash: "consistenthash",
+		selector.LeastRequest:   "leastrequest",
+	} {
+		if got := selector.NewSelector(selector.SetStrategy(st)).String(); got != want {
+			t.Errorf("String() = %q, want %q", got, want)
+		}
 	}
 }
 
@@ -227,35 +196,4 @@ func TestConcurrentSelectAndMark(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-}
-
-func BenchmarkSelect(b *testing.B) {
-	s := selector.NewSelector(selector.Registry(greeter()))
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			n, err := s.Select(ctx, "greeter", nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s.Mark("greeter", n, nil)
-		}
-	})
-}
-
-func BenchmarkRandom(b *testing.B) {
-	for _, size := range []int{3, 100} {
-		ns := make([]*registry.Node, size)
-		for i := range ns {
-			ns[i] = &registry.Node{Address: fmt.Sprint("10.0.0.", i, ":8080")}
-		}
-		exclude := []string{ns[0].Address}
-		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				selector.Random(ns, exclude)
-			}
-		})
-	}
 }
