@@ -1,4 +1,5 @@
-# make demo      build the plugin, generate the example and check it, run its server and client
+# make demo      build the plugin, check the generated example, then in a private network
+#                namespace run greeter servers found by mDNS under load (see examples/greeter/demo)
 # make test      every module's tests with -race, formatting, vet, and protoc checks
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
@@ -29,7 +30,8 @@ generate: plugin
 	cd bench && $(GO) generate ./...
 
 # The demo generates the example afresh (into a temporary folder, so the
-# tree stays clean) and checks it against the committed code, then runs it.
+# tree stays clean) and checks it against the committed code, then runs it:
+# inside a private network namespace, so multicast never leaves the machine.
 demo: plugin
 	@if command -v protoc >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory protoc-check; \
@@ -38,7 +40,9 @@ demo: plugin
 		$(GO) test ./internal/codegen -run 'TestExampleUpToDate' -count=1 >/dev/null && \
 		echo "demo: in-process generation matches the committed example"; \
 	fi
-	@sh examples/greeter/demo.sh
+	@command -v ip >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
+	$(GO) run ./examples/greeter/demo
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -108,3 +108,12 @@ type WatchOption func(*WatchOptions)
 
 // WatchService limits a watch to one service.
 func WatchService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
+
+// InterfaceAdvertiser is implemented by registries that advertise a node
+// registered with an unspecified host (":8080", "[::]:8080") with the
+// addresses of each network interface they announce it on, as mDNS does.
+// With such a registry a service registers its listening address as it is
+// instead of choosing one address for every network.
+type InterfaceAdvertiser interface {
+	AdvertisesInterfaceAddresses() bool
+}

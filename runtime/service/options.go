@@ -6,7 +6,9 @@ import (
 
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
+	// The implementations registry.FromEnv can name.
+	_ "github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+	_ "github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 )
 
@@ -30,7 +32,7 @@ type Options struct {
 	// Metadata is advertised with the service.
 	Metadata map[string]string
 	// Registry is where the service advertises itself and the client looks
-	// services up; an in-memory registry by default.
+	// services up; by default the one MICRO_REGISTRY names, mDNS when unset.
 	Registry registry.Registry
 	// Server serves the handlers; created from Address and HandlerWrappers
 	// when nil.
@@ -53,6 +55,11 @@ type Options struct {
 	HandlerWrappers []server.UnaryInterceptor
 	// ClientWrappers wrap every call of the client the service creates.
 	ClientWrappers []client.UnaryInterceptor
+
+	// registryErr is why no default registry could be made; Start reports it.
+	registryErr error
+	// created is the default registry the service made, which Stop closes.
+	created registry.Registry
 }
 
 // Option sets a service option.
@@ -69,8 +76,9 @@ func applyOptions(o *Options, opts []Option) {
 	for _, opt := range opts {
 		opt(o)
 	}
-	if o.Registry == nil {
-		o.Registry = defaultRegistry()
+	if o.Registry == nil && o.registryErr == nil {
+		o.Registry, o.registryErr = defaultRegistry()
+		o.created = o.Registry
 	}
 	if o.Context == nil {
 		o.Context = context.Background()
@@ -86,9 +94,10 @@ func applyOptions(o *Options, opts []Option) {
 	}
 }
 
-// defaultRegistry is the registry of a service given none. It is the one
-// place to change when a networked default (mDNS) arrives.
-func defaultRegistry() registry.Registry { return memory.NewRegistry() }
+// defaultRegistry is the registry of a service given none: the one
+// MICRO_REGISTRY names, mDNS when it is unset (registry.FromEnv). Other
+// implementations register themselves with registry.RegisterFactory.
+func defaultRegistry() (registry.Registry, error) { return registry.FromEnv() }
 
 // Name sets the service name.
 func Name(n string) Option { return func(o *Options) { o.Name = n } }

@@ -203,6 +203,9 @@ func (s *service) Start() error {
 	if err != nil {
 		return err
 	}
+	if o.Registry == nil {
+		return fmt.Errorf("service %s: no registry: %w", o.Name, o.registryErr)
+	}
 
 	for _, hook := range o.BeforeStart {
 		if err := hook(); err != nil {
@@ -285,6 +288,13 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 			keep(fmt.Errorf("service %s: closing client: %w", o.Name, err))
 		}
 	}
+	// The default registry the service made is its to close (an mDNS one
+	// sends its goodbyes and stops listening); a given one is the caller's.
+	if c, ok := o.created.(io.Closer); ok && o.Registry == o.created {
+		if err := c.Close(); err != nil {
+			keep(fmt.Errorf("service %s: closing registry: %w", o.Name, err))
+		}
+	}
 	slog.Info("service stopped", "service", o.Name, "node", r.service.Nodes[0].ID)
 	if hooks {
 		for _, hook := range o.AfterStop {
@@ -360,10 +370,20 @@ func (s *service) describe(o *Options, srv server.Server) *registry.Service {
 		Endpoints: endpoints,
 		Nodes: []*registry.Node{{
 			ID:       o.Name + "-" + s.nodeID,
-			Address:  advertiseAddress(srv.Address()),
+			Address:  advertised(o.Registry, srv.Address()),
 			Metadata: map[string]string{"protocol": "grpc", "transport": "http2"},
 		}},
 	}
+}
+
+// advertised is the address to register for a server listening on listen:
+// as it is for a registry that advertises each interface's own addresses
+// (mDNS), otherwise one concrete address.
+func advertised(r registry.Registry, listen string) string {
+	if ia, ok := r.(registry.InterfaceAdvertiser); ok && ia.AdvertisesInterfaceAddresses() {
+		return listen
+	}
+	return advertiseAddress(listen)
 }
 
 // register and deregister outlive the service's context: Run stops because

@@ -146,7 +146,7 @@ func TestNewServiceIsLazy(t *testing.T) {
 	svc := service.NewService(service.Name("greeter"))
 	svc.Init(service.Address("127.0.0.1:0"))
 	o := svc.Options()
-	if svc.Name() != "greeter" || o.Version != "latest" || o.Registry == nil || o.Registry.String() != "memory" ||
+	if svc.Name() != "greeter" || o.Version != "latest" || o.Registry == nil || o.Registry.String() != "mdns" ||
 		!o.Signal || o.Context == nil || o.RegisterTTL != 90*time.Second || o.RegisterInterval != 30*time.Second {
 		t.Fatalf("defaults: %+v", o)
 	}
@@ -423,5 +423,18 @@ func TestGivenServerAndClientAreUsed(t *testing.T) {
 	svc := service.NewService(service.Server(srv), service.Client(cli))
 	if svc.Server() != srv || svc.Client() != cli {
 		t.Fatal("Server() or Client() is not the one given")
+	}
+}
+
+func TestRegistryFromEnvironment(t *testing.T) {
+	t.Setenv("MICRO_REGISTRY", "memory")
+	if got := service.NewService(service.Name("a")).Options().Registry.String(); got != "memory" {
+		t.Fatalf("MICRO_REGISTRY=memory gave %s", got)
+	}
+	t.Setenv("MICRO_REGISTRY", "bogus")
+	svc := service.NewService(service.Name("a"), service.Address("127.0.0.1:0"))
+	err := svc.Start()
+	if err == nil || !strings.Contains(err.Error(), `"bogus"`) || !strings.Contains(err.Error(), "mdns") {
+		t.Fatalf("MICRO_REGISTRY=bogus: Start = %v, want an error naming it and the known ones", err)
 	}
 }

@@ -1,0 +1,278 @@
+// Command demo shows the example Greeter found and balanced with no
+// configuration. Inside a private network namespace (multicast never leaves
+// the machine) it starts three greeter servers and a client that knows only
+// the service's name, then starts a fourth server, stops one gracefully,
+// kills another with SIGKILL, and reports how the calls were spread and
+// that none failed.
+//
+//	go run ./examples/greeter/demo
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const insideEnv = "MICRO_DEMO_NETNS"
+
+func main() {
+	step := flag.Duration("step", 3*time.Second, "time between the demo's events")
+	flag.Parse()
+	if os.Getenv(insideEnv) != "1" {
+		os.Exit(reexecInNamespace())
+	}
+	if err := setupLoopback(); err != nil {
+		fatal(err)
+	}
+	if err := run(*step); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "demo:", err)
+	os.Exit(1)
+}
+
+// reexecInNamespace runs this program again in a new user and network
+// namespace, where the only interface is a loopback of our own.
+func reexecInNamespace() int {
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	cmd := exec.Command("unshare", append([]string{"-rn", self}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), insideEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(os.Stderr, "demo: cannot create a private network namespace with unshare -rn (%v); the demo will not send multicast outside one\n", err)
+		return 1
+	}
+	return 0
+}
+
+func setupLoopback() error {
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"link", "set", "lo", "multicast", "on"},
+		{"route", "add", "224.0.0.0/4", "dev", "lo"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// proc is a child process whose output is echoed with a prefix.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	out  []string
+}
+
+func start(name string, bin string, args ...string) (*proc, error) {
+	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "MICRO_REGISTRY=mdns")
+	r, w := io.Pipe()
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.out = append(p.out, line)
+			p.mu.Unlock()
+			fmt.Printf("  %-9s | %s\n", p.name, line)
+		}
+	}()
+	go func() {
+		p.cmd.Wait()
+		w.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// waitFor waits until the process printed a line containing s.
+func (p *proc) waitFor(s string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		for _, l := range p.out {
+			if strings.Contains(l, s) {
+				p.mu.Unlock()
+				return nil
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before printing %q", p.name, s)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not print %q within %v", p.name, s, d)
+}
+
+func (p *proc) signal(sig syscall.Signal, wait time.Duration) error {
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(wait):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not exit within %v of %v", p.name, wait, sig)
+	}
+}
+
+func (p *proc) lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.out...)
+}
+
+func build(dir string) (server, client string, err error) {
+	server, client = filepath.Join(dir, "greeter-server"), filepath.Join(dir, "greeter-client")
+	for bin, pkg := range map[string]string{server: "./examples/greeter/server", client: "./examples/greeter/client"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+		}
+	}
+	return server, client, nil
+}
+
+func run(step time.Duration) error {
+	dir, err := os.MkdirTemp("", "micro-demo")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Println("demo: in a private network namespace (only lo, multicast routed to it)")
+	serverBin, clientBin, err := build(dir)
+	if err != nil {
+		return err
+	}
+	var servers []*proc
+	defer func() {
+		for _, s := range servers {
+			s.cmd.Process.Kill()
+		}
+	}()
+	startServer := func(i int) (*proc, error) {
+		name := "greeter-" + strconv.Itoa(i)
+		p, err := start(name, serverBin, "-address", "127.0.0.1:0", "-instance", name)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, p)
+		return p, p.waitFor("serving on", 10*time.Second)
+	}
+
+	fmt.Println("demo: starting greeter-1 .. greeter-3; the client knows only the name \"greeter\"")
+	for i := 1; i <= 3; i++ {
+		if _, err := startServer(i); err != nil {
+			return err
+		}
+	}
+	calls, err := start("client", clientBin, "-name", "World")
+	if err != nil {
+		return err
+	}
+	<-calls.done
+	if calls.cmd.ProcessState.ExitCode() != 0 {
+		return errors.New("the four calls failed")
+	}
+
+	fmt.Printf("demo: steady load by name; an event every %v\n", step)
+	total := 4*step + step/2
+	loader, err := start("load", clientBin, "-load", total.String(), "-workers", "4", "-interval", (step / 2).String())
+	if err != nil {
+		return err
+	}
+	time.Sleep(step)
+	fmt.Println("demo: starting greeter-4")
+	if _, err := startServer(4); err != nil {
+		return err
+	}
+	time.Sleep(step)
+	fmt.Println("demo: stopping greeter-1 gracefully (SIGTERM)")
+	if err := servers[0].signal(syscall.SIGTERM, 15*time.Second); err != nil {
+		return err
+	}
+	time.Sleep(step)
+	fmt.Println("demo: killing greeter-2 (SIGKILL)")
+	servers[1].signal(syscall.SIGKILL, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), total+30*time.Second)
+	defer cancel()
+	select {
+	case <-loader.done:
+	case <-ctx.Done():
+		return errors.New("the load client did not finish")
+	}
+	for _, s := range servers[2:] {
+		s.signal(syscall.SIGTERM, 15*time.Second)
+	}
+	return summarize(loader.lines())
+}
+
+var (
+	periodLine  = regexp.MustCompile(`^load t=\s*([0-9.]+)s calls=(\d+) failed=(\d+) answered by: ?(.*)$`)
+	summaryLine = regexp.MustCompile(`^load summary: (\d+) calls, (\d+) failed; answered by: ?(.*)$`)
+)
+
+// summarize checks what the load client saw and says it in a few lines.
+func summarize(lines []string) error {
+	var calls, failed int
+	var by string
+	seen4 := false
+	lastWith := map[string]bool{}
+	for _, l := range lines {
+		if m := periodLine.FindStringSubmatch(l); m != nil {
+			lastWith = map[string]bool{}
+			for _, kv := range strings.Fields(m[4]) {
+				name, _, _ := strings.Cut(kv, "=")
+				lastWith[name] = true
+				if name == "greeter-4" {
+					seen4 = true
+				}
+			}
+		}
+		if m := summaryLine.FindStringSubmatch(l); m != nil {
+			calls, _ = strconv.Atoi(m[1])
+			failed, _ = strconv.Atoi(m[2])
+			by = m[3]
+		}
+	}
+	fmt.Println("demo: summary")
+	fmt.Printf("  %d calls by name, %d failed; answered by: %s\n", calls, failed, by)
+	fmt.Printf("  greeter-4 picked up after it started: %v\n", seen4)
+	fmt.Printf("  at the end only the live ones answer: %v\n", !lastWith["greeter-1"] && !lastWith["greeter-2"] && lastWith["greeter-3"] && lastWith["greeter-4"])
+	if calls == 0 || failed != 0 || !seen4 {
+		return fmt.Errorf("the demo did not go as it should: %d calls, %d failed, greeter-4 seen %v", calls, failed, seen4)
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package mdns
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Packet is a packet seen by a Sniffer.
+type Packet struct {
+	Family  int
+	From    netip.AddrPort
+	Ifindex int
+	Data    []byte
+	At      time.Time
+}
+
+// Sniff records every mDNS packet on the test namespace's interfaces
+// until the test ends, and returns a function that reports them so far.
+// It also returns a function that sends a packet from port 5353 to the
+// IPv4 group on every interface.
+func Sniff(t *testing.T) (packets func() []Packet, send func([]byte)) {
+	t.Helper()
+	tr, err := listen("udp")
+	if tr == nil {
+		t.Fatal(err)
+	}
+	links, err := scanLinks(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		_ = tr.join(l)
+	}
+	var (
+		mu  sync.Mutex
+		got []Packet
+		wg  sync.WaitGroup
+	)
+	for _, f := range []family{ip4, ip6} {
+		if (f == ip4 && tr.c4 == nil) || (f == ip6 && tr.c6 == nil) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 9000)
+			for {
+				p, err := tr.read(f, buf)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				got = append(got, Packet{int(f), p.from, p.ifindex, append([]byte(nil), p.data...), time.Now()})
+				mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		tr.close()
+		wg.Wait()
+	})
+	packets = func() []Packet {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]Packet(nil), got...)
+	}
+	send = func(b []byte) {
+		for _, l := range links {
+			if l.joined4 {
+				if err := tr.send(ip4, l.ifi.Index, netip.AddrPort{}, b); err != nil {
+					t.Errorf("sending on %s: %v", l.ifi.Name, err)
+				}
+			}
+		}
+	}
+	return packets, send
+}
+
+// MaxMessage is the largest DNS message the registry sends.
+const MaxMessage = maxMessage

@@ -1,0 +1,486 @@
+package mdns_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+)
+
+var (
+	_ registry.Registry            = (*mdns.Registry)(nil)
+	_ registry.InterfaceAdvertiser = (*mdns.Registry)(nil)
+	_ io.Closer                    = (*mdns.Registry)(nil)
+)
+
+// newRegistry returns a registry closed when the test ends, announcing
+// fast so that tests do not wait for repeats.
+func newRegistry(t *testing.T, opts ...mdns.Option) *mdns.Registry {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := mdns.NewRegistry(append([]mdns.Option{mdns.AnnounceInterval(50 * time.Millisecond), mdns.Logger(log)}, opts...)...)
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// testWriter sends a registry's log to the test's, shown when it fails.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func service(name, version string, nodes ...*registry.Node) *registry.Service {
+	return &registry.Service{
+		Name:      name,
+		Version:   version,
+		Metadata:  map[string]string{"team": "core"},
+		Endpoints: []*registry.Endpoint{{Name: "/" + name + ".v1.Svc/Call", Metadata: map[string]string{"stream": "unary"}}},
+		Nodes:     nodes,
+	}
+}
+
+func node(id, addr string) *registry.Node {
+	return &registry.Node{ID: id, Address: addr, Metadata: map[string]string{"protocol": "grpc"}}
+}
+
+// watch starts a watch that ends by itself after a while, so that a test
+// waiting on Next for an event that never comes fails instead of hanging.
+func watch(t *testing.T, r registry.Registry, opts ...registry.WatchOption) registry.Watcher {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	w, err := r.Watch(ctx, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// expect reads the next result and checks its action and node IDs.
+func expect(t *testing.T, w registry.Watcher, a registry.Action, ids ...string) *registry.Result {
+	t.Helper()
+	res, err := w.Next()
+	if err != nil {
+		t.Fatalf("Next: %v; want %s %v", err, a, ids)
+	}
+	var got []string
+	for _, n := range res.Service.Nodes {
+		got = append(got, n.ID)
+	}
+	if res.Action != a || !reflect.DeepEqual(got, ids) {
+		t.Fatalf("Next = %s %s %v; want %s %v", res.Action, res.Service.Name, got, a, ids)
+	}
+	return res
+}
+
+func TestRoundTripBetweenRegistries(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a, b := newRegistry(t), newRegistry(t)
+	in := service("roundtrip", "v1", node("roundtrip-1", ":8080"), node("roundtrip-2", "127.0.0.1:8081"))
+	in.Nodes[0].Metadata["zone"] = "eu"
+	if err := a.Register(ctx, in, registry.RegisterTTL(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.GetService(ctx, "roundtrip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := in.Clone()
+	want.Nodes[0].Address = "127.0.0.1:8080" // lo's address: the only interface here
+	if !reflect.DeepEqual(got, []*registry.Service{want}) {
+		t.Fatalf("GetService =\n%s\nwant\n%s", dump(got...), dump(want))
+	}
+	// The registering registry sees its own nodes as registered.
+	if got, err := a.GetService(ctx, "roundtrip"); err != nil || !reflect.DeepEqual(got, []*registry.Service{in}) {
+		t.Fatalf("local GetService = %s, %v", dump(got...), err)
+	}
+	list, err := b.ListServices(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != "roundtrip" {
+		t.Fatalf("ListServices = %s, %v", dump(list...), err)
+	}
+
+	w := watch(t, b, registry.WatchService("roundtrip"))
+	if err := a.Deregister(ctx, &registry.Service{Name: "roundtrip", Version: "v1", Nodes: []*registry.Node{{ID: "roundtrip-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, w, registry.Delete, "roundtrip-1")
+	got, err = b.GetService(ctx, "roundtrip")
+	if err != nil || len(got[0].Nodes) != 1 || got[0].Nodes[0].ID != "roundtrip-2" {
+		t.Fatalf("after Deregister: %s, %v", dump(got...), err)
+	}
+}
+
+func dump(ss ...*registry.Service) string {
+	var b strings.Builder
+	for _, s := range ss {
+		fmt.Fprintf(&b, "  %s %s md=%v eps=%d\n", s.Name, s.Version, s.Metadata, len(s.Endpoints))
+		for _, n := range s.Nodes {
+			fmt.Fprintf(&b, "    %s %s %v\n", n.ID, n.Address, n.Metadata)
+		}
+	}
+	return b.String()
+}
+
+// A cold lookup returns as soon as the answer is in (plus the settle
+// time), far sooner than the max wait.
+func TestColdLookupReturnsEarly(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a := newRegistry(t)
+	if err := a.Register(ctx, service("cold", "v1", node("cold-1", ":1"))); err != nil {
+		t.Fatal(err)
+	}
+	b := newRegistry(t, mdns.MaxWait(10*time.Second))
+	start := time.Now()
+	if _, err := b.GetService(ctx, "cold"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cold lookup took %v, about the max wait", d)
+	} else {
+		t.Logf("cold lookup took %v", d)
+	}
+}
+
+// Once a service is known, a lookup answers from the cache without
+// querying or settling.
+func TestWarmLookupIsImmediate(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a := newRegistry(t)
+	b := newRegistry(t, mdns.Settle(2*time.Second), mdns.MaxWait(10*time.Second))
+	w := watch(t, b)
+	if err := a.Register(ctx, service("warm", "v1", node("warm-1", ":1"))); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, w, registry.Create, "warm-1")
+	start := time.Now()
+	if _, err := b.GetService(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= time.Second {
+		t.Fatalf("warm lookup took %v: it settled instead of answering from the cache", d)
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRegistry(t, mdns.MaxWait(100*time.Millisecond))
+	_, err := r.GetService(context.Background(), "missing")
+	if !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	for _, want := range []string{`service "missing" not found`, `querying lo \(IPv4.*\) for 1[0-9]{2}ms`, "multicast .* may be blocked"} {
+		if !regexp.MustCompile(want).MatchString(err.Error()) {
+			t.Errorf("error %q does not match %q", err, want)
+		}
+	}
+
+	// A context ending first gives the same error, wrapping its cause too.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	r2 := newRegistry(t, mdns.MaxWait(time.Minute))
+	_, err = r2.GetService(ctx, "missing")
+	if !errors.Is(err, registry.ErrNotFound) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrNotFound and DeadlineExceeded", err)
+	}
+}
+
+func TestWatchCreateUpdateDelete(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a, b := newRegistry(t), newRegistry(t)
+	wa := watch(t, a, registry.WatchService("watched"))
+	wb := watch(t, b, registry.WatchService("watched"))
+	wAll := watch(t, b)
+
+	s := service("watched", "v1", node("watched-1", ":9000"))
+	if err := a.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []registry.Watcher{wa, wb, wAll} {
+		res := expect(t, w, registry.Create, "watched-1")
+		if res.Service.Metadata["team"] != "core" || len(res.Service.Endpoints) != 1 {
+			t.Fatalf("Create carries %s", dump(res.Service))
+		}
+	}
+	// Registering the same again is a refresh: no event anywhere.
+	if err := a.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	// Changed metadata is re-announced as an Update.
+	s.Nodes[0].Metadata["weight"] = "5"
+	if err := a.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []registry.Watcher{wa, wb, wAll} {
+		res := expect(t, w, registry.Update, "watched-1")
+		if res.Service.Nodes[0].Metadata["weight"] != "5" {
+			t.Fatalf("Update carries %v", res.Service.Nodes[0].Metadata)
+		}
+	}
+	// A second node of the same version is an Update too.
+	if err := a.Register(ctx, service("watched", "v1", node("watched-2", ":9001"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []registry.Watcher{wa, wb, wAll} {
+		expect(t, w, registry.Update, "watched-2")
+	}
+	if err := a.Deregister(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []registry.Watcher{wa, wb, wAll} {
+		expect(t, w, registry.Delete, "watched-1")
+	}
+	// Close says goodbye for what is left.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []registry.Watcher{wb, wAll} {
+		expect(t, w, registry.Delete, "watched-2")
+	}
+	if _, err := wa.Next(); !errors.Is(err, registry.ErrWatcherStopped) {
+		t.Fatalf("a watcher of a closed registry: Next = %v", err)
+	}
+	if err := a.Register(ctx, s); !errors.Is(err, mdns.ErrClosed) {
+		t.Fatalf("Register after Close = %v", err)
+	}
+}
+
+// A watcher that reads slowly misses nothing, however many changes come
+// at once, locally or over the network.
+func TestWatchBurstDropsNothing(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a, b := newRegistry(t), newRegistry(t)
+	wa, wb := watch(t, a), watch(t, b)
+	const n = 200
+	for i := range n {
+		s := service(fmt.Sprintf("burst-%03d", i), "v1", node(fmt.Sprintf("burst-%03d-node", i), fmt.Sprintf(":%d", 10000+i)))
+		if err := a.Register(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, w := range map[string]registry.Watcher{"local": wa, "remote": wb} {
+		seen := map[string]bool{}
+		for len(seen) < n {
+			res, err := w.Next()
+			if err != nil {
+				t.Fatalf("%s watcher: %v after %d creates", name, err, len(seen))
+			}
+			if res.Action != registry.Create || seen[res.Service.Name] {
+				t.Fatalf("%s watcher: %s %s", name, res.Action, res.Service.Name)
+			}
+			seen[res.Service.Name] = true
+			time.Sleep(time.Millisecond) // a slow reader
+		}
+	}
+	list, err := b.ListServices(ctx)
+	if err != nil || len(list) != n {
+		t.Fatalf("ListServices: %d services, %v", len(list), err)
+	}
+}
+
+// A service with 200 endpoints registers, its node and the first
+// endpoints reach the other registry, and the local registry keeps all.
+func TestManyEndpoints(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a, b := newRegistry(t), newRegistry(t)
+	s := service("endpoints", "v1", node("endpoints-1", ":7000"))
+	s.Endpoints = nil
+	for i := range 200 {
+		s.Endpoints = append(s.Endpoints, &registry.Endpoint{
+			Name:     fmt.Sprintf("/endpoints.v1.Service/Method%03d", i),
+			Metadata: map[string]string{"stream": "unary"},
+		})
+	}
+	if err := a.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.GetService(ctx, "endpoints")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := got[0].Endpoints
+	if len(eps) < 20 || !reflect.DeepEqual(eps, s.Endpoints[:len(eps)]) {
+		t.Fatalf("%d endpoints arrived: %v", len(eps), eps)
+	}
+	t.Logf("%d of 200 endpoints travel over mDNS", len(eps))
+	local, err := a.GetService(ctx, "endpoints")
+	if err != nil || len(local[0].Endpoints) != 200 {
+		t.Fatalf("local lookup: %v", err)
+	}
+}
+
+func TestRegisterValidates(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	r := newRegistry(t)
+	for _, tc := range []struct {
+		s    *registry.Service
+		want string
+	}{
+		{nil, "service has no name"},
+		{&registry.Service{Nodes: []*registry.Node{node("x", ":1")}}, "service has no name"},
+		{&registry.Service{Name: "v"}, "service has no nodes"},
+		{&registry.Service{Name: "v", Nodes: []*registry.Node{{Address: ":1"}}}, "node has no ID"},
+		{&registry.Service{Name: "v", Nodes: []*registry.Node{node("x", ":1"), node("x", ":2")}}, "appears twice"},
+		{&registry.Service{Name: "v", Nodes: []*registry.Node{node("x", "")}}, "is not host:port"},
+		{&registry.Service{Name: "v", Nodes: []*registry.Node{node("x", "h:0")}}, "no valid port"},
+		{&registry.Service{Name: "v", Nodes: []*registry.Node{node("x", "bad host!:1")}}, "neither an IP address nor a host name"},
+		{&registry.Service{Name: "v", Metadata: map[string]string{"k": strings.Repeat("v", 300)}, Nodes: []*registry.Node{node("x", ":1")}},
+			`service metadata "k" is 304 bytes`},
+	} {
+		err := r.Register(ctx, tc.s)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Register(%v) = %v, want an error with %q", tc.s, err, tc.want)
+		}
+	}
+	if err := r.Register(ctx, service("one", "v1", node("shared", ":1"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(ctx, service("two", "v1", node("shared", ":1"))); err == nil || !strings.Contains(err.Error(), "deregister it first") {
+		t.Fatalf("a node ID under two services: %v", err)
+	}
+	if err := r.Deregister(ctx, &registry.Service{}); err == nil {
+		t.Fatal("Deregister without a name succeeded")
+	}
+}
+
+// Nodes registered with an IP or a host name are advertised with exactly
+// that; other registries find them there.
+func TestExplicitAddresses(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a, b := newRegistry(t), newRegistry(t)
+	in := service("explicit", "v1",
+		node("explicit-4", "10.1.2.3:80"),
+		node("explicit-6", "[fd00::7]:81"),
+		node("explicit-name", "db.example.com:82"),
+		node("explicit-any6", "[::]:83"),
+	)
+	if err := a.Register(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, b, registry.WatchService("explicit"))
+	got, err := b.GetService(ctx, "explicit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string]string{}
+	for _, n := range got[0].Nodes {
+		addrs[n.ID] = n.Address
+	}
+	// A lookup settles briefly; let the last node arrive if it has not.
+	for len(addrs) < 4 {
+		res, err := w.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range res.Service.Nodes {
+			addrs[n.ID] = n.Address
+		}
+	}
+	want := map[string]string{
+		"explicit-4":    "10.1.2.3:80",
+		"explicit-6":    "[fd00::7]:81",
+		"explicit-name": "db.example.com:82",
+		"explicit-any6": "127.0.0.1:83",
+	}
+	if !maps.Equal(addrs, want) {
+		t.Fatalf("addresses %v, want %v", addrs, want)
+	}
+}
+
+func TestInterfaces(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+
+	a := newRegistry(t, mdns.Interfaces("lo"))
+	if err := a.Register(ctx, service("iface", "v1", node("iface-1", ":1"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newRegistry(t, mdns.Interfaces("lo")).GetService(ctx, "iface"); err != nil {
+		t.Fatalf("Interfaces(lo): %v", err)
+	}
+
+	start := time.Now()
+	_, err := newRegistry(t, mdns.Interfaces("nosuch0")).GetService(ctx, "iface")
+	if !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "no interface to query: none of [nosuch0]") {
+		t.Fatalf("Interfaces(nosuch0): %v", err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("with no interface the lookup still waited %v", d)
+	}
+
+	t.Setenv(mdns.EnvInterfaces, "nosuch0, nosuch1")
+	_, err = newRegistry(t).GetService(ctx, "iface")
+	if !strings.Contains(err.Error(), "none of [nosuch0 nosuch1]") {
+		t.Fatalf("%s=nosuch0,nosuch1: %v", mdns.EnvInterfaces, err)
+	}
+	t.Setenv(mdns.EnvInterfaces, "lo")
+	if _, err := newRegistry(t).GetService(ctx, "iface"); err != nil {
+		t.Fatalf("%s=lo: %v", mdns.EnvInterfaces, err)
+	}
+	// The option wins over the environment.
+	if _, err := newRegistry(t, mdns.Interfaces("nosuch0")).GetService(ctx, "iface"); err == nil {
+		t.Fatal("Interfaces(nosuch0) with the environment naming lo found the service")
+	}
+}
+
+func TestString(t *testing.T) {
+	if s := mdns.NewRegistry().String(); s != "mdns" {
+		t.Fatalf("String() = %q", s)
+	}
+}
+
+func TestFactory(t *testing.T) {
+	leakcheck.Check(t)
+	t.Setenv(registry.EnvRegistry, "")
+	r, err := registry.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(*mdns.Registry); !ok {
+		t.Fatalf("FromEnv() = %T, want *mdns.Registry by default", r)
+	}
+	r.(*mdns.Registry).Close()
+}
+
+// A registry that browses answers queries identical to its own: two cold
+// browsers send byte-identical queries, and neither may mistake the
+// other's for its own.
+func TestAnswersQueriesLikeItsOwn(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	b := newRegistry(t)
+	watch(t, b) // browses: sends the query every cold registry sends
+	if err := b.Register(ctx, service("twin", "v1", node("twin-1", ":1"))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the announcements
+	c := newRegistry(t, mdns.MaxWait(2*time.Second))
+	start := time.Now()
+	if _, err := c.GetService(ctx, "twin"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("found after %v: the first query went unanswered", d)
+	}
+}

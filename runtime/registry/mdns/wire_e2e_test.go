@@ -1,0 +1,283 @@
+package mdns_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+)
+
+// Every packet the registries send, announcements, answers split over
+// several packets, queries with known answers and goodbyes, stays within
+// the size bound and parses strictly.
+func TestEveryPacketFitsAndParses(t *testing.T) {
+	leakcheck.Check(t)
+	packets, _ := mdns.Sniff(t)
+	ctx := context.Background()
+	a, b := newRegistry(t), newRegistry(t)
+
+	big := service("sizes-big", "v1", node("sizes-big-1", ":1"))
+	for i := range 200 {
+		big.Endpoints = append(big.Endpoints, &registry.Endpoint{Name: fmt.Sprintf("/sizes.v1.Big/Method%03d", i)})
+	}
+	if err := a.Register(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		s := service("sizes", "v1", node(fmt.Sprintf("sizes-%02d", i), fmt.Sprintf(":%d", 2000+i)))
+		s.Metadata["filler"] = strings.Repeat("x", 200)
+		if err := a.Register(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A cold registry's query is answered with every node: many packets.
+	if got, err := b.GetService(ctx, "sizes"); err != nil {
+		t.Fatal(err)
+	} else if len(got[0].Nodes) < 30 {
+		t.Logf("only %d nodes after settling", len(got[0].Nodes))
+	}
+	if list, err := b.ListServices(ctx); err != nil || len(list) != 2 {
+		t.Fatalf("ListServices: %d, %v", len(list), err)
+	}
+	a.Close()
+	time.Sleep(50 * time.Millisecond)
+
+	var queries, responses, largest int
+	for _, p := range packets() {
+		if len(p.Data) > mdns.MaxMessage {
+			t.Errorf("a %d-byte packet from %v", len(p.Data), p.From)
+		}
+		largest = max(largest, len(p.Data))
+		var m dns.Msg
+		if err := m.Unpack(p.Data); err != nil {
+			t.Fatalf("a packet from %v does not parse: %v", p.From, err)
+		}
+		if p.From.Port() != 5353 {
+			t.Errorf("sent from port %d", p.From.Port())
+		}
+		if m.Response {
+			responses++
+			for _, rr := range m.Answer {
+				if _, ptr := rr.(*dns.PTR); ptr && rr.Header().Class != dns.ClassINET {
+					t.Errorf("shared PTR record with class %#x: %v", rr.Header().Class, rr)
+				}
+			}
+		} else {
+			queries++
+		}
+	}
+	if queries == 0 || responses < 10 {
+		t.Fatalf("saw %d queries and %d responses", queries, responses)
+	}
+	t.Logf("%d queries and %d responses, the largest %d bytes", queries, responses, largest)
+}
+
+// Records that do not parse cost only themselves, and other service
+// types are ignored: hand-built packets as another responder might send.
+func TestToleratesMalformedAndForeignRecords(t *testing.T) {
+	leakcheck.Check(t)
+	_, send := mdns.Sniff(t)
+	ctx := context.Background()
+	r := newRegistry(t, mdns.MaxWait(100*time.Millisecond))
+	w := watch(t, r)
+	if _, err := r.ListServices(ctx); err != nil { // start browsing
+		t.Fatal(err)
+	}
+
+	hdr := func(name string, t uint16, ttl uint32) dns.RR_Header {
+		return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET | 1<<15, Ttl: ttl}
+	}
+	inst := "tolerant-1._micro._tcp.local."
+	ours := []dns.RR{
+		&dns.PTR{Hdr: dns.RR_Header{Name: "_micro._tcp.local.", Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 120}, Ptr: inst},
+		&dns.SRV{Hdr: hdr(inst, dns.TypeSRV, 120), Target: "tolerant-host.local.", Port: 4242},
+		&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 120), Txt: []string{"txtvers=1", "name=tolerant", "version=v9", "node=tolerant-1", "s.k=v"}},
+		&dns.A{Hdr: hdr("tolerant-host.local.", dns.TypeA, 120), A: net.IPv4(10, 9, 8, 7)},
+	}
+	foreign := []dns.RR{
+		&dns.PTR{Hdr: dns.RR_Header{Name: "_http._tcp.local.", Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 120}, Ptr: "web._http._tcp.local."},
+		&dns.SRV{Hdr: hdr("web._http._tcp.local.", dns.TypeSRV, 120), Target: "web.local.", Port: 80},
+		&dns.TXT{Hdr: hdr("web._http._tcp.local.", dns.TypeTXT, 120), Txt: []string{"txtvers=1", "name=web", "node=web-1"}},
+		&dns.A{Hdr: hdr("web.local.", dns.TypeA, 120), A: net.IPv4(10, 0, 0, 1)},
+	}
+	// A foreign service, then a packet whose malformed NSEC sits between
+	// our records.
+	send(rawPacket(t, foreign))
+	pkt := rawPacket(t, ours[:2], badNSEC(inst), ours[2:])
+	if err := new(dns.Msg).Unpack(pkt); err == nil {
+		t.Fatal("the malformed packet parses strictly; the test proves nothing")
+	}
+	send(pkt)
+
+	res := expect(t, w, registry.Create, "tolerant-1")
+	if n := res.Service.Nodes[0]; n.Address != "10.9.8.7:4242" || res.Service.Version != "v9" || res.Service.Metadata["k"] != "v" {
+		t.Fatalf("Create %s", dump(res.Service))
+	}
+	list, err := r.ListServices(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != "tolerant" {
+		t.Fatalf("ListServices = %s, %v", dump(list...), err)
+	}
+
+	// A goodbye from the other responder removes the node at once.
+	for _, rr := range ours {
+		rr.Header().Ttl = 0
+	}
+	send(rawPacket(t, ours))
+	expect(t, w, registry.Delete, "tolerant-1")
+}
+
+func rawPacket(t *testing.T, parts ...any) []byte {
+	t.Helper()
+	b := make([]byte, 12, 1500)
+	binary.BigEndian.PutUint16(b[2:], 1<<15|1<<10)
+	count := 0
+	for _, p := range parts {
+		switch p := p.(type) {
+		case []dns.RR:
+			for _, rr := range p {
+				buf := make([]byte, 1500)
+				off, err := dns.PackRR(rr, buf, 0, nil, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b = append(b, buf[:off]...)
+				count++
+			}
+		case []byte:
+			b = append(b, p...)
+			count++
+		}
+	}
+	binary.BigEndian.PutUint16(b[6:], uint16(count))
+	return b
+}
+
+// badNSEC is an NSEC record whose type bitmap claims 40 bytes and has one,
+// the kind of record python-zeroconf 0.47 writes and cannot read back.
+func badNSEC(name string) []byte {
+	buf := make([]byte, 300)
+	off, _ := dns.PackDomainName(name, buf, 0, nil, false)
+	rdata := []byte{0xc0, 12, 0, 40, 0x40}
+	h := make([]byte, 10)
+	binary.BigEndian.PutUint16(h[0:], dns.TypeNSEC)
+	binary.BigEndian.PutUint16(h[2:], dns.ClassINET|1<<15)
+	binary.BigEndian.PutUint32(h[4:], 120)
+	binary.BigEndian.PutUint16(h[8:], uint16(len(rdata)))
+	return append(append(buf[:off], h...), rdata...)
+}
+
+// A one-shot query from a port other than 5353, as dig sends, is answered
+// by unicast to that port, echoing the ID, without cache-flush bits and
+// with a TTL of at most 10 s (RFC 6762 §6.7).
+func TestLegacyUnicastQuery(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	r := newRegistry(t)
+	if err := r.Register(ctx, service("legacy", "v1", node("legacy-1", ":5000"))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := new(dns.Msg)
+	q.SetQuestion("_micro._tcp.local.", dns.TypePTR)
+	q.Id = 4711
+	b, _ := q.Pack()
+	if _, err := c.WriteTo(b, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 9000)
+	n, from, err := c.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m dns.Msg
+	if err := m.Unpack(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if m.Id != 4711 || len(m.Question) != 1 || len(m.Answer) < 4 || from.(*net.UDPAddr).Port != 5353 {
+		t.Fatalf("answer from %v: %v", from, &m)
+	}
+	for _, rr := range m.Answer {
+		if h := rr.Header(); h.Class != dns.ClassINET || h.Ttl > 10 {
+			t.Fatalf("legacy answer record %v", rr)
+		}
+	}
+}
+
+// Register announces three times (at once, after the announce interval,
+// after twice that more); Deregister sends the same records with TTL 0,
+// twice. A browser queries at once, then with growing gaps.
+func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
+	leakcheck.Check(t)
+	packets, _ := mdns.Sniff(t)
+	ctx := context.Background()
+	const interval = 100 * time.Millisecond
+	a := newRegistry(t, mdns.AnnounceInterval(interval))
+	s := service("announce", "v1", node("announce-1", ":1234"))
+	start := time.Now()
+	if err := a.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * interval)
+	if err := a.Deregister(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * interval)
+
+	browseStart := time.Now()
+	watch(t, newRegistry(t)) // browses from now on
+	time.Sleep(3500 * time.Millisecond)
+
+	var announced, goodbyes, queries []time.Duration
+	for _, p := range packets() {
+		var m dns.Msg
+		if err := m.Unpack(p.Data); err != nil {
+			t.Fatal(err)
+		}
+		if !m.Response {
+			queries = append(queries, p.At.Sub(browseStart))
+			continue
+		}
+		live, dead := 0, 0
+		for _, rr := range m.Answer {
+			if rr.Header().Ttl == 0 {
+				dead++
+			} else {
+				live++
+			}
+		}
+		switch {
+		case live >= 4 && dead == 0: // PTR, SRV, TXT, A and maybe AAAA
+			announced = append(announced, p.At.Sub(start))
+		case dead >= 4 && live == 0:
+			goodbyes = append(goodbyes, p.At.Sub(start))
+		default:
+			t.Fatalf("a response with %d live and %d dead records: %v", live, dead, &m)
+		}
+	}
+	t.Logf("announcements at %v, goodbyes at %v, queries at %v", announced, goodbyes, queries)
+	if len(announced) != 3 || len(goodbyes) != 2 {
+		t.Fatalf("%d announcements and %d goodbyes, want 3 and 2", len(announced), len(goodbyes))
+	}
+	// Gaps of the interval and twice it, give or take the start-up of the
+	// sockets, which the first announcement waits for.
+	if g1, g2 := announced[1]-announced[0], announced[2]-announced[1]; g1 < interval*8/10 || g2 < 2*interval*8/10 || g2 < g1 {
+		t.Fatalf("announcement gaps %v and %v, want about %v and %v", g1, g2, interval, 2*interval)
+	}
+	// Queries at about 0, 1 s and 3 s: each gap at least the one before.
+	if len(queries) != 3 || queries[2]-queries[1] < queries[1]-queries[0] || queries[1]-queries[0] < 900*time.Millisecond {
+		t.Fatalf("browse queries at %v, want three with gaps of 1 s and 2 s", queries)
+	}
+}

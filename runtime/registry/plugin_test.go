@@ -1,0 +1,66 @@
+package registry_test
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
+)
+
+func TestNew(t *testing.T) {
+	if names := registry.Names(); !strings.Contains(strings.Join(names, ","), "mdns,memory") {
+		t.Fatalf("Names() = %v", names)
+	}
+	r, err := registry.New("memory")
+	if _, ok := r.(*memory.Registry); !ok || err != nil {
+		t.Fatalf(`New("memory") = %T, %v`, r, err)
+	}
+	// Creating an mDNS registry opens nothing until it is used.
+	r, err = registry.New("mdns")
+	if _, ok := r.(*mdns.Registry); !ok || err != nil {
+		t.Fatalf(`New("mdns") = %T, %v`, r, err)
+	}
+	r.(io.Closer).Close()
+
+	_, err = registry.New("etcd")
+	if err == nil || !strings.Contains(err.Error(), `no implementation named "etcd" (known: [mdns memory])`) {
+		t.Fatalf(`New("etcd") = %v`, err)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	for env, want := range map[string]string{"": "mdns", "memory": "memory", "mdns": "mdns"} {
+		t.Setenv(registry.EnvRegistry, env)
+		r, err := registry.FromEnv()
+		if err != nil || r.String() != want {
+			t.Fatalf("%s=%q: FromEnv() = %v, %v; want %s", registry.EnvRegistry, env, r, err, want)
+		}
+		if c, ok := r.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	t.Setenv(registry.EnvRegistry, "nope")
+	if _, err := registry.FromEnv(); err == nil {
+		t.Fatal("FromEnv with an unknown name succeeded")
+	}
+}
+
+func TestRegisterFactoryPanics(t *testing.T) {
+	for name, f := range map[string]func(){
+		"duplicate": func() { registry.RegisterFactory("memory", func() (registry.Registry, error) { return nil, nil }) },
+		"no name":   func() { registry.RegisterFactory("", func() (registry.Registry, error) { return nil, nil }) },
+		"no func":   func() { registry.RegisterFactory("x", nil) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
