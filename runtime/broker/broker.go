@@ -1,0 +1,306 @@
+// Package broker is publish/subscribe between services: a service publishes
+// a message to a topic and every interested service hears it, or exactly one
+// worker of a pool does.
+//
+// Broker is the seam. Two implementations come with the runtime and behave
+// the same way, checked by one shared suite (package brokertest):
+//
+//   - broker/direct, the default: no infrastructure. Subscribers register in
+//     the service registry under their topic and publishers deliver straight
+//     to them over the RPC transport.
+//   - broker/memory: within one process, for tests and single-process use.
+//
+// Typed helpers sit on top so that user code never handles bytes:
+//
+//	pub := broker.NewPublisher[*orderpb.OrderCreated](b, "orders.created")
+//	err := pub.Publish(ctx, &orderpb.OrderCreated{Id: "42"})
+//
+//	_, err = broker.Subscribe(b, "orders.created",
+//		func(ctx context.Context, m *orderpb.OrderCreated) error { return bill(ctx, m) },
+//		broker.Queue("billing"))
+//
+// # Semantics
+//
+// Who receives a message: a subscription without a queue group receives
+// every message published to its topic; the subscriptions that share a queue
+// group (Queue) receive each message once between them, at one member
+// chosen by the publisher's strategy (by default the member with fewer
+// deliveries in flight of two picked at random). Every group and every
+// group-less subscription is one target of a publication. A publication's
+// targets are the subscriptions its publisher knows of when it publishes:
+// a new subscription becomes known as the registry reports it (at once
+// within a process; after the registry's propagation, such as an mDNS
+// announcement, across hosts) and receives only what is published after.
+//
+// When Publish returns: by default once every target has acknowledged the
+// message (its handler returned nil, or called Ack with ManualAck) or has
+// definitively failed, within ctx's deadline (30 s when ctx has none; see
+// Timeout). The error is nil when every target acknowledged, and otherwise a
+// *PublishError naming the topic, the message ID and each target that did
+// not acknowledge, with why. Nothing undelivered is dropped silently.
+//
+// Retries: a handler error (or a Nack) means "not processed": the message is
+// delivered again, up to Attempts times in all (3 by default) with a
+// doubling Backoff between attempts (100 ms, then 200 ms, up to 2 s). For a
+// queue group the next attempt prefers another member. A member that cannot
+// be reached, has left, or is at capacity is skipped for another member
+// without counting an attempt; a group-less subscription that cannot be
+// reached spends its attempts like a failing handler, then is reported. A
+// delivery whose outcome is unknown (the connection broke after it was
+// sent) counts as an attempt and is sent again: delivery is at least once,
+// and a handler that must not act twice deduplicates by Message.ID.
+//
+// Asynchronous publishing (Async) returns once the message is accepted:
+// its targets are known and one of the broker's bounded asynchronous slots
+// is held. Delivery then proceeds exactly as above, bounded by the same
+// deadline but not cancelled with ctx; whatever is undelivered in the end is
+// passed to the Async callback (logged with slog when it is nil) instead of
+// returned. Nothing is written to disk: an async message still in flight
+// when the publishing process dies is lost. Disconnect waits for async
+// deliveries in flight.
+//
+// Ordering: messages published synchronously, one after the other, by one
+// goroutine to a subscription without a queue group whose Concurrency is 1
+// reach its handler in publish order; a redelivered message is delivered
+// again before the next one is published. Nothing else is ordered: not
+// messages from different publishers, not asynchronous publications, and
+// not messages to a queue group, whose members run in parallel.
+//
+// No subscribers: publishing to a topic nobody subscribes to succeeds,
+// counts in Stats.NoSubscribers and logs at debug level; RequireSubscribers
+// makes it fail with ErrNoSubscribers.
+//
+// Backpressure: a subscription runs at most Concurrency handlers at once
+// (1 by default) and accepts at most MaxInFlight deliveries, running or
+// waiting for a handler (256 by default); it refuses more. A publisher keeps
+// no more than a subscription's MaxInFlight messages in flight to it and
+// holds the rest back. A publisher that meets a full subscription tries
+// another member of a queue group, then waits for room until its deadline;
+// with FailFast it fails at once with ErrBusy instead. Asynchronous
+// publications in flight are bounded per broker too (1024 by default), and
+// Async publishing waits, or fails fast, beyond them. So every queue on the
+// path is bounded: per subscription by MaxInFlight, per publisher by the
+// goroutines publishing synchronously plus the asynchronous slots.
+//
+// Metadata and deadlines: the outgoing metadata of the publisher's context
+// (package metadata) and its deadline travel with the message; the handler's
+// context carries them as incoming metadata and as its deadline, as for an
+// RPC. (A message that travelled in a batch with later deadlines reports
+// its own deadline exactly, but its context may be cancelled up to 100 ms
+// after it.) Cancelling the publisher's context stops Publish waiting; it
+// does not recall a message already sent.
+//
+// broker is the contract and the typed helpers; it neither finds subscribers
+// nor moves bytes. Encoding is package codec's: protobuf by default, JSON on
+// request, named in the message's content-type header.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Broker publishes messages to topics and delivers them to subscriptions.
+type Broker interface {
+	// Connect makes the broker's subscriptions reachable; subscriptions made
+	// before Connect start receiving then. Publish needs no Connect.
+	Connect() error
+	// Disconnect removes the broker's subscriptions, lets the deliveries in
+	// flight (including asynchronous publications) finish within their
+	// deadlines, and releases the broker's resources. A broker cannot be
+	// connected again.
+	Disconnect() error
+	// Publish delivers msg to every subscription of topic, as the package
+	// documentation describes. It sets msg.ID when empty and msg.Topic;
+	// the broker owns msg until delivery ends, so do not modify it.
+	Publish(ctx context.Context, topic string, msg *Message, opts ...PublishOption) error
+	// Subscribe calls h with every message published to topic, or with its
+	// share of them when the subscription joins a queue group.
+	Subscribe(topic string, h Handler, opts ...SubscribeOption) (Subscriber, error)
+	// String names the implementation, e.g. "direct" or "memory".
+	String() string
+}
+
+// Handler handles one delivered message. Returning nil acknowledges it
+// (unless the subscription uses ManualAck); an error means "not processed"
+// and the message is delivered again, up to the publisher's Attempts.
+// ctx carries the publisher's metadata and deadline.
+type Handler func(ctx context.Context, msg *Message) error
+
+// Subscriber is a subscription.
+type Subscriber interface {
+	// Topic returns the subscribed topic.
+	Topic() string
+	// Queue returns the queue group, or "" for none.
+	Queue() string
+	// Unsubscribe stops the subscription: publishers stop choosing it,
+	// deliveries that still reach it are refused (a queue group's go to
+	// another member), and it returns once no handler call of it is
+	// running.
+	Unsubscribe() error
+}
+
+// HeaderContentType is the header naming the codec of a message's body, as
+// "application/" + codec name: "application/proto" or "application/json".
+// A message without it is protobuf.
+const HeaderContentType = "content-type"
+
+// Message is what a topic carries.
+type Message struct {
+	// ID identifies the message; Publish sets it when empty. Redeliveries
+	// of a message keep its ID.
+	ID string
+	// Topic is set by Publish.
+	Topic string
+	// Header holds application headers; keys are case-sensitive. Publish
+	// does not modify it.
+	Header map[string]string
+	// Body is the encoded payload.
+	Body []byte
+	// Attempt is 1 on a message's first delivery to a target, 2 on its
+	// first redelivery, and so on. Brokers set it on delivery.
+	Attempt int
+
+	ack Acknowledger
+}
+
+// Ack acknowledges a message delivered to a ManualAck subscription. It
+// returns ErrSettled if the message was already acknowledged or refused, or
+// its delivery has ended (its deadline passed). On any other message it
+// does nothing and returns nil: there the handler's return value decides.
+func (m *Message) Ack() error {
+	if m.ack == nil {
+		return nil
+	}
+	return m.ack.Ack()
+}
+
+// Nack refuses a message delivered to a ManualAck subscription: it is
+// delivered again, as after a handler error. reason is reported to the
+// publisher if no later attempt succeeds. Like Ack, it does nothing on other
+// messages.
+func (m *Message) Nack(reason error) error {
+	if m.ack == nil {
+		return nil
+	}
+	return m.ack.Nack(reason)
+}
+
+// An Acknowledger settles a message delivered to a ManualAck subscription.
+// Broker implementations attach one to each such message with
+// SetAcknowledger; handlers call Message.Ack and Message.Nack.
+type Acknowledger interface {
+	Ack() error
+	Nack(reason error) error
+}
+
+// SetAcknowledger sets what m.Ack and m.Nack call. It is for Broker
+// implementations.
+func (m *Message) SetAcknowledger(a Acknowledger) { m.ack = a }
+
+// Stats are a broker's counters since it was created. Implementations
+// provide them with a Stats() Stats method.
+type Stats struct {
+	// Published counts Publish calls that were accepted.
+	Published uint64
+	// NoSubscribers counts publications to a topic without subscribers.
+	NoSubscribers uint64
+	// Delivered counts targets that acknowledged a message.
+	Delivered uint64
+	// Redelivered counts deliveries sent again after a failed attempt.
+	Redelivered uint64
+	// Undelivered counts targets that never acknowledged a message.
+	Undelivered uint64
+	// Busy counts deliveries refused by a subscription at capacity.
+	Busy uint64
+}
+
+var (
+	// ErrNoSubscribers is returned, wrapped, by a Publish with
+	// RequireSubscribers to a topic that has none.
+	ErrNoSubscribers = errors.New("broker: no subscribers")
+	// ErrBusy is the cause of a delivery refused by a subscription at
+	// capacity (MaxInFlight); a publisher sees it with FailFast, or when its
+	// deadline passes while it waits.
+	ErrBusy = errors.New("broker: subscriber at capacity")
+	// ErrSettled is returned by Ack and Nack on a message already settled.
+	ErrSettled = errors.New("broker: message already settled or its delivery ended")
+	// ErrDisconnected is returned by a broker after Disconnect.
+	ErrDisconnected = errors.New("broker: disconnected")
+)
+
+// PublishError reports a publication that some targets did not
+// acknowledge. errors.Is and errors.As see each target's error.
+type PublishError struct {
+	// Topic and ID identify the message.
+	Topic, ID string
+	// Targets is how many targets the publication had.
+	Targets int
+	// Failed lists the targets that did not acknowledge.
+	Failed []TargetError
+}
+
+// TargetError is one target that did not acknowledge a message.
+type TargetError struct {
+	// Target describes it: `subscriber "ID" at ADDRESS` or
+	// `queue group "NAME"`.
+	Target string
+	// Err is the last failure.
+	Err error
+}
+
+func (e *PublishError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "broker: publish %s to %q: %d of %d targets did not acknowledge: ", e.ID, e.Topic, len(e.Failed), e.Targets)
+	for i, f := range e.Failed {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %v", f.Target, f.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns each target's error.
+func (e *PublishError) Unwrap() []error {
+	out := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		out[i] = f.Err
+	}
+	return out
+}
+
+// Topic and queue group names: 1 to maxNameLen bytes of ASCII letters,
+// digits, '.', '-' and '_', starting and ending with a letter or digit,
+// without "..". They become part of registry names, which some registries
+// (DNS-SD) restrict this way.
+const maxNameLen = 128
+
+// ValidateTopic reports whether topic is a valid topic name. Topics are
+// exact names; there are no wildcards.
+func ValidateTopic(topic string) error { return validateName("topic", topic) }
+
+// ValidateQueue reports whether name is a valid queue group name.
+func ValidateQueue(name string) error { return validateName("queue group", name) }
+
+func validateName(what, s string) error {
+	if s == "" || len(s) > maxNameLen {
+		return fmt.Errorf("broker: %s %q: must be 1 to %d bytes", what, s, maxNameLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		switch {
+		case alnum:
+		case (c == '.' || c == '-' || c == '_') && i > 0 && i < len(s)-1:
+			if c == '.' && s[i+1] == '.' {
+				return fmt.Errorf("broker: %s %q: empty element between dots", what, s)
+			}
+		default:
+			return fmt.Errorf("broker: %s %q: byte %d (%q) not allowed: use letters, digits, '.', '-', '_', starting and ending with a letter or digit", what, s, i, c)
+		}
+	}
+	return nil
+}

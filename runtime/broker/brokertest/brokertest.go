@@ -1,0 +1,868 @@
+// Package brokertest is the behaviour every broker.Broker must show, as a
+// suite of tests that any implementation runs with Run.
+//
+// It checks what package broker documents: fan-out, queue-group
+// exclusivity, redelivery after handler errors (on another member for a
+// queue group), ordering, unsubscribing, deadlines and metadata, large
+// messages, concurrent publishers, publications without subscribers,
+// backpressure, manual acknowledgement, asynchronous publishing and the
+// typed helpers.
+//
+// brokertest is test support: it is imported only by tests.
+package brokertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/broker"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// NewBrokers returns at least three connected brokers that see each other's
+// subscriptions, as brokers of separate processes would. It arranges for
+// them to be disconnected when t ends.
+type NewBrokers func(t *testing.T) []broker.Broker
+
+// Run runs the suite against the brokers newBrokers makes, one set per
+// test. The tests run one after the other.
+func Run(t *testing.T, newBrokers NewBrokers) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, bs []broker.Broker)
+	}{
+		{"FanOut", testFanOut},
+		{"QueueGroup", testQueueGroup},
+		{"Redelivery", testRedelivery},
+		{"RedeliveryExhausted", testRedeliveryExhausted},
+		{"QueueGroupFailover", testQueueGroupFailover},
+		{"Ordering", testOrdering},
+		{"Unsubscribe", testUnsubscribe},
+		{"Deadline", testDeadline},
+		{"Metadata", testMetadata},
+		{"LargeMessage", testLargeMessage},
+		{"ConcurrentPublishers", testConcurrentPublishers},
+		{"NoSubscribers", testNoSubscribers},
+		{"Backpressure", testBackpressure},
+		{"BackpressureAcrossPublishers", testBackpressureAcrossPublishers},
+		{"ManualAck", testManualAck},
+		{"Async", testAsync},
+		{"Key", testKey},
+		{"Typed", testTyped},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bs := newBrokers(t)
+			if len(bs) < 3 {
+				t.Fatalf("newBrokers returned %d brokers; the suite needs at least 3", len(bs))
+			}
+			tc.fn(t, bs)
+		})
+	}
+}
+
+var topicSeq atomic.Int64
+
+// newTopic returns a topic no other test uses.
+func newTopic(t *testing.T) string {
+	name := strings.NewReplacer("/", ".", "_", "-").Replace(strings.ToLower(t.Name()))
+	return fmt.Sprintf("brokertest.%s.%d", name, topicSeq.Add(1))
+}
+
+// probeHeader marks the messages await publishes to learn that
+// subscriptions are visible; recorders count them apart.
+const probeHeader = "brokertest-probe"
+
+// received is what a handler saw of one message.
+type received struct {
+	id      string
+	body    []byte
+	header  map[string]string
+	attempt int
+}
+
+// recorder records what one subscription receives.
+type recorder struct {
+	name   string
+	probes atomic.Int32
+
+	mu   sync.Mutex
+	msgs []received
+	cond chan struct{} // closed and replaced at each message
+}
+
+func newRecorder(name string) *recorder {
+	return &recorder{name: name, cond: make(chan struct{})}
+}
+
+// handler records every message, then runs next (nil: acknowledge).
+func (r *recorder) handler(next broker.Handler) broker.Handler {
+	return func(ctx context.Context, m *broker.Message) error {
+		if m.Header[probeHeader] != "" {
+			r.probes.Add(1)
+			return m.Ack() // for ManualAck subscriptions; nothing otherwise
+		}
+		r.mu.Lock()
+		r.msgs = append(r.msgs, received{id: m.ID, body: bytes.Clone(m.Body), header: m.Header, attempt: m.Attempt})
+		close(r.cond)
+		r.cond = make(chan struct{})
+		r.mu.Unlock()
+		if next != nil {
+			return next(ctx, m)
+		}
+		return nil
+	}
+}
+
+func (r *recorder) all() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.msgs...)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+// waitCount waits until r has received at least n messages.
+func (r *recorder) waitCount(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		r.mu.Lock()
+		got, ch := len(r.msgs), r.cond
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("%s received %d messages, want %d within %v", r.name, got, n, within)
+		}
+	}
+}
+
+// ids returns how many times r received each message ID.
+func (r *recorder) ids() map[string]int {
+	out := map[string]int{}
+	for _, m := range r.all() {
+		out[m.id]++
+	}
+	return out
+}
+
+// subscribe subscribes r on b, failing the test on error.
+func subscribe(t *testing.T, b broker.Broker, topic string, r *recorder, next broker.Handler, opts ...broker.SubscribeOption) broker.Subscriber {
+	t.Helper()
+	s, err := b.Subscribe(topic, r.handler(next), opts...)
+	if err != nil {
+		t.Fatalf("Subscribe(%q) on %s: %v", topic, b, err)
+	}
+	t.Cleanup(func() { s.Unsubscribe() })
+	return s
+}
+
+// await publishes probes from pub until each recorder has seen one: then
+// pub knows every subscription. Brokers whose subscriptions become visible
+// asynchronously (through a registry watch, a server round trip) need it.
+func await(t *testing.T, pub broker.Broker, topic string, rs ...*recorder) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		missing := ""
+		for _, r := range rs {
+			if r.probes.Load() == 0 {
+				missing = r.name
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscription %s never became visible to the publisher", missing)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		pub.Publish(ctx, topic, &broker.Message{Header: map[string]string{probeHeader: "1"}}, broker.Attempts(1))
+		cancel()
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// publish publishes n messages whose bodies are their sequence numbers and
+// returns their IDs in order.
+func publish(t *testing.T, b broker.Broker, topic string, n int, opts ...broker.PublishOption) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		m := &broker.Message{Body: []byte(strconv.Itoa(i))}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := b.Publish(ctx, topic, m, opts...)
+		cancel()
+		if err != nil {
+			t.Fatalf("Publish %d to %q: %v", i, topic, err)
+		}
+		if m.ID == "" {
+			t.Fatalf("Publish did not set the message ID")
+		}
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+// exactlyOnce fails unless every ID of want was received exactly once
+// across rs, and nothing else was.
+func exactlyOnce(t *testing.T, want []string, rs ...*recorder) {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range rs {
+		for id, n := range r.ids() {
+			got[id] += n
+		}
+	}
+	for _, id := range want {
+		if got[id] != 1 {
+			t.Errorf("message %s received %d times across %d subscriptions, want once", id, got[id], len(rs))
+		}
+		delete(got, id)
+	}
+	for id, n := range got {
+		t.Errorf("unexpected message %s received %d times", id, n)
+	}
+}
+
+func testFanOut(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	rs := []*recorder{newRecorder("s1@b1"), newRecorder("s2@b2"), newRecorder("s3@b2"), newRecorder("s4@b0")}
+	subscribe(t, bs[1], topic, rs[0], nil)
+	subscribe(t, bs[2], topic, rs[1], nil)
+	subscribe(t, bs[2], topic, rs[2], nil)
+	subscribe(t, bs[0], topic, rs[3], nil)
+	await(t, bs[0], topic, rs...)
+	ids := publish(t, bs[0], topic, 20)
+	for _, r := range rs {
+		// Publish returned: every subscription has acknowledged already.
+		exactlyOnce(t, ids, r)
+		for _, m := range r.all() {
+			if m.attempt != 1 {
+				t.Errorf("%s: message %s attempt %d, want 1", r.name, m.id, m.attempt)
+			}
+		}
+	}
+}
+
+func testQueueGroup(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	workers := []*recorder{newRecorder("w1@b1"), newRecorder("w2@b2"), newRecorder("w3@b0"), newRecorder("w4@b1")}
+	audit := []*recorder{newRecorder("a1@b1"), newRecorder("a2@b2")}
+	all := newRecorder("all@b2")
+	for i, r := range workers {
+		subscribe(t, bs[[]int{1, 2, 0, 1}[i]], topic, r, nil, broker.Queue("workers"))
+	}
+	subscribe(t, bs[1], topic, audit[0], nil, broker.Queue("audit"))
+	subscribe(t, bs[2], topic, audit[1], nil, broker.Queue("audit"))
+	subscribe(t, bs[2], topic, all, nil)
+	await(t, bs[0], topic, append(append([]*recorder{all}, workers...), audit...)...)
+	for _, r := range append(append([]*recorder{all}, workers...), audit...) {
+		r.mu.Lock()
+		r.msgs = nil
+		r.mu.Unlock()
+	}
+	ids := publish(t, bs[0], topic, 60)
+	exactlyOnce(t, ids, workers...)
+	exactlyOnce(t, ids, audit...)
+	exactlyOnce(t, ids, all)
+	busy := 0
+	for _, r := range workers {
+		if r.count() > 0 {
+			busy++
+		}
+	}
+	if busy < 2 {
+		t.Errorf("60 messages went to %d of 4 workers; want them spread", busy)
+	}
+}
+
+var errBoom = errors.New("boom")
+
+func testRedelivery(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("flaky@b1")
+	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
+		if m.Attempt < 3 {
+			return errBoom
+		}
+		return nil
+	})
+	await(t, bs[0], topic, r)
+	ids := publish(t, bs[0], topic, 5, broker.Backoff(5*time.Millisecond, 20*time.Millisecond))
+	got := r.all()
+	if len(got) != 15 {
+		t.Fatalf("handler called %d times, want 15 (3 attempts × 5 messages)", len(got))
+	}
+	for i, id := range ids {
+		for a := 0; a < 3; a++ {
+			m := got[3*i+a]
+			if m.id != id || m.attempt != a+1 {
+				t.Errorf("call %d: message %s attempt %d, want %s attempt %d", 3*i+a, m.id, m.attempt, id, a+1)
+			}
+		}
+	}
+}
+
+func testRedeliveryExhausted(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("broken@b1")
+	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error { return errBoom })
+	ok := newRecorder("fine@b2")
+	subscribe(t, bs[2], topic, ok, nil)
+	await(t, bs[0], topic, r, ok)
+	m := &broker.Message{Body: []byte("x")}
+	err := bs[0].Publish(context.Background(), topic, m, broker.Attempts(2), broker.Backoff(5*time.Millisecond, 5*time.Millisecond))
+	var pe *broker.PublishError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Publish: %v, want a *broker.PublishError", err)
+	}
+	if pe.Topic != topic || pe.ID != m.ID || pe.Targets != 2 || len(pe.Failed) != 1 {
+		t.Fatalf("PublishError %+v, want topic %q, ID %s, 2 targets, 1 failed", pe, topic, m.ID)
+	}
+	for _, want := range []string{topic, "boom", "subscriber"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if n := r.count(); n != 2 {
+		t.Errorf("failing handler called %d times, want 2 (Attempts(2))", n)
+	}
+	if n := ok.count(); n != 1 {
+		t.Errorf("healthy subscriber received %d messages, want 1", n)
+	}
+}
+
+func testQueueGroupFailover(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	bad := newRecorder("bad@b1")
+	good := newRecorder("good@b2")
+	subscribe(t, bs[1], topic, bad, func(ctx context.Context, m *broker.Message) error { return errBoom }, broker.Queue("q"))
+	subscribe(t, bs[2], topic, good, nil, broker.Queue("q"))
+	await(t, bs[0], topic, bad, good)
+	ids := publish(t, bs[0], topic, 20, broker.Attempts(2), broker.Backoff(time.Millisecond, time.Millisecond))
+	exactlyOnce(t, ids, good)
+	for _, m := range bad.all() {
+		if m.attempt != 1 {
+			t.Errorf("the failing member got message %s at attempt %d: a redelivery should prefer the other member", m.id, m.attempt)
+		}
+	}
+}
+
+func testOrdering(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("ordered@b1")
+	subscribe(t, bs[1], topic, r, nil, broker.Concurrency(1))
+	await(t, bs[0], topic, r)
+	const n = 200
+	publish(t, bs[0], topic, n)
+	got := r.all()
+	if len(got) != n {
+		t.Fatalf("received %d messages, want %d", len(got), n)
+	}
+	for i, m := range got {
+		if string(m.body) != strconv.Itoa(i) {
+			t.Fatalf("message %d has body %q: out of order", i, m.body)
+		}
+	}
+}
+
+func testUnsubscribe(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	gone := newRecorder("gone@b1")
+	stays := newRecorder("stays@b2")
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	s := subscribe(t, bs[1], topic, gone, func(ctx context.Context, m *broker.Message) error {
+		if string(m.Body) == "block" {
+			entered <- struct{}{}
+			<-gate
+		}
+		return nil
+	})
+	subscribe(t, bs[2], topic, stays, nil)
+	await(t, bs[0], topic, gone, stays)
+	publish(t, bs[0], topic, 5)
+
+	// Unsubscribe waits for the handler call in progress.
+	done := make(chan error, 1)
+	go func() {
+		done <- bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("block")})
+	}()
+	<-entered
+	unsubscribed := make(chan struct{})
+	go func() { s.Unsubscribe(); close(unsubscribed) }()
+	select {
+	case <-unsubscribed:
+		t.Fatal("Unsubscribe returned while a handler call was running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(gate)
+	<-unsubscribed
+	if err := <-done; err != nil {
+		t.Fatalf("Publish during Unsubscribe: %v", err)
+	}
+	before := gone.count()
+	ids := publish(t, bs[0], topic, 20)
+	if n := gone.count(); n != before {
+		t.Errorf("unsubscribed handler called %d more times", n-before)
+	}
+	for _, id := range ids {
+		if stays.ids()[id] != 1 {
+			t.Errorf("the remaining subscriber missed %s", id)
+		}
+	}
+	if s.Topic() != topic {
+		t.Errorf("Topic() = %q, want %q", s.Topic(), topic)
+	}
+}
+
+func testDeadline(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("slow@b1")
+	seen := make(chan time.Time, 1)
+	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
+		d, _ := ctx.Deadline()
+		seen <- d
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	await(t, bs[0], topic, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	want, _ := ctx.Deadline()
+	start := time.Now()
+	err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("x")})
+	elapsed := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Publish: %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("Publish returned after %v; its deadline was 300ms", elapsed)
+	}
+	select {
+	case d := <-seen:
+		if d.IsZero() || d.Sub(want).Abs() > 100*time.Millisecond {
+			t.Errorf("handler deadline %v, want the publisher's %v", d, want)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("handler never called")
+	}
+}
+
+func testMetadata(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("md@b1")
+	got := make(chan metadata.MD, 2)
+	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
+		md, _ := metadata.FromIncomingContext(ctx)
+		got <- md
+		return nil
+	})
+	await(t, bs[0], topic, r)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-trace-id", "abc123", "x-tenant", "t1")
+	m := &broker.Message{Header: map[string]string{"kind": "test"}, Body: []byte("x")}
+	if err := bs[0].Publish(ctx, topic, m); err != nil {
+		t.Fatal(err)
+	}
+	md := <-got
+	if md.Value("x-trace-id") != "abc123" || md.Value("x-tenant") != "t1" {
+		t.Errorf("handler metadata %v, want the publisher's x-trace-id and x-tenant", md)
+	}
+	if h := r.all()[0].header["kind"]; h != "test" {
+		t.Errorf("header kind = %q, want test", h)
+	}
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	if md := <-got; md.Value("x-trace-id") != "" {
+		t.Errorf("a publication without metadata delivered %v", md)
+	}
+}
+
+func testLargeMessage(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("large@b1")
+	subscribe(t, bs[1], topic, r, nil)
+	await(t, bs[0], topic, r)
+	body := make([]byte, 1<<20)
+	rand.Read(body)
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.all(); len(got) != 1 || !bytes.Equal(got[0].body, body) {
+		t.Fatalf("the 1 MiB message did not arrive intact")
+	}
+}
+
+func testConcurrentPublishers(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	all := newRecorder("all@b2")
+	q1, q2 := newRecorder("q1@b1"), newRecorder("q2@b2")
+	subscribe(t, bs[2], topic, all, nil, broker.Concurrency(4))
+	subscribe(t, bs[1], topic, q1, nil, broker.Queue("q"), broker.Concurrency(2))
+	subscribe(t, bs[2], topic, q2, nil, broker.Queue("q"))
+	await(t, bs[0], topic, all, q1, q2)
+	await(t, bs[1], topic, all, q1, q2)
+	for _, r := range []*recorder{all, q1, q2} {
+		r.mu.Lock()
+		r.msgs = nil
+		r.mu.Unlock()
+	}
+	const publishers, each = 8, 40
+	var mu sync.Mutex
+	var ids []string
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				m := &broker.Message{Body: []byte(fmt.Sprintf("%d-%d", p, i))}
+				if err := bs[p%2].Publish(context.Background(), topic, m); err != nil {
+					t.Errorf("publisher %d: %v", p, err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, m.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(ids) != publishers*each {
+		t.Fatalf("%d publications succeeded, want %d", len(ids), publishers*each)
+	}
+	exactlyOnce(t, ids, all)
+	exactlyOnce(t, ids, q1, q2)
+}
+
+func statsOf(b broker.Broker) (broker.Stats, bool) {
+	s, ok := b.(interface{ Stats() broker.Stats })
+	if !ok {
+		return broker.Stats{}, false
+	}
+	return s.Stats(), true
+}
+
+func testNoSubscribers(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	before, hasStats := statsOf(bs[0])
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("x")}); err != nil {
+		t.Errorf("Publish without subscribers: %v, want nil", err)
+	}
+	err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("x")}, broker.RequireSubscribers())
+	if !errors.Is(err, broker.ErrNoSubscribers) || !strings.Contains(err.Error(), topic) {
+		t.Errorf("Publish with RequireSubscribers: %v, want ErrNoSubscribers naming the topic", err)
+	}
+	if hasStats {
+		after, _ := statsOf(bs[0])
+		if n := after.NoSubscribers - before.NoSubscribers; n != 2 {
+			t.Errorf("Stats.NoSubscribers grew by %d, want 2", n)
+		}
+	}
+	if err := bs[0].Publish(context.Background(), "bad topic", &broker.Message{}); err == nil {
+		t.Error("Publish to an invalid topic succeeded")
+	}
+}
+
+func testBackpressure(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("slow@b1")
+	gate := make(chan struct{})
+	var running, peak atomic.Int32
+	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		defer running.Add(-1)
+		select {
+		case <-gate:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, broker.Concurrency(1), broker.MaxInFlight(1))
+	await(t, bs[0], topic, r)
+	before, hasStats := statsOf(bs[0])
+
+	// One delivery fills the subscription.
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("fill")})
+	}()
+	r.waitCount(t, 1, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("fast")}, broker.FailFast()); !errors.Is(err, broker.ErrBusy) {
+		t.Fatalf("FailFast Publish to a full subscription: %v, want ErrBusy", err)
+	}
+
+	// Without FailFast, publishers wait for room.
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("patient")})
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := len(errs); n != 0 {
+		t.Fatalf("%d publications returned while the subscriber was full", n)
+	}
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Publish: %v", err)
+		}
+	}
+	if n := r.count(); n != 4 {
+		t.Errorf("%d messages delivered, want 4", n)
+	}
+	if p := peak.Load(); p != 1 {
+		t.Errorf("%d handler calls ran at once, want at most Concurrency(1)", p)
+	}
+	if hasStats {
+		after, _ := statsOf(bs[0])
+		if after.Busy == before.Busy {
+			t.Errorf("Stats.Busy did not grow")
+		}
+	}
+}
+
+// Two publishers compete for a subscription that takes one delivery at a
+// time: the one that finds it full is refused by the subscriber itself.
+func testBackpressureAcrossPublishers(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("slow@b2")
+	gate := make(chan struct{})
+	subscribe(t, bs[2], topic, r, func(ctx context.Context, m *broker.Message) error {
+		select {
+		case <-gate:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, broker.MaxInFlight(1))
+	await(t, bs[0], topic, r)
+	await(t, bs[1], topic, r)
+	filled := make(chan error, 1)
+	go func() {
+		filled <- bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("fill")})
+	}()
+	r.waitCount(t, 1, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := bs[1].Publish(ctx, topic, &broker.Message{Body: []byte("fast")}, broker.FailFast()); !errors.Is(err, broker.ErrBusy) {
+		t.Fatalf("FailFast Publish to a subscription another publisher filled: %v, want ErrBusy", err)
+	}
+	patient := make(chan error, 1)
+	go func() { patient <- bs[1].Publish(ctx, topic, &broker.Message{Body: []byte("patient")}) }()
+	select {
+	case err := <-patient:
+		t.Fatalf("Publish returned (%v) while the subscription was full", err)
+	case <-time.After(150 * time.Millisecond):
+	}
+	close(gate)
+	for _, c := range []chan error{filled, patient} {
+		if err := <-c; err != nil {
+			t.Errorf("Publish: %v", err)
+		}
+	}
+	r.waitCount(t, 2, time.Second)
+}
+
+func testManualAck(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("manual@b1")
+	held := make(chan *broker.Message, 8)
+	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
+		held <- m
+		return nil // not yet acknowledged
+	}, broker.ManualAck())
+	await(t, bs[0], topic, r)
+
+	// Acknowledged later, from another goroutine.
+	go func() {
+		m := <-held
+		time.Sleep(50 * time.Millisecond)
+		m.Ack()
+	}()
+	start := time.Now()
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("later")}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 40*time.Millisecond {
+		t.Errorf("Publish returned after %v, before the handler acknowledged", d)
+	}
+
+	// Refused, then acknowledged on the redelivery.
+	go func() {
+		m := <-held
+		m.Nack(errBoom)
+		m = <-held
+		m.Ack()
+	}()
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("nacked")}, broker.Backoff(time.Millisecond, time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.all(); len(got) != 3 || got[2].attempt != 2 {
+		t.Errorf("deliveries %+v, want the refused message redelivered as attempt 2", got)
+	}
+
+	// Never acknowledged: the deadline settles it, and a late Ack is refused.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("never")}, broker.Attempts(1))
+	if err == nil {
+		t.Fatal("Publish of a message never acknowledged succeeded")
+	}
+	m := <-held
+	time.Sleep(100 * time.Millisecond) // the subscriber's copy of the deadline passes too
+	if err := m.Ack(); !errors.Is(err, broker.ErrSettled) {
+		t.Errorf("Ack after the delivery ended: %v, want ErrSettled", err)
+	}
+}
+
+func testAsync(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	r := newRecorder("async@b1")
+	gate := make(chan struct{})
+	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
+		if string(m.Body) == "fail" {
+			return errBoom
+		}
+		<-gate
+		return nil
+	})
+	await(t, bs[0], topic, r)
+	start := time.Now()
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("ok")}, broker.Async(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("asynchronous Publish took %v: it waited for the handler", d)
+	}
+	close(gate)
+	r.waitCount(t, 1, 5*time.Second)
+
+	reported := make(chan error, 1)
+	err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("fail")},
+		broker.Async(func(err error) { reported <- err }), broker.Attempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-reported:
+		var pe *broker.PublishError
+		if !errors.As(err, &pe) || pe.Topic != topic {
+			t.Errorf("async error %v, want a *broker.PublishError for %q", err, topic)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failed asynchronous publication was never reported")
+	}
+}
+
+func testKey(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	ws := []*recorder{newRecorder("k1@b1"), newRecorder("k2@b2"), newRecorder("k3@b0")}
+	for i, r := range ws {
+		subscribe(t, bs[(i+1)%3], topic, r, nil, broker.Queue("k"))
+	}
+	await(t, bs[0], topic, ws...)
+	for _, r := range ws {
+		r.mu.Lock()
+		r.msgs = nil
+		r.mu.Unlock()
+	}
+	ids := publish(t, bs[0], topic, 30, broker.Key("order-17"))
+	exactlyOnce(t, ids, ws...)
+	holders := 0
+	for _, r := range ws {
+		if r.count() > 0 {
+			holders++
+		}
+	}
+	if holders != 1 {
+		t.Errorf("messages with one key went to %d members, want 1", holders)
+	}
+}
+
+func testTyped(t *testing.T, bs []broker.Broker) {
+	topic := newTopic(t)
+	got := make(chan string, 4)
+	cts := make(chan string, 4)
+	sub, err := broker.Subscribe(bs[1], topic, func(ctx context.Context, m *wrapperspb.StringValue) error {
+		msg, ok := broker.MessageFromContext(ctx)
+		if !ok {
+			return errors.New("no message in context")
+		}
+		if msg.Header[probeHeader] != "" {
+			got <- "probe"
+			return nil
+		}
+		cts <- msg.Header[broker.HeaderContentType]
+		got <- m.GetValue()
+		return nil
+	}, broker.Queue("typed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	probe := broker.NewPublisher[*wrapperspb.StringValue](bs[0], topic, broker.WithHeader(probeHeader, "1"))
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) == 0 && time.Now().Before(deadline) {
+		probe.Publish(context.Background(), wrapperspb.String(""), broker.Attempts(1))
+		time.Sleep(2 * time.Millisecond)
+	}
+	for len(got) > 0 {
+		<-got
+	}
+
+	pub := broker.NewPublisher[*wrapperspb.StringValue](bs[0], topic)
+	if err := pub.Publish(context.Background(), wrapperspb.String("order 42")); err != nil {
+		t.Fatal(err)
+	}
+	if v, ct := <-got, <-cts; v != "order 42" || ct != "" {
+		t.Errorf("typed proto: got %q with content type %q, want \"order 42\" and none", v, ct)
+	}
+	jpub := broker.NewPublisher[*wrapperspb.StringValue](bs[2], topic, broker.ContentType("json"))
+	if err := jpub.Publish(context.Background(), wrapperspb.String("as json")); err != nil {
+		t.Fatal(err)
+	}
+	if v, ct := <-got, <-cts; v != "as json" || ct != "application/json" {
+		t.Errorf("typed json: got %q with content type %q", v, ct)
+	}
+	// A body that does not decode is a handler error, reported.
+	err = bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte{0xff, 0xff}}, broker.Attempts(1))
+	if err == nil || !strings.Contains(err.Error(), "decoding") {
+		t.Errorf("publishing an undecodable body: %v, want a decoding error", err)
+	}
+}

@@ -1,0 +1,77 @@
+package direct
+
+import (
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
+	"github.com/protoc-gen-micro/micro/runtime/server"
+)
+
+// Registration defaults, as for service nodes: a subscription whose
+// process dies disappears from the registry within the TTL; until then
+// publishers find it unreachable and pass over it.
+const (
+	defaultRegisterTTL      = 90 * time.Second
+	defaultRegisterInterval = 30 * time.Second
+)
+
+// Option configures NewBroker.
+type Option func(*options)
+
+type options struct {
+	registry         registry.Registry
+	server           server.Server
+	client           client.Client
+	address          string
+	advertise        string
+	registerTTL      time.Duration
+	registerInterval time.Duration
+	strategy         selector.Strategy
+	maxAsync         int
+}
+
+// Registry sets where subscriptions are registered and found: the
+// service's registry. Without it the broker uses an in-memory registry of
+// its own, which no other broker sees.
+func Registry(r registry.Registry) Option { return func(o *options) { o.registry = r } }
+
+// Server serves deliveries on s, such as the service's server, instead of
+// a server of the broker's own. The broker registers its handler on s when
+// it connects, which must be after s has started; s is the caller's to
+// stop.
+func Server(s server.Server) Option { return func(o *options) { o.server = s } }
+
+// Client delivers with c, such as the service's client, instead of a
+// client of the broker's own; c is the caller's to close. Deliveries name
+// their subscriber's address, so c's selector plays no part.
+func Client(c client.Client) Option { return func(o *options) { o.client = c } }
+
+// Address sets the listen address of the broker's own server; ":0" (a free
+// port on every interface) by default.
+func Address(addr string) Option { return func(o *options) { o.address = addr } }
+
+// Advertise sets the address registered for the broker's subscriptions,
+// instead of one derived from the server's listen address.
+func Advertise(addr string) Option { return func(o *options) { o.advertise = addr } }
+
+// RegisterTTL sets the time to live of subscriptions' registrations; 90 s
+// by default.
+func RegisterTTL(d time.Duration) Option { return func(o *options) { o.registerTTL = d } }
+
+// RegisterInterval sets how often registrations are refreshed; 30 s by
+// default.
+func RegisterInterval(d time.Duration) Option {
+	return func(o *options) { o.registerInterval = d }
+}
+
+// Strategy sets how a queue group's member is chosen for a message;
+// selector.LeastRequest (fewer deliveries in flight of two members picked
+// at random) by default.
+func Strategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
+
+// MaxAsync bounds the asynchronous publications in flight (1024 by
+// default); beyond it Publish with broker.Async waits, or fails with
+// broker.ErrBusy under broker.FailFast.
+func MaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }

@@ -1,0 +1,89 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/protoc-gen-micro/micro/runtime/broker"
+	"github.com/protoc-gen-micro/micro/runtime/broker/memory"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// A typed publisher and two kinds of subscribers: every group-less
+// subscription hears each message; a queue group shares them out, one
+// member per message. Publish returns once all have acknowledged.
+func Example() {
+	b := memory.NewBroker()
+	if err := b.Connect(); err != nil {
+		log.Fatal(err)
+	}
+	defer b.Disconnect()
+
+	broker.Subscribe(b, "orders.created", func(ctx context.Context, m *wrapperspb.StringValue) error {
+		fmt.Println("audit saw", m.GetValue())
+		return nil
+	})
+	for range 2 { // two workers of one pool
+		broker.Subscribe(b, "orders.created", func(ctx context.Context, m *wrapperspb.StringValue) error {
+			fmt.Println("one billing worker bills", m.GetValue())
+			return nil
+		}, broker.Queue("billing"))
+	}
+
+	pub := broker.NewPublisher[*wrapperspb.StringValue](b, "orders.created")
+	if err := pub.Publish(context.Background(), wrapperspb.String("order 42")); err != nil {
+		log.Fatal(err)
+	}
+	// Unordered output:
+	// audit saw order 42
+	// one billing worker bills order 42
+}
+
+// A handler error means "not processed": the message comes again, and
+// what is never acknowledged is reported to the publisher.
+func Example_redelivery() {
+	b := memory.NewBroker()
+	b.Connect()
+	defer b.Disconnect()
+
+	broker.Subscribe(b, "invoices", func(ctx context.Context, m *wrapperspb.StringValue) error {
+		msg, _ := broker.MessageFromContext(ctx)
+		fmt.Println("attempt", msg.Attempt)
+		return errors.New("database down")
+	})
+	err := broker.NewPublisher[*wrapperspb.StringValue](b, "invoices").
+		Publish(context.Background(), wrapperspb.String("invoice 7"), broker.Attempts(2), broker.Backoff(0, 0))
+	var pe *broker.PublishError
+	if errors.As(err, &pe) {
+		fmt.Println(len(pe.Failed), "of", pe.Targets, "targets did not acknowledge:", pe.Failed[0].Err)
+	}
+	// Output:
+	// attempt 1
+	// attempt 2
+	// 1 of 1 targets did not acknowledge: handler: database down
+}
+
+type service struct{ b broker.Broker }
+
+func (s service) Broker() broker.Broker { return s.b }
+
+// RegisterSubscriber has the shape of go-micro's micro.RegisterSubscriber,
+// with a typed handler; it takes anything that carries a broker.
+func ExampleRegisterSubscriber() {
+	b := memory.NewBroker()
+	b.Connect()
+	defer b.Disconnect()
+	svc := service{b}
+
+	err := broker.RegisterSubscriber("greetings", svc, func(ctx context.Context, m *wrapperspb.StringValue) error {
+		fmt.Println("hello,", m.GetValue())
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	broker.NewPublisher[*wrapperspb.StringValue](svc.Broker(), "greetings").Publish(context.Background(), wrapperspb.String("world"))
+	// Output: hello, world
+}

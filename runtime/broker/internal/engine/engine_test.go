@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/broker"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
+)
+
+// gateLink answers every message with nil, each batch once gate is open.
+type gateLink struct {
+	gate    chan struct{}
+	batches atomic.Int32
+	largest atomic.Int32
+}
+
+func (l *gateLink) Deliver(ctx context.Context, t *Target, msgs []Outgoing, out []error) error {
+	l.batches.Add(1)
+	for {
+		n := l.largest.Load()
+		if int32(len(msgs)) <= n || l.largest.CompareAndSwap(n, int32(len(msgs))) {
+			break
+		}
+	}
+	<-l.gate
+	return nil
+}
+
+func oneTarget(window int) func(context.Context, string) (*Targets, error) {
+	ts := NewTargets([]TargetInfo{{ID: "s1", Window: window}}, nil)
+	return func(context.Context, string) (*Targets, error) { return ts, nil }
+}
+
+// While batches are in flight, the messages that arrive gather into the
+// next one: a hundred messages cost a handful of deliveries.
+func TestBatching(t *testing.T) {
+	l := &gateLink{gate: make(chan struct{})}
+	p := NewPublisher(Config{Link: l, Resolve: oneTarget(0)})
+	var wg sync.WaitGroup
+	const n = 100
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Publish(context.Background(), "t", &broker.Message{}, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for l.batches.Load() < maxSenders {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the rest queue behind the senders
+	close(l.gate)
+	wg.Wait()
+	if b := l.batches.Load(); b > maxSenders+3 {
+		t.Errorf("%d messages took %d deliveries", n, b)
+	}
+	if s := p.Stats(); s.Delivered != n {
+		t.Errorf("delivered %d, want %d", s.Delivered, n)
+	}
+}
+
+// A target's window bounds what a publisher has in flight to it; the rest
+// waits in the outbox, or fails at once with FailFast.
+func TestWindow(t *testing.T) {
+	l := &gateLink{gate: make(chan struct{})}
+	p := NewPublisher(Config{Link: l, Resolve: oneTarget(2)})
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- p.Publish(context.Background(), "t", &broker.Message{}, nil) }()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if b := l.largest.Load(); b > 2 {
+		t.Errorf("a batch of %d went to a target with a window of 2", b)
+	}
+	err := p.Publish(context.Background(), "t", &broker.Message{}, []broker.PublishOption{broker.FailFast()})
+	if !errors.Is(err, broker.ErrBusy) {
+		t.Errorf("FailFast with the window full: %v, want ErrBusy", err)
+	}
+	close(l.gate)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func group(n int) *Group {
+	var infos []TargetInfo
+	for i := range n {
+		infos = append(infos, TargetInfo{ID: fmt.Sprintf("m%d", i), Group: "g"})
+	}
+	return NewTargets(infos, nil).group("g")
+}
+
+func TestPick(t *testing.T) {
+	g := group(3)
+	rr := &Publisher{cfg: Config{Strategy: selector.RoundRobin}}
+	seen := map[string]int{}
+	for range 30 {
+		seen[rr.pick(g, nil, "", "").ID]++
+	}
+	for _, m := range g.Members {
+		if seen[m.ID] != 10 {
+			t.Errorf("round robin gave %s %d of 30", m.ID, seen[m.ID])
+		}
+	}
+
+	p := &Publisher{cfg: Config{Strategy: selector.LeastRequest}}
+	if got := p.pick(g, []string{"m0", "m1"}, "", ""); got == nil || got.ID != "m2" {
+		t.Errorf("with m0 and m1 tried, picked %v", got)
+	}
+	if got := p.pick(g, []string{"m0", "m1", "m2"}, "", ""); got != nil {
+		t.Errorf("with every member tried, picked %s", got.ID)
+	}
+	for range 20 {
+		if got := p.pick(g, nil, "m1", ""); got.ID == "m1" {
+			t.Fatal("picked the member to avoid while others were left")
+		}
+	}
+	if got := p.pick(g, []string{"m0", "m2"}, "m1", ""); got == nil || got.ID != "m1" {
+		t.Errorf("the member to avoid is still better than none: picked %v", got)
+	}
+	g.Members[0].st.inflight.Store(5)
+	g.Members[1].st.inflight.Store(5)
+	low := 0
+	for range 300 {
+		if p.pick(g, nil, "", "").ID == "m2" {
+			low++
+		}
+	}
+	if low < 150 { // expect 2/3: it wins whenever it is one of the two drawn
+		t.Errorf("the least loaded member got %d of 300", low)
+	}
+
+	// Keys stick to one member, and only a leaving member's keys move.
+	first := map[string]string{}
+	for i := range 50 {
+		k := fmt.Sprint("order-", i)
+		first[k] = p.pick(g, nil, "", k).ID
+		if again := p.pick(g, nil, "", k).ID; again != first[k] {
+			t.Fatalf("key %s went to %s, then %s", k, first[k], again)
+		}
+	}
+	smaller := NewTargets([]TargetInfo{{ID: "m0", Group: "g"}, {ID: "m2", Group: "g"}}, nil).group("g")
+	for k, id := range first {
+		if id != "m1" && p.pick(smaller, nil, "", k).ID != id {
+			t.Errorf("key %s moved from %s although its member stayed", k, id)
+		}
+	}
+}
+
+// An unreachable member is passed over while another is left.
+func TestEjection(t *testing.T) {
+	g := group(2)
+	p := &Publisher{cfg: Config{Strategy: selector.Random}}
+	p.eject(g.Members[0])
+	for range 20 {
+		if p.pick(g, nil, "", "").ID == "m0" {
+			t.Fatal("picked the ejected member")
+		}
+	}
+	if got := p.pick(g, []string{"m1"}, "", ""); got == nil || got.ID != "m0" {
+		t.Errorf("an ejected member is better than none: picked %v", got)
+	}
+	p.recovered(g.Members[0])
+	if p.ejected.Load() != 0 {
+		t.Error("recovery left the member ejected")
+	}
+}
+
+// A Targets rebuilt after a change keeps what was learnt of the
+// subscriptions that stayed.
+func TestTargetsCarryState(t *testing.T) {
+	old := NewTargets([]TargetInfo{{ID: "a"}, {ID: "b", Group: "g"}}, nil)
+	old.All[0].st.inflight.Store(3)
+	next := NewTargets([]TargetInfo{{ID: "a"}, {ID: "c", Group: "g"}}, old)
+	if next.All[0].st != old.All[0].st {
+		t.Error("a's state was not carried over")
+	}
+	if next.Len() != 2 || next.group("g").Members[0].ID != "c" {
+		t.Errorf("targets %+v", next)
+	}
+}
+
+func TestNewID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := NewID()
+		if seen[id] {
+			t.Fatalf("duplicate ID %s", id)
+		}
+		seen[id] = true
+	}
+}
+
+// A subscription admits up to MaxInFlight deliveries, refuses the rest in
+// order, turns handler errors and panics into refusals, and refuses
+// everything once closed.
+func TestSubscriptionDeliver(t *testing.T) {
+	s := NewSubscription("test", "s", "t", func(ctx context.Context, m *broker.Message) error {
+		switch string(m.Body) {
+		case "fail":
+			return errors.New("boom")
+		case "panic":
+			panic("kaboom")
+		}
+		return nil
+	}, broker.NewSubscribeOptions(broker.MaxInFlight(3)))
+	in := make([]Inbound, 4)
+	for i, body := range []string{"ok", "fail", "panic", "ok"} {
+		in[i].Msg = broker.Message{Body: []byte(body)}
+	}
+	s.Deliver(context.Background(), in)
+	var nack *NackError
+	if in[0].Err != nil || !errors.As(in[1].Err, &nack) || !strings.Contains(fmt.Sprint(in[2].Err), "kaboom") || !errors.Is(in[3].Err, broker.ErrBusy) {
+		t.Errorf("outcomes %v, %v, %v, %v; want nil, a nack, a nack for the panic, busy", in[0].Err, in[1].Err, in[2].Err, in[3].Err)
+	}
+	s.Close()
+	in = in[:1]
+	s.Deliver(context.Background(), in)
+	if !errors.Is(in[0].Err, ErrGone) {
+		t.Errorf("after Close: %v, want ErrGone", in[0].Err)
+	}
+}

@@ -1,0 +1,273 @@
+// Package memory is a broker.Broker within one process, for tests and
+// single-process programs.
+//
+// It keeps the semantics of the networked broker (broker/direct) — queue
+// groups, acknowledgement, redelivery, backpressure, metadata and deadlines,
+// batching — and passes the shared behaviour suite (broker/brokertest); only
+// the wire is missing: a message is handed to the subscriber's handler as a
+// copy, within the process. Brokers on one Bus see each other's
+// subscriptions, as brokers on one registry do; a broker given no bus has
+// its own. Nothing here crosses a process boundary or survives a restart.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+
+	"github.com/protoc-gen-micro/micro/runtime/broker"
+	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
+)
+
+// Bus connects in-memory brokers: a message published on any reaches the
+// subscriptions of all. Its zero value is not usable; call NewBus.
+type Bus struct {
+	mu     sync.RWMutex
+	topics map[string]*topic
+}
+
+type topic struct {
+	subs map[string]engine.TargetInfo
+	snap atomic.Pointer[engine.Targets]
+}
+
+// NewBus returns an empty bus.
+func NewBus() *Bus { return &Bus{topics: map[string]*topic{}} }
+
+func (b *Bus) targets(_ context.Context, name string) (*engine.Targets, error) {
+	b.mu.RLock()
+	t := b.topics[name]
+	b.mu.RUnlock()
+	if t == nil {
+		return nil, nil
+	}
+	return t.snap.Load(), nil
+}
+
+func (b *Bus) add(s *engine.Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[s.Topic]
+	if t == nil {
+		t = &topic{subs: map[string]engine.TargetInfo{}}
+		b.topics[s.Topic] = t
+	}
+	t.subs[s.ID] = engine.TargetInfo{ID: s.ID, Group: s.Opts.Queue, Handle: s, Window: s.Opts.MaxInFlight}
+	t.publishLocked()
+}
+
+func (b *Bus) remove(s *engine.Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[s.Topic]
+	if t == nil {
+		return
+	}
+	delete(t.subs, s.ID)
+	t.publishLocked()
+	if len(t.subs) == 0 {
+		delete(b.topics, s.Topic)
+	}
+}
+
+func (t *topic) publishLocked() {
+	infos := make([]engine.TargetInfo, 0, len(t.subs))
+	for _, info := range t.subs {
+		infos = append(infos, info)
+	}
+	t.snap.Store(engine.NewTargets(infos, t.snap.Load()))
+}
+
+// Option configures NewBroker.
+type Option func(*options)
+
+type options struct {
+	bus      *Bus
+	strategy selector.Strategy
+	maxAsync int
+}
+
+// OnBus puts the broker on bus b, with the other brokers there.
+func OnBus(b *Bus) Option { return func(o *options) { o.bus = b } }
+
+// Strategy sets how a queue group's member is chosen for a message;
+// selector.LeastRequest (fewer deliveries in flight of two members picked
+// at random) by default.
+func Strategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
+
+// MaxAsync bounds the asynchronous publications in flight (1024 by
+// default); beyond it Publish with broker.Async waits, or fails with
+// broker.ErrBusy under broker.FailFast.
+func MaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }
+
+// Broker is an in-memory broker. Its zero value is not usable; call
+// NewBroker.
+type Broker struct {
+	bus *Bus
+	pub *engine.Publisher
+
+	mu    sync.Mutex
+	state state
+	subs  map[*subscriber]struct{}
+}
+
+type state int
+
+const (
+	idle state = iota
+	connected
+	disconnected
+)
+
+// NewBroker returns an in-memory broker, on its own bus unless OnBus says
+// otherwise.
+func NewBroker(opts ...Option) *Broker {
+	o := options{strategy: selector.LeastRequest}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.bus == nil {
+		o.bus = NewBus()
+	}
+	b := &Broker{bus: o.bus, subs: map[*subscriber]struct{}{}}
+	b.pub = engine.NewPublisher(engine.Config{
+		Name:     "memory",
+		Link:     link{},
+		Resolve:  o.bus.targets,
+		Strategy: o.strategy,
+		MaxAsync: o.maxAsync,
+	})
+	return b
+}
+
+// String returns "memory".
+func (b *Broker) String() string { return "memory" }
+
+// Stats returns the broker's publishing counters.
+func (b *Broker) Stats() broker.Stats { return b.pub.Stats() }
+
+// Connect puts the subscriptions made so far on the bus.
+func (b *Broker) Connect() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case connected:
+		return nil
+	case disconnected:
+		return broker.ErrDisconnected
+	}
+	b.state = connected
+	for s := range b.subs {
+		b.bus.add(s.sub)
+	}
+	return nil
+}
+
+// Disconnect removes the broker's subscriptions, waiting for their handlers
+// and for asynchronous publications in flight.
+func (b *Broker) Disconnect() error {
+	b.mu.Lock()
+	if b.state == disconnected {
+		b.mu.Unlock()
+		return nil
+	}
+	b.state = disconnected
+	subs := b.subs
+	b.subs = map[*subscriber]struct{}{}
+	b.mu.Unlock()
+	for s := range subs {
+		s.stop()
+	}
+	b.pub.Close()
+	return nil
+}
+
+// Publish implements broker.Broker.
+func (b *Broker) Publish(ctx context.Context, topic string, msg *broker.Message, opts ...broker.PublishOption) error {
+	return b.pub.Publish(ctx, topic, msg, opts)
+}
+
+// Subscribe implements broker.Broker. The subscription receives messages
+// once the broker is connected.
+func (b *Broker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
+	if err := broker.ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
+	}
+	o := broker.NewSubscribeOptions(opts...)
+	if o.Queue != "" {
+		if err := broker.ValidateQueue(o.Queue); err != nil {
+			return nil, err
+		}
+	}
+	s := &subscriber{b: b, sub: engine.NewSubscription("memory", engine.NewID(), topic, h, o)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == disconnected {
+		return nil, broker.ErrDisconnected
+	}
+	b.subs[s] = struct{}{}
+	if b.state == connected {
+		b.bus.add(s.sub)
+	}
+	return s, nil
+}
+
+type subscriber struct {
+	b    *Broker
+	sub  *engine.Subscription
+	once sync.Once
+}
+
+func (s *subscriber) Topic() string { return s.sub.Topic }
+func (s *subscriber) Queue() string { return s.sub.Opts.Queue }
+
+func (s *subscriber) Unsubscribe() error {
+	s.b.mu.Lock()
+	delete(s.b.subs, s)
+	s.b.mu.Unlock()
+	s.stop()
+	return nil
+}
+
+func (s *subscriber) stop() {
+	s.once.Do(func() {
+		s.b.bus.remove(s.sub)
+		s.sub.Close()
+	})
+}
+
+// link hands each message to the subscription as its own copy, with the
+// publisher's outgoing metadata as the handler's incoming metadata.
+type link struct{}
+
+func (link) Deliver(ctx context.Context, t *engine.Target, msgs []engine.Outgoing, out []error) error {
+	sub := t.Handle.(*engine.Subscription)
+	in := make([]engine.Inbound, len(msgs))
+	for i := range msgs {
+		m, d := &msgs[i], &in[i]
+		d.Msg = broker.Message{
+			ID:      m.Msg.ID,
+			Topic:   m.Msg.Topic,
+			Header:  maps.Clone(m.Msg.Header),
+			Body:    bytes.Clone(m.Msg.Body),
+			Attempt: m.Attempt,
+		}
+		d.Deadline = m.Deadline
+		if md, ok := metadata.FromOutgoingContext(m.Ctx); ok && md.Len() > 0 {
+			d.MD = md
+		}
+	}
+	sub.Deliver(ctx, in)
+	for i := range in {
+		out[i] = in[i].Err
+	}
+	return nil
+}
