@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	// The implementations registry.FromEnv can name.
@@ -40,6 +41,9 @@ type Options struct {
 	// Client calls other services; created from Registry and
 	// ClientWrappers when nil.
 	Client client.Client
+	// Broker publishes and subscribes; when nil, the built-in broker on the
+	// service's own server, client and registry, made when first asked for.
+	Broker broker.Broker
 	// RegisterTTL is the registration's time to live; 90 s by default.
 	RegisterTTL time.Duration
 	// RegisterInterval is how often the registration is refreshed; 30 s
@@ -98,6 +102,9 @@ func applyOptions(o *Options, opts []Option) {
 // MICRO_REGISTRY names, mDNS when it is unset (registry.FromEnv). Other
 // implementations register themselves with registry.RegisterFactory.
 func defaultRegistry() (registry.Registry, error) { return registry.FromEnv() }
+
+// Broker sets the broker the service connects when it starts.
+func Broker(b broker.Broker) Option { return func(o *Options) { o.Broker = b } }
 
 // Name sets the service name.
 func Name(n string) Option { return func(o *Options) { o.Name = n } }

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/runtime/broker"
+	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/server"
@@ -53,6 +55,11 @@ type Service interface {
 	// Server returns the server to register handlers with, creating it on
 	// first use.
 	Server() server.Server
+	// Broker returns the broker to publish and subscribe with, creating
+	// the built-in one on first use; the service connects it on Start and
+	// disconnects it on Stop. A Service is a broker.Provider, so
+	// broker.RegisterSubscriber(topic, svc, handler) works.
+	Broker() broker.Broker
 	// Run starts the service, waits for a signal (see Signal), the end of
 	// the context (see Context) or Stop, then stops it.
 	Run() error
@@ -86,6 +93,7 @@ type service struct {
 	srvAs built
 	cli   client.Client // created by the service; nil until needed
 	cliAs built
+	brk   broker.Broker // the broker in use once asked for; nil until needed
 
 	life  sync.Mutex // serialises Start and Stop, guards state and run
 	state state
@@ -169,6 +177,36 @@ func (s *service) Client() client.Client {
 	return s.cli
 }
 
+func (s *service) Broker() broker.Broker {
+	s.mu.Lock()
+	if s.brk != nil {
+		defer s.mu.Unlock()
+		return s.brk
+	}
+	if s.opts.Broker != nil {
+		s.brk = s.opts.Broker
+		s.mu.Unlock()
+		return s.brk
+	}
+	reg := s.opts.Registry
+	s.mu.Unlock()
+	// Server and Client take s.mu themselves.
+	b := direct.NewBroker(direct.Registry(reg), direct.Server(s.Server()), direct.Client(s.Client()))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.brk == nil {
+		s.brk = b
+	}
+	return s.brk
+}
+
+// usedBroker returns the broker in use, if anyone asked for one.
+func (s *service) usedBroker() broker.Broker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.brk
+}
+
 // checkLocked reports options that are missing or would have no effect.
 func (s *service) checkLocked() error {
 	o := &s.opts
@@ -227,6 +265,13 @@ func (s *service) Start() error {
 		err = fmt.Errorf("service %s: registering with %s: %w", o.Name, r.registry, err)
 		return errors.Join(err, srv.Stop())
 	}
+	// The broker's subscriptions are served by the server, now started.
+	if b := s.usedBroker(); b != nil {
+		if err := b.Connect(); err != nil {
+			err = fmt.Errorf("service %s: connecting broker %s: %w", o.Name, b, err)
+			return errors.Join(err, deregister(o.Context, r.registry, r.service), srv.Stop())
+		}
+	}
 	go s.refresh(o.Context, r, o.RegisterTTL, o.RegisterInterval)
 	s.run, s.state = r, started
 	node := r.service.Nodes[0]
@@ -273,6 +318,13 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 	// still answers the calls they already sent.
 	if err := deregister(o.Context, r.registry, r.service); err != nil {
 		keep(fmt.Errorf("service %s: deregistering from %s: %w", o.Name, r.registry, err))
+	}
+	// The broker drains its handlers and deliveries while the server and
+	// client still work.
+	if b := s.usedBroker(); b != nil {
+		if err := b.Disconnect(); err != nil {
+			keep(fmt.Errorf("service %s: disconnecting broker %s: %w", o.Name, b, err))
+		}
 	}
 	if err := r.server.Stop(); err != nil {
 		keep(fmt.Errorf("service %s: stopping server: %w", o.Name, err))

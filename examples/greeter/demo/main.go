@@ -1,9 +1,11 @@
 // Command demo shows the example Greeter found and balanced with no
 // configuration. Inside a private network namespace (multicast never leaves
-// the machine) it starts three greeter servers and a client that knows only
-// the service's name, then starts a fourth server, stops one gracefully,
-// kills another with SIGKILL, and reports how the calls were spread and
-// that none failed.
+// the machine) it starts three auditors subscribed as one queue group,
+// three greeter servers and a client that knows only the service's name;
+// the client's LotsOfGreetings call makes a server publish an event, which
+// one auditor handles. Then, under steady load, it starts a fourth server,
+// stops one gracefully, kills another with SIGKILL, and reports how the
+// calls were spread and that none failed.
 //
 //	go run ./examples/greeter/demo
 package main
@@ -155,14 +157,14 @@ func (p *proc) lines() []string {
 	return append([]string(nil), p.out...)
 }
 
-func build(dir string) (server, client string, err error) {
-	server, client = filepath.Join(dir, "greeter-server"), filepath.Join(dir, "greeter-client")
-	for bin, pkg := range map[string]string{server: "./examples/greeter/server", client: "./examples/greeter/client"} {
+func build(dir string) (server, client, auditor string, err error) {
+	server, client, auditor = filepath.Join(dir, "greeter-server"), filepath.Join(dir, "greeter-client"), filepath.Join(dir, "auditor")
+	for bin, pkg := range map[string]string{server: "./examples/greeter/server", client: "./examples/greeter/client", auditor: "./examples/greeter/auditor"} {
 		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+			return "", "", "", fmt.Errorf("go build %s: %v: %s", pkg, err, out)
 		}
 	}
-	return server, client, nil
+	return server, client, auditor, nil
 }
 
 func run(step time.Duration) error {
@@ -172,19 +174,31 @@ func run(step time.Duration) error {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Println("demo: in a private network namespace (only lo, multicast routed to it)")
-	serverBin, clientBin, err := build(dir)
+	serverBin, clientBin, auditorBin, err := build(dir)
 	if err != nil {
 		return err
 	}
-	var servers []*proc
+	var servers, auditors []*proc
 	defer func() {
-		for _, s := range servers {
+		for _, s := range append(servers, auditors...) {
 			s.cmd.Process.Kill()
 		}
 	}()
+	fmt.Println("demo: starting auditor-1 .. auditor-3, one queue group subscribed to greeter.greeted")
+	for i := 1; i <= 3; i++ {
+		name := "auditor-" + strconv.Itoa(i)
+		p, err := start(name, auditorBin, "-instance", name)
+		if err != nil {
+			return err
+		}
+		auditors = append(auditors, p)
+		if err := p.waitFor("subscribed to", 10*time.Second); err != nil {
+			return err
+		}
+	}
 	startServer := func(i int) (*proc, error) {
 		name := "greeter-" + strconv.Itoa(i)
-		p, err := start(name, serverBin, "-address", "127.0.0.1:0", "-instance", name)
+		p, err := start(name, serverBin, "-address", "127.0.0.1:0", "-instance", name, "-events")
 		if err != nil {
 			return nil, err
 		}
@@ -233,8 +247,20 @@ func run(step time.Duration) error {
 	case <-ctx.Done():
 		return errors.New("the load client did not finish")
 	}
-	for _, s := range servers[2:] {
+	for _, s := range append(servers[2:], auditors...) {
 		s.signal(syscall.SIGTERM, 15*time.Second)
+	}
+	var handled []string
+	for _, a := range auditors {
+		for _, l := range a.lines() {
+			if strings.Contains(l, "handled event") {
+				handled = append(handled, l)
+			}
+		}
+	}
+	fmt.Printf("demo: the LotsOfGreetings call published one event; handled %d time(s): %s\n", len(handled), strings.Join(handled, "; "))
+	if len(handled) != 1 {
+		return fmt.Errorf("the event was handled %d times, want exactly once", len(handled))
 	}
 	return summarize(loader.lines())
 }
@@ -249,22 +275,31 @@ func summarize(lines []string) error {
 	var calls, failed int
 	var by string
 	seen4 := false
-	lastWith := map[string]bool{}
+	// Who answered in each interval; the last one may be a short tail, so
+	// the end is judged on the last two.
+	var periods []map[string]bool
 	for _, l := range lines {
 		if m := periodLine.FindStringSubmatch(l); m != nil {
-			lastWith = map[string]bool{}
+			with := map[string]bool{}
 			for _, kv := range strings.Fields(m[4]) {
 				name, _, _ := strings.Cut(kv, "=")
-				lastWith[name] = true
+				with[name] = true
 				if name == "greeter-4" {
 					seen4 = true
 				}
 			}
+			periods = append(periods, with)
 		}
 		if m := summaryLine.FindStringSubmatch(l); m != nil {
 			calls, _ = strconv.Atoi(m[1])
 			failed, _ = strconv.Atoi(m[2])
 			by = m[3]
+		}
+	}
+	lastWith := map[string]bool{}
+	for _, p := range periods[max(len(periods)-2, 0):] {
+		for n := range p {
+			lastWith[n] = true
 		}
 	}
 	fmt.Println("demo: summary")

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/service"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -25,6 +26,9 @@ type Greeter struct {
 	// Instance, when set, names this server in replies, so a client
 	// can tell which of several instances answered.
 	Instance string
+	// Events, when set, receives a "greeted" event for every group
+	// LotsOfGreetings greets.
+	Events *broker.Publisher[*greeterpb.HelloReply]
 }
 
 // SayHello greets one person.
@@ -59,7 +63,14 @@ func (g Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_L
 	for {
 		in, err := stream.Recv()
 		if err == io.EOF {
-			return stream.SendAndClose(&greeterpb.HelloReply{Message: "Hello " + strings.Join(names, ", ")})
+			reply := &greeterpb.HelloReply{Message: "Hello " + strings.Join(names, ", ")}
+			if g.Events != nil {
+				// Returns once a subscriber has handled the event.
+				if err := g.Events.Publish(ctx, reply); err != nil {
+					return err
+				}
+			}
+			return stream.SendAndClose(reply)
 		}
 		if err != nil {
 			return err
@@ -88,10 +99,15 @@ func main() {
 	addr := flag.String("address", "127.0.0.1:0", "address to listen on")
 	addrFile := flag.String("address-file", "", "write the address the server listens on to this file once it serves")
 	instance := flag.String("instance", "", "name of this instance, added to replies")
+	events := flag.Bool("events", false, "publish a \"greeter.greeted\" event for each group LotsOfGreetings greets")
 	flag.Parse()
 
 	svc := service.NewService(service.Name("greeter"), service.Address(*addr))
-	if err := greeterpb.RegisterGreeterHandler(svc.Server(), Greeter{Instance: *instance}); err != nil {
+	g := Greeter{Instance: *instance}
+	if *events {
+		g.Events = broker.NewPublisher[*greeterpb.HelloReply](svc.Broker(), "greeter.greeted", broker.RequireSubscribers())
+	}
+	if err := greeterpb.RegisterGreeterHandler(svc.Server(), g); err != nil {
 		log.Fatal(err)
 	}
 	svc.Init(service.AfterStart(func() error {

@@ -1,0 +1,46 @@
+// Command auditor is a subscriber of the example: it hears the
+// "greeter.greeted" events the greeter server publishes. Several auditors
+// form one queue group, so each event is handled by exactly one of them.
+//
+//	go run ./examples/greeter/auditor -instance auditor-1
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+
+	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/runtime/broker"
+	"github.com/protoc-gen-micro/micro/runtime/service"
+)
+
+// Topic is where the greeter server publishes what it did.
+const Topic = "greeter.greeted"
+
+func main() {
+	instance := flag.String("instance", "auditor", "name of this instance, printed with each event")
+	flag.Parse()
+
+	svc := service.NewService(service.Name("greeter.auditor"), service.Address("127.0.0.1:0"))
+	err := broker.RegisterSubscriber(Topic, svc, func(ctx context.Context, ev *greeterpb.HelloReply) error {
+		m, _ := broker.MessageFromContext(ctx)
+		id := ""
+		if m != nil {
+			id = m.ID
+		}
+		fmt.Printf("%s handled event %s: %q\n", *instance, id, ev.Message)
+		return nil
+	}, broker.Queue("auditors"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	svc.Init(service.AfterStart(func() error {
+		fmt.Printf("%s: subscribed to %s in queue group auditors\n", *instance, Topic)
+		return nil
+	}))
+	if err := svc.Run(); err != nil {
+		log.Fatal(err)
+	}
+}
