@@ -26,6 +26,7 @@ generate: plugin
 		echo "generate: protoc is not installed; generating in-process"; \
 		$(GO) test ./internal/codegen -run . -update; \
 	fi
+	$(GO) test ./runtime/broker/internal/brokerpb -run . -count=1 -update
 	cd interop && $(GO) generate ./...
 	cd bench && $(GO) generate ./...
 
