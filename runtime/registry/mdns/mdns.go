@@ -89,6 +89,7 @@ const (
 	answerGap       = 20 * time.Millisecond  // see answerLocked
 	queryGap        = 20 * time.Millisecond  // identical queries closer than this are sent once
 	ownPacketMemory = 5 * time.Second        // how long sent packets are recognised
+	copyMemory      = time.Second            // how long copies of a packet heard are counted, see copyLocked
 )
 
 // linkRefresh is how often the interfaces and their addresses are read
@@ -119,7 +120,9 @@ type Registry struct {
 	seq      uint64                // last nodeView.seq given
 	changed  chan struct{}         // closed and replaced when view changes
 	watchers map[*watcher]struct{}
-	sent     map[uint64]time.Time // fingerprints of packets sent recently
+	sent     map[uint64]time.Time   // fingerprints of packets sent recently
+	outq     []outgoing             // packets made, not yet written; see unlockAndSend
+	copies   map[copyKey]*copyCount // responses heard recently; see copyLocked
 
 	browsing    bool
 	browseSince time.Time
@@ -127,6 +130,8 @@ type Registry struct {
 	nextBrowse  time.Time
 	browseGap   time.Duration
 	lastQuery   time.Time
+
+	sendMu sync.Mutex // held while writing outq's packets; taken before mu, never while holding it
 
 	wake chan struct{} // nudges loop to recompute its deadline
 	done chan struct{} // closed by Close
@@ -139,12 +144,27 @@ const (
 	closed
 )
 
+// copyKey is a response heard on an interface: its fingerprint and the
+// interface.
+type copyKey struct {
+	fp      uint64
+	ifindex int
+}
+
+// copyCount counts the copies of a response heard on each family, and
+// when one was last heard.
+type copyCount struct {
+	n    [2]int // IPv4, IPv6
+	last time.Time
+}
+
 type goodbyeDue struct {
 	node *localNode
 	at   time.Time
 }
 
-// outgoing is a packet to send once the registry's lock is released.
+// outgoing is a packet to send once the registry's lock is released (see
+// unlockAndSend).
 type outgoing struct {
 	family  family
 	ifindex int
@@ -177,6 +197,7 @@ func NewRegistry(opts ...Option) *Registry {
 		changed:  make(chan struct{}),
 		watchers: map[*watcher]struct{}{},
 		sent:     map[uint64]time.Time{},
+		copies:   map[copyKey]*copyCount{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -251,8 +272,7 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...re
 	}
 	r.updateLocked(touched)
 	r.nudgeLocked()
-	r.mu.Unlock()
-	r.send(out)
+	r.unlockAndSend(out)
 	return nil
 }
 
@@ -290,8 +310,7 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 	out := r.announceLocked(gone, true)
 	r.updateLocked(touched)
 	r.nudgeLocked()
-	r.mu.Unlock()
-	r.send(out)
+	r.unlockAndSend(out)
 	return nil
 }
 
@@ -321,8 +340,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 	}
 	out := r.browseLocked(start)
 	if svcs := r.lookupLocked(name); len(svcs) > 0 {
-		r.mu.Unlock()
-		r.send(out)
+		r.unlockAndSend(out)
 		return svcs, nil
 	}
 	if len(r.joinedLocked()) == 0 {
@@ -331,8 +349,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 		return nil, err
 	}
 	out = append(out, r.queryLocked(start, nil)...)
-	r.mu.Unlock()
-	r.send(out)
+	r.unlockAndSend(out)
 
 	deadline := start.Add(r.opts.maxWait)
 	retry, gap := start.Add(coldRetry), 2*coldRetry
@@ -372,8 +389,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 			wake = minTime(wake, found.Add(r.opts.settle))
 		}
 		changed := r.changed
-		r.mu.Unlock()
-		r.send(out)
+		r.unlockAndSend(out)
 
 		t := time.NewTimer(wake.Sub(now))
 		select {
@@ -410,8 +426,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 	if len(out) == 0 && !r.warmLocked(start) {
 		out = r.queryLocked(start, nil)
 	}
-	r.mu.Unlock()
-	r.send(out)
+	r.unlockAndSend(out)
 
 	for {
 		r.mu.Lock()
@@ -468,8 +483,7 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	}
 	out := r.browseLocked(now)
 	r.watchers[w] = struct{}{}
-	r.mu.Unlock()
-	r.send(out)
+	r.unlockAndSend(out)
 	// context.AfterFunc runs nothing until ctx ends; no goroutine per watch.
 	stop := context.AfterFunc(ctx, w.Stop)
 	w.mu.Lock()
@@ -495,9 +509,7 @@ func (r *Registry) Close() error {
 	watchers := r.watchers
 	r.watchers = map[*watcher]struct{}{}
 	close(r.changed) // wakes lookups, which see the state
-	r.mu.Unlock()
-
-	r.send(out)
+	r.unlockAndSend(out)
 	if wasRunning {
 		close(r.done)
 		if r.tr != nil {
@@ -640,8 +652,7 @@ func (r *Registry) loop() {
 		}
 		now := time.Now()
 		out, next := r.tickLocked(now)
-		r.mu.Unlock()
-		r.send(out)
+		r.unlockAndSend(out)
 
 		// The floor keeps a deadline that is somehow always due from
 		// spinning the loop.
@@ -728,6 +739,11 @@ func (r *Registry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 	for h, at := range r.sent {
 		if now.Sub(at) > ownPacketMemory {
 			delete(r.sent, h)
+		}
+	}
+	for k, c := range r.copies {
+		if now.Sub(c.last) > copyMemory {
+			delete(r.copies, k)
 		}
 	}
 	return out, next
@@ -859,20 +875,45 @@ func fingerprint(b []byte) uint64 {
 	return h.Sum64()
 }
 
-// send writes packets, outside the registry's lock.
-func (r *Registry) send(out []outgoing) {
+// unlockAndSend queues packets made under the registry's lock, releases
+// the lock, and writes every packet queued so far.
+//
+// Packets are made under the lock but written outside it, by whichever
+// goroutine made them: a reader answering a query, the loop announcing,
+// Register or Deregister. Were each to write its own, a packet made
+// before another could reach the wire after it: an answer listing a node,
+// made just before Deregister took the lock, written after Deregister's
+// goodbye, brings the node back on every other host until its second
+// goodbye or its TTL. Queueing under the lock and writing in queue order
+// puts packets on the wire in the order the registry's state changed.
+func (r *Registry) unlockAndSend(out []outgoing) {
 	if len(out) == 0 {
+		r.mu.Unlock()
 		return
 	}
-	r.mu.Lock()
-	tr := r.tr
+	r.outq = append(r.outq, out...)
 	r.mu.Unlock()
-	if tr == nil {
-		return
-	}
-	for _, p := range out {
-		if err := tr.send(p.family, p.ifindex, p.to, p.data); err != nil {
-			r.log.Debug("sending", "family", p.family, "ifindex", p.ifindex, "error", err)
+	r.flush()
+}
+
+// flush writes the queued packets, in order, and returns once every packet
+// queued before it was called has been written: by this goroutine, or by
+// the one that held sendMu before it.
+func (r *Registry) flush() {
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	for {
+		r.mu.Lock()
+		out, tr := r.outq, r.tr
+		r.outq = nil
+		r.mu.Unlock()
+		if len(out) == 0 || tr == nil {
+			return
+		}
+		for _, p := range out {
+			if err := tr.send(p.family, p.ifindex, p.to, p.data); err != nil {
+				r.log.Debug("sending", "family", p.family, "ifindex", p.ifindex, "error", err)
+			}
 		}
 	}
 }
@@ -906,7 +947,8 @@ func (r *Registry) handle(p received) {
 		r.mu.Unlock()
 		return
 	}
-	if _, ours := r.sent[fingerprint(p.data)]; ours {
+	fp := fingerprint(p.data)
+	if _, ours := r.sent[fp]; ours {
 		r.mu.Unlock()
 		return
 	}
@@ -921,7 +963,7 @@ func (r *Registry) handle(p received) {
 	var out []outgoing
 	if m.response {
 		// RFC 6762 §6: responses must come from port 5353.
-		if p.from.Port() == port {
+		if p.from.Port() == port && !r.copyLocked(fp, p, now) {
 			if r.updateLocked(r.cache.add(r.names, m, p.ifindex, now)) {
 				r.heard = now
 			}
@@ -930,8 +972,38 @@ func (r *Registry) handle(p received) {
 	} else {
 		out = r.answerLocked(m, p, l, now)
 	}
-	r.mu.Unlock()
-	r.send(out)
+	r.unlockAndSend(out)
+}
+
+// copyLocked reports whether response p, with fingerprint fp, is a copy
+// of one already handled: the same packet sent on the other IP family.
+//
+// A responder multicasts every announcement and goodbye on both families,
+// and the two copies arrive on two sockets, read by two goroutines, in no
+// set order between them. Handling every copy would let the IPv6 copy of
+// an announcement, read late, undo the IPv4 copy of the goodbye sent after
+// it, bringing the node back until the goodbye's IPv6 copy (or, were that
+// lost, its TTL). So for each packet heard on an interface recently, the
+// copies heard on each family are counted, and a copy is handled only when
+// its family has not fallen behind the other: the n-th copy of the same
+// bytes on a family is the n-th sending of them, handled when it first
+// arrives on either family. A packet sent on one family only (an answer to
+// a query heard there) is always handled, and so is the same packet sent
+// again later, as when a node registers again after a goodbye.
+func (r *Registry) copyLocked(fp uint64, p received, now time.Time) bool {
+	k := copyKey{fp, p.ifindex}
+	c := r.copies[k]
+	if c == nil || now.Sub(c.last) > copyMemory {
+		c = &copyCount{}
+		r.copies[k] = c
+	}
+	c.last = now
+	i := 0
+	if p.family == ip6 {
+		i = 1
+	}
+	c.n[i]++
+	return c.n[i] <= c.n[1-i]
 }
 
 // answerLocked answers a query with the records of local nodes. A
