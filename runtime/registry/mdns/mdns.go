@@ -75,6 +75,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
 
 // ErrClosed is returned by a Registry's methods after Close.
@@ -119,7 +120,7 @@ type Registry struct {
 	versions map[svcKey]int        // live nodes per name+version
 	seq      uint64                // last nodeView.seq given
 	changed  chan struct{}         // closed and replaced when view changes
-	watchers map[*watcher]struct{}
+	watchers map[*watchq.Watcher]struct{}
 	sent     map[uint64]time.Time   // fingerprints of packets sent recently
 	outq     []outgoing             // packets made, not yet written; see unlockAndSend
 	copies   map[copyKey]*copyCount // responses heard recently; see copyLocked
@@ -195,7 +196,7 @@ func NewRegistry(opts ...Option) *Registry {
 		view:     map[string]*nodeView{},
 		versions: map[svcKey]int{},
 		changed:  make(chan struct{}),
-		watchers: map[*watcher]struct{}{},
+		watchers: map[*watchq.Watcher]struct{}{},
 		sent:     map[uint64]time.Time{},
 		copies:   map[copyKey]*copyCount{},
 		wake:     make(chan struct{}, 1),
@@ -473,8 +474,7 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	for _, opt := range opts {
 		opt(&o)
 	}
-	w := &watcher{registry: r, service: o.Service}
-	w.cond.L = &w.mu
+	w := watchq.New(o.Service, r.forget)
 	now := time.Now()
 	r.mu.Lock()
 	if err := r.startLocked(now); err != nil {
@@ -484,12 +484,16 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	out := r.browseLocked(now)
 	r.watchers[w] = struct{}{}
 	r.unlockAndSend(out)
-	// context.AfterFunc runs nothing until ctx ends; no goroutine per watch.
-	stop := context.AfterFunc(ctx, w.Stop)
-	w.mu.Lock()
-	w.stopCtx = stop
-	w.mu.Unlock()
+	w.StopOnDone(ctx)
 	return w, nil
+}
+
+// forget drops a stopped watcher. A watcher locks its own mutex after the
+// registry's, so this runs outside the watcher's lock.
+func (r *Registry) forget(w *watchq.Watcher) {
+	r.mu.Lock()
+	delete(r.watchers, w)
+	r.mu.Unlock()
 }
 
 // Close sends goodbyes for every node registered here, ends all watches,
@@ -507,7 +511,7 @@ func (r *Registry) Close() error {
 	out := r.announceLocked(nodes, true)
 	clear(r.local)
 	watchers := r.watchers
-	r.watchers = map[*watcher]struct{}{}
+	r.watchers = map[*watchq.Watcher]struct{}{}
 	close(r.changed) // wakes lookups, which see the state
 	r.unlockAndSend(out)
 	if wasRunning {
@@ -518,7 +522,7 @@ func (r *Registry) Close() error {
 		r.wg.Wait()
 	}
 	for w := range watchers {
-		w.end()
+		w.End()
 	}
 	return nil
 }
@@ -1173,8 +1177,8 @@ func (r *Registry) updateLocked(touched map[string]struct{}) bool {
 	if len(r.watchers) > 0 {
 		for _, res := range results(changes) {
 			for w := range r.watchers {
-				if w.service == "" || w.service == res.Service.Name {
-					w.push(&registry.Result{Action: res.Action, Service: res.Service.Clone()})
+				if w.Wants(res.Service.Name) {
+					w.Push(&registry.Result{Action: res.Action, Service: res.Service.Clone()})
 				}
 			}
 		}

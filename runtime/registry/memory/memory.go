@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
 
 // Registry is an in-memory registry. Its zero value is not usable; call
@@ -29,7 +30,7 @@ import (
 type Registry struct {
 	mu       sync.RWMutex
 	services map[string]map[string]*entry // name → version → entry
-	watchers map[*watcher]struct{}
+	watchers map[*watchq.Watcher]struct{}
 
 	// next is a lower bound of the earliest node expiry; zero when no node
 	// has a TTL. Refreshes only move expiries later, so the bound stays
@@ -80,7 +81,7 @@ func NewRegistry(opts ...Option) *Registry {
 	}
 	r := &Registry{
 		services: map[string]map[string]*entry{},
-		watchers: map[*watcher]struct{}{},
+		watchers: map[*watchq.Watcher]struct{}{},
 	}
 	for _, s := range o.services {
 		if err := r.Register(context.Background(), s); err != nil {
@@ -269,17 +270,20 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	for _, opt := range opts {
 		opt(&o)
 	}
-	w := &watcher{registry: r, service: o.Service}
-	w.cond.L = &w.mu
+	w := watchq.New(o.Service, r.forget)
 	r.mu.Lock()
 	r.watchers[w] = struct{}{}
 	r.mu.Unlock()
-	// context.AfterFunc runs nothing until ctx ends; no goroutine per watch.
-	stop := context.AfterFunc(ctx, w.Stop)
-	w.mu.Lock()
-	w.stopCtx = stop
-	w.mu.Unlock()
+	w.StopOnDone(ctx)
 	return w, nil
+}
+
+// forget drops a stopped watcher. A watcher locks its own mutex after the
+// registry's, so this runs outside the watcher's lock.
+func (r *Registry) forget(w *watchq.Watcher) {
+	r.mu.Lock()
+	delete(r.watchers, w)
+	r.mu.Unlock()
 }
 
 // dueLocked reports whether some node may have expired by now.
@@ -365,8 +369,8 @@ func (r *Registry) notifyLocked(a registry.Action, name, version string, e *entr
 		Nodes:     nodes,
 	}
 	for w := range r.watchers {
-		if w.service == "" || w.service == name {
-			w.push(&registry.Result{Action: a, Service: s.Clone()})
+		if w.Wants(name) {
+			w.Push(&registry.Result{Action: a, Service: s.Clone()})
 		}
 	}
 }
