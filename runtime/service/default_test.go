@@ -19,20 +19,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 )
 
-// skipIfNotImplemented skips the test while server.NewServer or
-// client.NewClient are still placeholders.
-func skipIfNotImplemented(t *testing.T) {
-	if r := recover(); r != nil {
-		if s, ok := r.(string); ok && strings.HasSuffix(s, "not yet implemented") {
-			t.Skip(s)
-		}
-		panic(r)
-	}
-}
-
 func TestDefaultServerOnLoopback(t *testing.T) {
 	leakcheck.Check(t)
-	defer skipIfNotImplemented(t)
 	svc := service.NewService(service.Name("greeter"), service.Address("127.0.0.1:0"), service.Signal(false))
 	srv := svc.Server()
 	if svc.Server() != srv {
@@ -56,7 +44,6 @@ func TestDefaultServerOnLoopback(t *testing.T) {
 }
 
 func TestLateServerOptionsAreReported(t *testing.T) {
-	defer skipIfNotImplemented(t)
 	svc := service.NewService(service.Name("greeter"), service.Address("127.0.0.1:0"))
 	svc.Server()
 	svc.Init(service.Address("127.0.0.1:1"))
@@ -67,7 +54,6 @@ func TestLateServerOptionsAreReported(t *testing.T) {
 }
 
 func TestDefaultClient(t *testing.T) {
-	defer skipIfNotImplemented(t)
 	svc := service.NewService(service.Name("greeter"))
 	if c := svc.Client(); c == nil || svc.Client() != c {
 		t.Fatal("Client() is nil or not stable")
@@ -95,7 +81,6 @@ var echoDesc = &server.ServiceDesc{
 // through both services' wrappers, over loopback.
 func TestCallBetweenServices(t *testing.T) {
 	leakcheck.Check(t)
-	defer skipIfNotImplemented(t)
 	reg := memory.NewRegistry()
 	var handled, called atomic.Int32
 	echo := service.NewService(
