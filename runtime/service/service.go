@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/advertise"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/client"
@@ -435,7 +436,7 @@ func advertised(r registry.Registry, listen string) string {
 	if ia, ok := r.(registry.InterfaceAdvertiser); ok && ia.AdvertisesInterfaceAddresses() {
 		return listen
 	}
-	return advertiseAddress(listen)
+	return advertise.Address(listen)
 }
 
 // register and deregister outlive the service's context: Run stops because

@@ -4,6 +4,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/protoc-gen-micro/micro/internal/advertise"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 )
@@ -21,21 +22,21 @@ func TestAdvertisedAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := hostIPv4().String(); host != want {
+	if want := advertise.HostIPv4().String(); host != want {
 		t.Errorf("registered host %s, want %s", host, want)
 	}
-	if !hostIPv4().IsLoopback() && net.ParseIP(host).IsLoopback() {
-		t.Errorf("registered loopback %s although the host has %s", host, hostIPv4())
+	if !advertise.HostIPv4().IsLoopback() && net.ParseIP(host).IsLoopback() {
+		t.Errorf("registered loopback %s although the host has %s", host, advertise.HostIPv4())
 	}
 	for listen, want := range map[string]string{
 		"10.1.2.3:80": "10.1.2.3:80",
 		"[::1]:80":    "[::1]:80",
-		":80":         net.JoinHostPort(hostIPv4().String(), "80"),
-		"0.0.0.0:80":  net.JoinHostPort(hostIPv4().String(), "80"),
-		"[::]:80":     net.JoinHostPort(hostIPv4().String(), "80"),
+		":80":         net.JoinHostPort(advertise.HostIPv4().String(), "80"),
+		"0.0.0.0:80":  net.JoinHostPort(advertise.HostIPv4().String(), "80"),
+		"[::]:80":     net.JoinHostPort(advertise.HostIPv4().String(), "80"),
 	} {
-		if got := advertiseAddress(listen); got != want {
-			t.Errorf("advertiseAddress(%q) = %q, want %q", listen, got, want)
+		if got := advertise.Address(listen); got != want {
+			t.Errorf("advertise.Address(%q) = %q, want %q", listen, got, want)
 		}
 	}
 }

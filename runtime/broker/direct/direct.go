@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/advertise"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/brokerpb"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
@@ -176,7 +177,7 @@ func (b *Broker) Connect() error {
 		if _, port, err := net.SplitHostPort(listen); err != nil || port == "0" || port == "" {
 			return fmt.Errorf("broker/direct: the server listens on %q: connect once it has started", listen)
 		}
-		addr = advertiseAddress(listen)
+		addr = advertise.Address(listen)
 	}
 	b.srv, b.addr = srv, addr
 	var done []*subscriber

@@ -1,24 +1,24 @@
-package service
+package advertise
 
 import (
 	"net"
 	"testing"
 )
 
-func TestAdvertiseAddressKeepsConcreteHosts(t *testing.T) {
+func TestAddressKeepsConcreteHosts(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:80", "10.1.2.3:8080", "[2001:db8::1]:9", "example.com:443", "not an address"} {
-		if got := advertiseAddress(addr); got != addr {
-			t.Errorf("advertiseAddress(%q) = %q, want it unchanged", addr, got)
+		if got := Address(addr); got != addr {
+			t.Errorf("Address(%q) = %q, want it unchanged", addr, got)
 		}
 	}
 }
 
-func TestAdvertiseAddressReplacesUnspecifiedHosts(t *testing.T) {
+func TestAddressReplacesUnspecifiedHosts(t *testing.T) {
 	for _, addr := range []string{":8080", "0.0.0.0:8080", "[::]:8080"} {
-		host, port, err := net.SplitHostPort(advertiseAddress(addr))
+		host, port, err := net.SplitHostPort(Address(addr))
 		ip := net.ParseIP(host)
 		if err != nil || port != "8080" || ip == nil || ip.To4() == nil || ip.IsUnspecified() {
-			t.Errorf("advertiseAddress(%q) = %q, want a concrete IPv4 address and port 8080", addr, net.JoinHostPort(host, port))
+			t.Errorf("Address(%q) = %q, want a concrete IPv4 address and port 8080", addr, net.JoinHostPort(host, port))
 		}
 	}
 }

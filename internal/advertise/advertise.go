@@ -1,16 +1,17 @@
-package service
+// Package advertise chooses the address a server listening on an
+// unspecified host registers, for registries that take one address per
+// node (mDNS instead advertises each interface's own). The service and the
+// built-in broker share it, so their nodes are reachable the same way.
+package advertise
 
 import "net"
 
-// advertiseAddress returns the address to advertise for a server listening
+// Address returns the address to advertise for a server listening
 // on listen. A concrete host is kept. An unspecified one (empty, 0.0.0.0 or
 // ::) cannot be dialled from elsewhere, so it is replaced by the first
 // non-loopback, non-link-local IPv4 address of an interface that is up, or
 // by 127.0.0.1 when there is none.
-//
-// This is a seam: service discovery will refine it (IPv6, choosing the
-// interface, an explicit advertise address).
-func advertiseAddress(listen string) string {
+func Address(listen string) string {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return listen
@@ -18,12 +19,12 @@ func advertiseAddress(listen string) string {
 	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
 		return listen
 	}
-	return net.JoinHostPort(hostIPv4().String(), port)
+	return net.JoinHostPort(HostIPv4().String(), port)
 }
 
-// hostIPv4 returns the first usable IPv4 address of an up interface, or
+// HostIPv4 returns the first usable IPv4 address of an up interface, or
 // 127.0.0.1.
-func hostIPv4() net.IP {
+func HostIPv4() net.IP {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return net.IPv4(127, 0, 0, 1)
