@@ -252,19 +252,11 @@ func (b *Broker) Publish(ctx context.Context, topic string, msg *broker.Message,
 // subscription is registered before Subscribe returns; publishers see it
 // as soon as their registry watch does.
 func (b *Broker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
-	if err := broker.ValidateTopic(topic); err != nil {
+	sub, err := engine.Subscribe("direct", topic, h, opts)
+	if err != nil {
 		return nil, err
 	}
-	if h == nil {
-		return nil, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
-	}
-	o := broker.NewSubscribeOptions(opts...)
-	if o.Queue != "" {
-		if err := broker.ValidateQueue(o.Queue); err != nil {
-			return nil, err
-		}
-	}
-	s := &subscriber{b: b, sub: engine.NewSubscription("direct", engine.NewID(), topic, h, o)}
+	s := &subscriber{b: b, sub: sub}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == disconnected {

@@ -13,7 +13,6 @@ package memory
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -195,19 +194,11 @@ func (b *Broker) Publish(ctx context.Context, topic string, msg *broker.Message,
 // Subscribe implements broker.Broker. The subscription receives messages
 // once the broker is connected.
 func (b *Broker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
-	if err := broker.ValidateTopic(topic); err != nil {
+	sub, err := engine.Subscribe("memory", topic, h, opts)
+	if err != nil {
 		return nil, err
 	}
-	if h == nil {
-		return nil, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
-	}
-	o := broker.NewSubscribeOptions(opts...)
-	if o.Queue != "" {
-		if err := broker.ValidateQueue(o.Queue); err != nil {
-			return nil, err
-		}
-	}
-	s := &subscriber{b: b, sub: engine.NewSubscription("memory", engine.NewID(), topic, h, o)}
+	s := &subscriber{b: b, sub: sub}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == disconnected {

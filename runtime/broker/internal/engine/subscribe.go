@@ -29,6 +29,24 @@ type Subscription struct {
 	idle     chan struct{} // closed when inflight reaches 0 after close
 }
 
+// Subscribe validates a subscription request, as every broker must, and
+// returns the subscription with a new ID.
+func Subscribe(brokerName, topic string, h broker.Handler, opts []broker.SubscribeOption) (*Subscription, error) {
+	if err := broker.ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
+	}
+	o := broker.NewSubscribeOptions(opts...)
+	if o.Queue != "" {
+		if err := broker.ValidateQueue(o.Queue); err != nil {
+			return nil, err
+		}
+	}
+	return NewSubscription(brokerName, NewID(), topic, h, o), nil
+}
+
 // NewSubscription returns a subscription of h to topic.
 func NewSubscription(brokerName, id, topic string, h broker.Handler, o broker.SubscribeOptions) *Subscription {
 	return &Subscription{ID: id, Topic: topic, Opts: o, handler: h, broker: brokerName, slots: make(chan struct{}, o.Concurrency)}
