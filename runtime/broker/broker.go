@@ -72,12 +72,13 @@
 //
 // Backpressure: a subscription runs at most Concurrency handlers at once
 // (1 by default) and accepts at most MaxInFlight deliveries, running or
-// waiting for a handler (256 by default); it refuses more. A publisher keeps
+// waiting for a handler (2048 by default); it refuses more. A publisher keeps
 // no more than a subscription's MaxInFlight messages in flight to it and
 // holds the rest back. A publisher that meets a full subscription tries
 // another member of a queue group, then waits for room until its deadline;
 // with FailFast it fails at once with ErrBusy instead. Asynchronous
-// publications in flight are bounded per broker too (1024 by default), and
+// publications in flight are bounded per broker too (by default 8192
+// messages and 64 MiB of bodies: a message holds one slot per 8 KiB), and
 // Async publishing waits, or fails fast, beyond them. So every queue on the
 // path is bounded: per subscription by MaxInFlight, per publisher by the
 // goroutines publishing synchronously plus the asynchronous slots.

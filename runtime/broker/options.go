@@ -16,7 +16,7 @@ const (
 // Subscribe defaults.
 const (
 	DefaultConcurrency = 1
-	DefaultMaxInFlight = 256
+	DefaultMaxInFlight = 2048
 )
 
 // PublishOptions configures one publication. Broker implementations build

@@ -71,7 +71,9 @@ func RegisterInterval(d time.Duration) Option {
 // at random) by default.
 func Strategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
 
-// MaxAsync bounds the asynchronous publications in flight (1024 by
-// default); beyond it Publish with broker.Async waits, or fails with
-// broker.ErrBusy under broker.FailFast.
+// MaxAsync sets the number of asynchronous slots (8192 by default). An
+// asynchronous publication in flight holds one slot per 8 KiB of body,
+// at least one, so the default bounds them to 8192 small messages and to
+// 64 MiB of bodies; beyond it Publish with broker.Async waits, or fails
+// with broker.ErrBusy under broker.FailFast.
 func MaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }

@@ -231,3 +231,88 @@ func TestSubscriptionDeliver(t *testing.T) {
 		t.Errorf("after Close: %v, want ErrGone", in[0].Err)
 	}
 }
+
+// Asynchronous slots bound memory as well as messages: a body holds one
+// slot per AsyncSlotBytes started, a body larger than all of them takes
+// all and still goes, and Close stops a publisher waiting for slots.
+func TestAsyncSlotsWeighBodies(t *testing.T) {
+	l := &gateLink{gate: make(chan struct{})}
+	p := NewPublisher(Config{Link: l, Resolve: oneTarget(0), MaxAsync: 4})
+	ctx := context.Background()
+	async := []broker.PublishOption{broker.Async(func(err error) { t.Error(err) })}
+	failFast := append([]broker.PublishOption{broker.FailFast()}, async...)
+	publish := func(size int, opts []broker.PublishOption) error {
+		return p.Publish(ctx, "t", &broker.Message{Body: make([]byte, size)}, opts)
+	}
+	for size, want := range map[int]int{0: 1, 1: 1, AsyncSlotBytes: 1, AsyncSlotBytes + 1: 2, 3 * AsyncSlotBytes: 3, 100 * AsyncSlotBytes: 4} {
+		if got := p.asyncSlots(size); got != want {
+			t.Errorf("a body of %d bytes holds %d slots, want %d", size, got, want)
+		}
+	}
+	// 2.5 slots' worth holds 3 of the 4, leaving one for a small message.
+	if err := publish(2*AsyncSlotBytes+AsyncSlotBytes/2, failFast); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(16, failFast); err != nil {
+		t.Fatalf("the fourth slot: %v", err)
+	}
+	if err := publish(16, failFast); !errors.Is(err, broker.ErrBusy) {
+		t.Fatalf("with all slots held: %v, want ErrBusy", err)
+	}
+	if got := len(p.async); got != 4 {
+		t.Fatalf("%d slots held after a refused publication, want 4", got)
+	}
+	// A body larger than every slot waits for all of them, then goes.
+	big := make(chan error, 1)
+	go func() { big <- publish(100*AsyncSlotBytes, async) }()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-big:
+		t.Fatalf("the large publication did not wait for slots: %v", err)
+	default:
+	}
+	close(l.gate)
+	if err := <-big; err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if s := p.Stats(); s.Delivered != 3 {
+		t.Errorf("delivered %d, want 3", s.Delivered)
+	}
+}
+
+func TestCloseStopsWaitingForSlots(t *testing.T) {
+	l := &gateLink{gate: make(chan struct{})}
+	p := NewPublisher(Config{Link: l, Resolve: oneTarget(0), MaxAsync: 2})
+	async := []broker.PublishOption{broker.Async(func(error) {})}
+	for _, size := range []int{1, AsyncSlotBytes} {
+		if err := p.Publish(context.Background(), "t", &broker.Message{Body: make([]byte, size)}, async); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiting := make(chan error, 2)
+	for _, size := range []int{1, 2 * AsyncSlotBytes} {
+		go func() {
+			waiting <- p.Publish(context.Background(), "t", &broker.Message{Body: make([]byte, size)}, async)
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	for range 2 {
+		select {
+		case err := <-waiting:
+			if !errors.Is(err, broker.ErrDisconnected) {
+				t.Errorf("a publication waiting for slots when the publisher closed: %v, want ErrDisconnected", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close left a publication waiting for slots")
+		}
+	}
+	close(l.gate) // the two in flight finish; Close returns
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}

@@ -68,18 +68,30 @@ type Config struct {
 	Resolve func(ctx context.Context, topic string) (*Targets, error)
 	// Strategy chooses a queue group's member.
 	Strategy selector.Strategy
-	// MaxAsync bounds the asynchronous publications in flight; 1024 by
-	// default.
+	// MaxAsync is the number of asynchronous slots: a publication in
+	// flight holds one per AsyncSlotBytes of body started, at least one.
+	// DefaultMaxAsync by default.
 	MaxAsync int
-	// MaxBatch and MaxBatchBytes bound a batch; 128 messages and 1 MiB by
+	// MaxBatch and MaxBatchBytes bound a batch; 256 messages and 1 MiB by
 	// default. A message larger than MaxBatchBytes goes alone.
 	MaxBatch, MaxBatchBytes int
 }
 
+// DefaultMaxAsync is the number of asynchronous slots by default: 8192
+// small messages, or 64 MiB of bodies.
+const DefaultMaxAsync = 8192
+
+// AsyncSlotBytes is the body size one asynchronous slot stands for. Small
+// messages take one slot each; a larger one takes one per AsyncSlotBytes,
+// so that the slots bound the memory held as well as the messages.
+const AsyncSlotBytes = 8 << 10
+
 // Publisher is the publishing half of a broker.
 type Publisher struct {
 	cfg     Config
-	async   chan struct{} // one token per asynchronous publication in flight
+	async   chan struct{} // one token per asynchronous slot in use
+	multi   chan struct{} // held while taking several slots, so that two takers cannot each hold part of what both need
+	closing chan struct{} // closed by Close: takers waiting for slots give up
 	closed  atomic.Bool
 	ejected atomic.Int32 // targets ejected now; while 0, pick reads no clock
 
@@ -94,15 +106,15 @@ type Publisher struct {
 // NewPublisher returns a publisher; Close releases it.
 func NewPublisher(cfg Config) *Publisher {
 	if cfg.MaxAsync <= 0 {
-		cfg.MaxAsync = 1024
+		cfg.MaxAsync = DefaultMaxAsync
 	}
 	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 128
+		cfg.MaxBatch = 256
 	}
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = 1 << 20
 	}
-	return &Publisher{cfg: cfg, async: make(chan struct{}, cfg.MaxAsync)}
+	return &Publisher{cfg: cfg, async: make(chan struct{}, cfg.MaxAsync), multi: make(chan struct{}, 1), closing: make(chan struct{})}
 }
 
 // Stats returns the publisher's counters.
@@ -117,12 +129,14 @@ func (p *Publisher) Stats() broker.Stats {
 	}
 }
 
-// Close refuses new publications and waits for the asynchronous ones in
-// flight, which end by their deadlines.
+// Close refuses new publications, including those waiting for an
+// asynchronous slot, and waits for the asynchronous ones in flight, which
+// end by their deadlines.
 func (p *Publisher) Close() {
 	if p.closed.Swap(true) {
 		return
 	}
+	close(p.closing)
 	for i := 0; i < cap(p.async); i++ {
 		p.async <- struct{}{}
 	}
@@ -172,12 +186,14 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msg *broker.Messa
 		deadline = time.Now().Add(o.Timeout)
 	}
 	if o.Async {
-		if err := p.acquireAsync(ctx, o.FailFast); err != nil {
+		slots := p.asyncSlots(len(msg.Body))
+		if err := p.acquireAsync(ctx, o.FailFast, slots); err != nil {
 			return fmt.Errorf("broker: publish %s to %q: %w", msg.ID, topic, err)
 		}
 		// ctx may end before delivery does: the publication uses it only
 		// for its values (metadata), and its own deadline.
 		pub := newPublication(p, ctx, msg, deadline, &o, ts, true)
+		pub.slots = slots
 		pub.start()
 		return nil
 	}
@@ -196,24 +212,71 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msg *broker.Messa
 	}
 }
 
-func (p *Publisher) acquireAsync(ctx context.Context, failFast bool) error {
-	select {
-	case p.async <- struct{}{}:
-	default:
-		if failFast {
-			return fmt.Errorf("all %d asynchronous slots in use: %w", cap(p.async), broker.ErrBusy)
-		}
+// asyncSlots returns the slots an asynchronous publication of a body of
+// size bytes holds: one per AsyncSlotBytes started, at least one, at most
+// all of them.
+func (p *Publisher) asyncSlots(size int) int {
+	return min(max(1, (size+AsyncSlotBytes-1)/AsyncSlotBytes), cap(p.async))
+}
+
+// acquireAsync takes n asynchronous slots, waiting for them unless
+// failFast; on error it holds none.
+func (p *Publisher) acquireAsync(ctx context.Context, failFast bool, n int) error {
+	if n > 1 {
+		// One taker of several slots at a time: takers of one slot cannot
+		// deadlock with it, as they hold only what they will release.
 		select {
-		case p.async <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for an asynchronous slot: %w", ctx.Err())
+		case p.multi <- struct{}{}:
+		default:
+			if failFast {
+				return fmt.Errorf("asynchronous slots in use: %w", broker.ErrBusy)
+			}
+			select {
+			case p.multi <- struct{}{}:
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for asynchronous slots: %w", ctx.Err())
+			case <-p.closing:
+				return broker.ErrDisconnected
+			}
+		}
+		defer func() { <-p.multi }()
+	}
+	for i := range n {
+		if err := p.acquireSlot(ctx, failFast); err != nil {
+			p.releaseAsync(i)
+			return err
 		}
 	}
 	if p.closed.Load() {
-		<-p.async
+		p.releaseAsync(n)
 		return broker.ErrDisconnected
 	}
 	return nil
+}
+
+func (p *Publisher) acquireSlot(ctx context.Context, failFast bool) error {
+	select {
+	case p.async <- struct{}{}:
+		return nil
+	default:
+	}
+	if failFast {
+		return fmt.Errorf("all %d asynchronous slots in use: %w", cap(p.async), broker.ErrBusy)
+	}
+	select {
+	case p.async <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for an asynchronous slot: %w", ctx.Err())
+	case <-p.closing:
+		return broker.ErrDisconnected
+	}
+}
+
+func (p *Publisher) releaseAsync(n int) {
+	for range n {
+		<-p.async
+	}
 }
 
 // publication is one message on its way to its targets.
@@ -224,6 +287,7 @@ type publication struct {
 	deadline time.Time
 	o        options
 	async    bool
+	slots    int // asynchronous slots held
 	jobs     []job
 	one      [1]job // jobs of a publication with one target, saving an allocation
 
@@ -331,9 +395,9 @@ func (pub *publication) finished() {
 			slog.Warn("broker: asynchronous publication not acknowledged", "broker", pub.p.cfg.Name, "topic", pub.msg.Topic, "id", pub.msg.ID, "err", err)
 		}
 	}
-	p := pub.p
+	p, slots := pub.p, pub.slots
 	pub.recycle()
-	<-p.async
+	p.releaseAsync(slots)
 }
 
 // recycle returns a finished asynchronous publication to the pool.
@@ -341,7 +405,7 @@ func (pub *publication) recycle() {
 	for i := range pub.jobs {
 		pub.jobs[i] = job{}
 	}
-	pub.p, pub.ctx, pub.msg, pub.o, pub.jobs = nil, nil, nil, options{}, nil
+	pub.p, pub.ctx, pub.msg, pub.o, pub.jobs, pub.slots = nil, nil, nil, options{}, nil, 0
 	clear(pub.failed)
 	pub.failed = pub.failed[:0]
 	publications.Put(pub)
