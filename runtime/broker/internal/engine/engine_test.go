@@ -316,3 +316,20 @@ func TestCloseStopsWaitingForSlots(t *testing.T) {
 		t.Fatal("Close did not return")
 	}
 }
+
+// monoNow agrees with time.Now, and its times compare and subtract with
+// time.Now's by the monotonic clock.
+func TestMonoNow(t *testing.T) {
+	before := time.Now()
+	m := monoNow()
+	after := time.Now()
+	if m.Before(before) || m.After(after) {
+		t.Fatalf("monoNow %v is not between %v and %v", m, before, after)
+	}
+	if d := m.Sub(before); d < 0 || d > after.Sub(before) {
+		t.Fatalf("monoNow - before = %v, outside [0, %v]", d, after.Sub(before))
+	}
+	if m.Round(0) == m {
+		t.Fatal("monoNow has no monotonic reading")
+	}
+}
