@@ -1,37 +1,32 @@
 package selector
 
 import (
-	"cmp"
-	"context"
-	"errors"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
 
-// service is the cache entry of one service. Select reads its snapshot
-// without a lock; changes build a new snapshot under mu.
+// service is what the selector keeps of one service besides the registry
+// cache's Snapshot: a view of the snapshot's nodes with what calls taught
+// it about them. Select reads the view without a lock; a view is rebuilt
+// under mu when the cache's snapshot changes.
 type service struct {
 	name    string
 	rr      atomic.Uint64 // round-robin position
-	ejected atomic.Int32  // nodes in snap with failures; while 0, Select reads no clock
-	snap    atomic.Pointer[snapshot]
+	ejected atomic.Int32  // nodes in view with failures; while 0, Select reads no clock
+	view    atomic.Pointer[view]
 
-	mu      sync.Mutex
-	nodes   map[nodeKey]*registry.Node // what the registry says
-	loading chan struct{}              // closed when a lookup in flight ends
-	pending []*registry.Result         // changes seen while loading
+	mu sync.Mutex // guards rebuilding view and changes to ejections
 }
 
-type nodeKey struct{ version, id string }
-
-// snapshot is an immutable view of a service's nodes, replaced whole on
-// every change so that Select needs no lock and no map: nodes is sorted by
-// address, one entry per address.
-type snapshot struct {
+// view is an immutable view of a service's nodes, derived from one
+// registry cache Snapshot, so that Select needs no lock and no map: nodes
+// is sorted by address, one entry per address.
+type view struct {
+	src    *cache.Snapshot
 	nodes  []entry
 	byAddr map[string]*nodeState // for Mark
 }
@@ -65,75 +60,24 @@ func (st *nodeState) release() {
 	}
 }
 
-func keyOf(version string, n *registry.Node) nodeKey {
-	id := n.ID
-	if id == "" {
-		id = n.Address
+// update returns the view of the latest snapshot, rebuilding it if it is
+// older, and carrying over the state of addresses that stay. snap is a
+// snapshot the caller got; the cache may have a newer one, which wins, so
+// that a view never moves back to an older snapshot.
+func (svc *service) update(c *cache.Cache, snap *cache.Snapshot) *view {
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	if latest := c.Current(svc.name); latest != nil {
+		snap = latest
 	}
-	return nodeKey{version, id}
-}
-
-// resetLocked replaces what the registry says with versions.
-func (svc *service) resetLocked(versions []*registry.Service) {
-	svc.nodes = map[nodeKey]*registry.Node{}
-	for _, v := range versions {
-		if v == nil {
-			continue
-		}
-		for _, n := range v.Nodes {
-			if n != nil {
-				svc.nodes[keyOf(v.Version, n)] = n
-			}
-		}
+	old := svc.view.Load()
+	if old != nil && old.src == snap {
+		return old
 	}
-}
-
-// applyLocked applies a watch result: Create and Update add or replace the
-// nodes they carry, Delete removes them (all of the version's when it
-// carries none). Applying a result twice, or one already reflected in a
-// lookup, changes nothing.
-func (svc *service) applyLocked(r *registry.Result) {
-	v := r.Service
-	switch r.Action {
-	case registry.Create, registry.Update:
-		for _, n := range v.Nodes {
-			if n != nil {
-				svc.nodes[keyOf(v.Version, n)] = n
-			}
-		}
-	case registry.Delete:
-		if len(v.Nodes) == 0 {
-			for k := range svc.nodes {
-				if k.version == v.Version {
-					delete(svc.nodes, k)
-				}
-			}
-		}
-		for _, n := range v.Nodes {
-			if n != nil {
-				delete(svc.nodes, keyOf(v.Version, n))
-			}
-		}
-	}
-}
-
-// publishLocked builds and publishes a snapshot of svc.nodes, carrying
-// over the state of addresses that stay.
-func (svc *service) publishLocked() *snapshot {
-	old := svc.snap.Load()
-	list := make([]*registry.Node, 0, len(svc.nodes))
-	for _, n := range svc.nodes {
-		if n.Address != "" {
-			list = append(list, n)
-		}
-	}
-	slices.SortFunc(list, func(a, b *registry.Node) int {
-		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.ID, b.ID))
-	})
-	snap := &snapshot{nodes: make([]entry, 0, len(list)), byAddr: make(map[string]*nodeState, len(list))}
+	v := &view{src: snap, nodes: make([]entry, 0, len(snap.Nodes)), byAddr: make(map[string]*nodeState, len(snap.Nodes))}
 	var ejected int32
-	for _, n := range list {
-		if _, dup := snap.byAddr[n.Address]; dup {
+	for _, n := range snap.Nodes {
+		if _, dup := v.byAddr[n.Address]; dup {
 			continue // the same address in two versions is one node
 		}
 		var st *nodeState
@@ -146,12 +90,12 @@ func (svc *service) publishLocked() *snapshot {
 		if st.until.Load() != 0 {
 			ejected++
 		}
-		snap.byAddr[n.Address] = st
-		snap.nodes = append(snap.nodes, entry{node: n, hash: hashString(n.Address), state: st})
+		v.byAddr[n.Address] = st
+		v.nodes = append(v.nodes, entry{node: n, hash: hashString(n.Address), state: st})
 	}
 	svc.ejected.Store(ejected)
-	svc.snap.Store(snap)
-	return snap
+	svc.view.Store(v)
+	return v
 }
 
 // fail ejects the node at addr after a failed call.
@@ -195,127 +139,10 @@ func (svc *service) succeed(addr string, now time.Time) {
 	svc.ejected.Add(-1)
 }
 
-// current returns the state of addr in the current snapshot; svc.mu held.
+// current returns the state of addr in the current view; svc.mu held.
 func (svc *service) current(addr string) *nodeState {
-	if snap := svc.snap.Load(); snap != nil {
-		return snap.byAddr[addr]
+	if v := svc.view.Load(); v != nil {
+		return v.byAddr[addr]
 	}
 	return nil
-}
-
-// watchLocked starts a watch of the whole registry and keeps it for Close,
-// or returns nil if the registry refuses or the selector is closed; s.mu
-// held. One watch serves every service: one goroutine and one registry
-// subscription however many services are called, started before the first
-// lookup so that no change is missed between lookups of different services.
-func (s *selector) watchLocked() registry.Watcher {
-	if s.closed.Load() {
-		return nil
-	}
-	w, err := s.registry.Watch(s.ctx)
-	if err != nil {
-		return nil
-	}
-	s.watcher = w
-	return w
-}
-
-// run applies the watch's changes to the cache. When the watch ends or
-// cannot start, it refreshes the cache from the registry and retries the
-// watch with a backoff, until Close.
-func (s *selector) run(w registry.Watcher) {
-	defer s.wg.Done()
-	fails := 0
-	for {
-		if w != nil {
-			started := time.Now()
-			s.follow(w)
-			s.mu.Lock()
-			mine := s.watcher == w // else Close has taken it to stop it
-			if mine {
-				s.watcher = nil
-			}
-			s.mu.Unlock()
-			if mine {
-				w.Stop()
-			}
-			if time.Since(started) > s.maxRefresh {
-				fails = 0
-			}
-		}
-		if s.ctx.Err() != nil {
-			return
-		}
-		// Without a watch, changes go unseen: read them from the registry.
-		s.refresh()
-		wait := s.maxRefresh
-		if fails < 16 {
-			wait = min(s.minRefresh<<fails, s.maxRefresh)
-			fails++
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		s.mu.Lock()
-		w = s.watchLocked()
-		s.mu.Unlock()
-		if w != nil {
-			// Changes between the last refresh and the new watch.
-			s.refresh()
-		}
-	}
-}
-
-// follow applies the watcher's results until it fails or stops.
-func (s *selector) follow(w registry.Watcher) {
-	for {
-		r, err := w.Next()
-		if err != nil {
-			return
-		}
-		if r == nil || r.Service == nil {
-			continue
-		}
-		svc := (*s.services.Load())[r.Service.Name]
-		if svc == nil {
-			continue // not cached: its first lookup will see the change
-		}
-		svc.mu.Lock()
-		switch {
-		case svc.loading != nil:
-			svc.pending = append(svc.pending, r)
-		case svc.snap.Load() != nil:
-			svc.applyLocked(r)
-			svc.publishLocked()
-		}
-		// Neither: the last lookup failed; the next one starts afresh.
-		svc.mu.Unlock()
-	}
-}
-
-// refresh looks every cached service up again. A lookup that fails keeps
-// what the cache had.
-func (s *selector) refresh() {
-	for _, svc := range *s.services.Load() {
-		if s.ctx.Err() != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, refreshTimeout)
-		versions, err := s.registry.GetService(ctx, svc.name)
-		cancel()
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			continue
-		}
-		svc.mu.Lock()
-		// A service being looked up by Select gets fresh nodes from that.
-		if svc.loading == nil && svc.snap.Load() != nil {
-			svc.resetLocked(versions)
-			svc.publishLocked()
-		}
-		svc.mu.Unlock()
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,69 +108,6 @@ func TestCacheFollowsRegistry(t *testing.T) {
 	waitFor(t, func() bool { return has(s, "other", "o:1") })
 	if n := reg.lookups.Load(); n != 2 {
 		t.Fatalf("%d registry lookups, want still 2", n)
-	}
-}
-
-// TestChangeDuringLookup: a node that leaves while the first lookup is in
-// flight, after the registry answered, is not resurrected by the stale
-// answer.
-func TestChangeDuringLookup(t *testing.T) {
-	leakcheck.Check(t)
-	ctx := context.Background()
-	mem := memory.NewRegistry(memory.Services(service("a:1", "b:1")))
-	reg := &stale{Registry: mem, answered: make(chan struct{}), release: make(chan struct{})}
-	s := selector.NewSelector(selector.Registry(reg))
-	defer s.Close()
-	done := make(chan error, 1)
-	go func() { _, err := s.Select(ctx, "svc", nil); done <- err }()
-	<-reg.answered
-	if err := mem.Deregister(ctx, &registry.Service{Name: "svc", Version: "1", Nodes: nodes("b:1")}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(20 * time.Millisecond) // let the watch see the change while the lookup is held
-	close(reg.release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	for range 100 {
-		if got := pick(t, s, ctx); got != "a:1" {
-			t.Fatalf("Select = %s after b:1 left during the lookup", got)
-		}
-	}
-}
-
-// stale answers GetService, then holds the answer until released.
-type stale struct {
-	registry.Registry
-	answered chan struct{}
-	release  chan struct{}
-	once     sync.Once
-}
-
-func (r *stale) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
-	out, err := r.Registry.GetService(ctx, name)
-	r.once.Do(func() { close(r.answered); <-r.release })
-	return out, err
-}
-
-// TestSharedLookup: concurrent first Selects of a service make one
-// registry lookup.
-func TestSharedLookup(t *testing.T) {
-	leakcheck.Check(t)
-	reg := &counting{Registry: memory.NewRegistry(memory.Services(service("a:1"))), hold: make(chan struct{})}
-	s := selector.NewSelector(selector.Registry(reg))
-	defer s.Close()
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() { defer wg.Done(); pickErr(t, s, context.Background()) }()
-	}
-	waitFor(t, func() bool { return reg.lookups.Load() == 1 })
-	time.Sleep(10 * time.Millisecond)
-	close(reg.hold)
-	wg.Wait()
-	if n := reg.lookups.Load(); n != 1 {
-		t.Fatalf("%d lookups for 8 concurrent first Selects", n)
 	}
 }
 

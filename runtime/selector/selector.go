@@ -2,9 +2,9 @@
 //
 // A Selector answers "which node of service S next?", skipping nodes the call
 // has already tried, and hears back how each call went so it can avoid nodes
-// that fail. The default selector keeps each service's nodes in a cache that
-// the registry's Watch keeps current, so choosing a node costs no registry
-// lookup, and picks among them with a Strategy: Random (the default),
+// that fail. The default selector reads each service's nodes from a registry
+// cache (package registry/cache) that the registry's Watch keeps current, so
+// choosing a node costs no registry lookup, and picks among them with a Strategy: Random (the default),
 // RoundRobin, ConsistentHash or LeastRequest.
 //
 // selector does not dial or call; the client does.
@@ -15,6 +15,7 @@ import (
 	"errors"
 
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
 
 // ErrNoneAvailable is returned when every node of a service was excluded or
@@ -73,8 +74,12 @@ func (s Strategy) String() string {
 
 // Options configures NewSelector.
 type Options struct {
-	// Registry is where the selector finds services. Required.
+	// Registry is where the selector finds services, through a cache of
+	// its own. Registry or Cache is required.
 	Registry registry.Registry
+	// Cache is a registry cache to find services in, shared with its
+	// other users; it takes precedence over Registry.
+	Cache *cache.Cache
 	// Strategy chooses among a service's nodes; Random by default.
 	Strategy Strategy
 }
@@ -84,6 +89,10 @@ type Option func(*Options)
 
 // Registry sets the registry the selector finds services in.
 func Registry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
+
+// Cache makes the selector find services in c, a registry cache it shares
+// (with a broker, say) and does not close.
+func Cache(c *cache.Cache) Option { return func(o *Options) { o.Cache = c } }
 
 // SetStrategy sets how the selector chooses among a service's nodes.
 func SetStrategy(s Strategy) Option { return func(o *Options) { o.Strategy = s } }
