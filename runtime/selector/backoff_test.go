@@ -59,7 +59,7 @@ func TestEjectionBackoff(t *testing.T) {
 			t.Fatalf("a:1 still ejected after its %v ejection", d)
 		}
 	}
-	svc := func() *service { return (*s.services.Load())["greeter"] }
+	svc := func() *service { v, _ := s.services.Load("greeter"); return v }
 	// current returns the view Select uses now. Select derives it from
 	// the cache's snapshot, so ask one (without Mark, which would report
 	// a success).

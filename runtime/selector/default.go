@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"sync/atomic"
 	"time"
 
@@ -57,7 +57,6 @@ func NewSelector(opts ...Option) Selector {
 	if s.cache == nil && o.Registry != nil {
 		s.cache, s.ownCache = cache.New(o.Registry), true
 	}
-	s.services.Store(&map[string]*service{})
 	return s
 }
 
@@ -67,11 +66,8 @@ type selector struct {
 	strategy Strategy
 	now      func() time.Time // the ejection clock; tests set it
 
-	// services is replaced whole when a service is first asked for, so
-	// Select and Mark find a service without a lock.
-	services atomic.Pointer[map[string]*service]
+	services cowmap.Map[string, *service] // Select and Mark find a service without a lock
 	closed   atomic.Bool
-	mu       sync.Mutex // guards changes to services
 }
 
 func (s *selector) String() string { return s.strategy.String() }
@@ -98,9 +94,9 @@ func (s *selector) Select(ctx context.Context, name string, exclude []string) (*
 	if err != nil {
 		return nil, fmt.Errorf("selector: %w", err)
 	}
-	svc := (*s.services.Load())[name]
-	if svc == nil {
-		svc = s.service(name)
+	svc, ok := s.services.Load(name)
+	if !ok {
+		svc = s.services.LoadOrAdd(name, func() *service { return &service{name: name} })
 	}
 	v := svc.view.Load()
 	if v == nil || v.src != snap {
@@ -134,8 +130,8 @@ func (s *selector) Mark(name string, node *registry.Node, err error) {
 	if node == nil {
 		return
 	}
-	svc := (*s.services.Load())[name]
-	if svc == nil || err == nil && s.strategy != LeastRequest && svc.ejected.Load() == 0 {
+	svc, ok := s.services.Load(name)
+	if !ok || err == nil && s.strategy != LeastRequest && svc.ejected.Load() == 0 {
 		return
 	}
 	v := svc.view.Load()
@@ -155,23 +151,4 @@ func (s *selector) Mark(name string, node *registry.Node, err error) {
 	case st.until.Load() != 0:
 		svc.succeed(node.Address, s.now())
 	}
-}
-
-// service returns the selector's entry for the named service, adding an
-// empty one if there is none.
-func (s *selector) service(name string) *service {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := *s.services.Load()
-	if svc := old[name]; svc != nil {
-		return svc
-	}
-	svc := &service{name: name}
-	next := make(map[string]*service, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[name] = svc
-	s.services.Store(&next)
-	return svc
 }

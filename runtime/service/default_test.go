@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"github.com/protoc-gen-micro/micro/internal/registrytest"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
@@ -128,5 +130,49 @@ func TestCallBetweenServices(t *testing.T) {
 	err := caller.Client().Call(ctx, "echo", echoMethod, wrapperspb.String("hi"), rsp)
 	if err == nil || !strings.Contains(err.Error(), selector.ErrNoneAvailable.Error()) {
 		t.Fatalf("call after Stop = %v, want no node available", err)
+	}
+}
+
+// The client and the broker a service creates find services and
+// subscribers in one registry cache: one watch of the registry serves both.
+func TestClientAndBrokerShareOneWatch(t *testing.T) {
+	leakcheck.Check(t)
+	reg := memory.NewRegistry()
+	echo := service.NewService(service.Name("echo"), service.Address("127.0.0.1:0"), service.Registry(reg), service.Signal(false))
+	if err := echo.Server().Handle(echoDesc, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	err := broker.RegisterSubscriber("shared.events", echo, func(_ context.Context, m *wrapperspb.StringValue) error {
+		got <- m.Value
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Stop()
+
+	counted := &registrytest.WatchCounter{Registry: reg}
+	caller := service.NewService(service.Name("caller"), service.Address("127.0.0.1:0"), service.Registry(counted), service.Signal(false))
+	if err := caller.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := caller.Client().Call(ctx, "echo", echoMethod, wrapperspb.String("hi"), new(wrapperspb.StringValue)); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.NewPublisher[*wrapperspb.StringValue](caller.Broker(), "shared.events").Publish(ctx, wrapperspb.String("event")); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "event" {
+		t.Fatalf("handled %q", v)
+	}
+	if n := counted.Watches(); n != 1 {
+		t.Fatalf("%d registry watches for the caller's client and broker, want 1", n)
 	}
 }

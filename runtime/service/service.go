@@ -35,6 +35,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 )
 
@@ -95,6 +97,9 @@ type service struct {
 	cli   client.Client // created by the service; nil until needed
 	cliAs built
 	brk   broker.Broker // the broker in use once asked for; nil until needed
+	// cache is the registry cache of the client and broker the service
+	// creates: one watch finds both services and subscribers.
+	cache *cache.Cache
 
 	life  sync.Mutex // serialises Start and Stop, guards state and run
 	state state
@@ -168,7 +173,10 @@ func (s *service) Client() client.Client {
 		return s.opts.Client
 	}
 	if s.cli == nil {
-		opts := []client.Option{client.WithRegistry(s.opts.Registry)}
+		opts := []client.Option{
+			client.WithRegistry(s.opts.Registry),
+			client.WithSelector(selector.NewSelector(selector.Cache(s.cacheLocked()))),
+		}
 		if len(s.opts.ClientWrappers) > 0 {
 			opts = append(opts, client.WithUnaryInterceptor(s.opts.ClientWrappers...))
 		}
@@ -176,6 +184,15 @@ func (s *service) Client() client.Client {
 		s.cliAs = built{wrappers: len(s.opts.ClientWrappers)}
 	}
 	return s.cli
+}
+
+// cacheLocked returns the registry cache of what the service creates,
+// creating it if needed; s.mu held.
+func (s *service) cacheLocked() *cache.Cache {
+	if s.cache == nil {
+		s.cache = cache.New(s.opts.Registry)
+	}
+	return s.cache
 }
 
 func (s *service) Broker() broker.Broker {
@@ -189,10 +206,10 @@ func (s *service) Broker() broker.Broker {
 		s.mu.Unlock()
 		return s.brk
 	}
-	reg := s.opts.Registry
+	reg, c := s.opts.Registry, s.cacheLocked()
 	s.mu.Unlock()
 	// Server and Client take s.mu themselves.
-	b := direct.NewBroker(direct.Registry(reg), direct.Server(s.Server()), direct.Client(s.Client()))
+	b := direct.NewBroker(direct.Registry(reg), direct.Cache(c), direct.Server(s.Server()), direct.Client(s.Client()))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.brk == nil {
@@ -340,6 +357,14 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 		if err := c.Close(); err != nil {
 			keep(fmt.Errorf("service %s: closing client: %w", o.Name, err))
 		}
+	}
+	// Its client and broker are closed: so is their registry cache.
+	s.mu.Lock()
+	rc := s.cache
+	s.cache = nil
+	s.mu.Unlock()
+	if rc != nil {
+		rc.Close()
 	}
 	// The default registry the service made is its to close (an mDNS one
 	// sends its goodbyes and stops listening); a given one is the caller's.

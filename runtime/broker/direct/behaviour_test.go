@@ -3,6 +3,7 @@ package direct_test
 import (
 	"context"
 	"errors"
+	"github.com/protoc-gen-micro/micro/internal/registrytest"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -13,7 +14,9 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
+	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 )
 
@@ -217,5 +220,47 @@ func TestRegistration(t *testing.T) {
 	}
 	if err := b.Connect(); !errors.Is(err, broker.ErrDisconnected) {
 		t.Errorf("Connect after Disconnect: %v", err)
+	}
+}
+
+// A broker given a registry cache finds subscribers in it, as a selector
+// sharing it finds services: one watch serves both, and the broker leaves
+// the cache open for the selector when it disconnects.
+func TestSharedCache(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	reg := &registrytest.WatchCounter{Registry: memory.NewRegistry()}
+	c := cache.New(reg)
+	defer c.Close()
+	sel := selector.NewSelector(selector.Cache(c))
+	defer sel.Close()
+	b := direct.NewBroker(direct.Cache(c), direct.Address("127.0.0.1:0"))
+	got := make(chan string, 1)
+	if _, err := b.Subscribe("shared.t", func(_ context.Context, m *broker.Message) error { got <- string(m.Body); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "shared.t", &broker.Message{Body: []byte("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "hello" {
+		t.Fatalf("delivered %q", m)
+	}
+	// The subscription is in the shared cache, registered in its registry.
+	n, err := sel.Select(ctx, direct.ServiceName("shared.t"), nil)
+	if err != nil || n.Address != b.Address() {
+		t.Fatalf("Select of the subscription = %v, %v; want the broker's address %s", n, err, b.Address())
+	}
+	sel.Mark(direct.ServiceName("shared.t"), n, nil)
+	if w := reg.Watches(); w != 1 {
+		t.Errorf("%d registry watches for a selector and a broker sharing a cache, want 1", w)
+	}
+	if err := b.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "other"); err != nil {
+		t.Fatalf("the shared cache after the broker disconnected: %v", err)
 	}
 }

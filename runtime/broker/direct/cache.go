@@ -2,222 +2,79 @@ package direct
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
 	"github.com/protoc-gen-micro/micro/runtime/client"
-	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
 
-// While the registry's watch is down, the cache is refreshed from the
-// registry and the watch retried, after minRefresh, then twice as long each
-// time up to maxRefresh. refreshTimeout bounds one lookup.
-const (
-	minRefresh     = time.Second
-	maxRefresh     = 30 * time.Second
-	refreshTimeout = 10 * time.Second
-)
+// topics finds the subscriptions of the topics a broker publishes to in a
+// registry cache, the one the RPC selector reads (see package
+// registry/cache): a publication costs no registry round trip, and one
+// watch keeps every topic current. Each topic's engine.Targets are derived
+// from the cache's Snapshot of its registry service and rebuilt only when
+// that snapshot changes.
+type topics struct {
+	cache *cache.Cache
+	own   bool // made by the broker, closed with it
 
-var errClosed = errors.New("broker/direct: closed")
-
-// cache keeps the subscriptions of every topic a broker publishes to, as
-// engine.Targets. The first publication to a topic looks it up in the
-// registry; from then on one watch of the whole registry, started with the
-// first lookup, keeps every cached topic current, so that a publication
-// costs no registry round trip. It follows the selector's cache (package
-// selector), which keeps nodes per service but cannot list them.
-type cache struct {
-	reg registry.Registry
-
-	topics atomic.Pointer[map[string]*topicEntry] // by topic; replaced whole
-
-	mu       sync.Mutex
-	watching bool
-	watcher  registry.Watcher
-	closed   bool
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	views cowmap.Map[string, *topicView] // by topic
 }
 
-// topicEntry is one topic's subscriptions. Publishers read snap without a
-// lock; changes rebuild it under mu.
-type topicEntry struct {
-	name string // registry service name
-	snap atomic.Pointer[engine.Targets]
-
-	mu      sync.Mutex
-	loaded  bool
-	nodes   map[nodeKey]*registry.Node
-	loading chan struct{}
-	pending []*registry.Result
+type topicView struct {
+	service string // ServiceName(topic)
+	cur     atomic.Pointer[derived]
+	mu      sync.Mutex // serialises rebuilds
 }
 
-type nodeKey struct{ version, id string }
+// derived is a topic's Targets and the snapshot they were built from.
+type derived struct {
+	src *cache.Snapshot
+	ts  *engine.Targets
+}
 
-func newCache(reg registry.Registry) *cache {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &cache{reg: reg, ctx: ctx, cancel: cancel}
-	c.topics.Store(&map[string]*topicEntry{})
-	return c
+func newTopics(c *cache.Cache, own bool) *topics {
+	return &topics{cache: c, own: own}
 }
 
 // targets returns the subscriptions of topic.
-func (c *cache) targets(ctx context.Context, topic string) (*engine.Targets, error) {
-	if e := (*c.topics.Load())[topic]; e != nil {
-		if ts := e.snap.Load(); ts != nil {
-			return ts, nil
-		}
+func (t *topics) targets(ctx context.Context, topic string) (*engine.Targets, error) {
+	v, ok := t.views.Load(topic)
+	if !ok {
+		v = t.views.LoadOrAdd(topic, func() *topicView { return &topicView{service: ServiceName(topic)} })
 	}
-	return c.load(ctx, topic)
-}
-
-// load looks a topic up the first time. Concurrent first publications
-// share one lookup; a failed lookup is not cached.
-func (c *cache) load(ctx context.Context, topic string) (*engine.Targets, error) {
-	e, err := c.entry(topic)
+	snap, err := t.cache.Get(ctx, v.service)
 	if err != nil {
 		return nil, err
 	}
-	name := e.name
-	for {
-		if ts := e.snap.Load(); ts != nil {
-			return ts, nil
-		}
-		e.mu.Lock()
-		if e.loaded {
-			e.mu.Unlock()
-			continue
-		}
-		if ch := e.loading; ch != nil {
-			e.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, fmt.Errorf("looking up %q: %w", name, ctx.Err())
-			}
-		}
-		ch := make(chan struct{})
-		e.loading = ch
-		e.mu.Unlock()
-
-		versions, err := c.reg.GetService(ctx, name)
-
-		e.mu.Lock()
-		e.loading = nil
-		close(ch)
-		pending := e.pending
-		e.pending = nil
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			e.mu.Unlock()
-			return nil, fmt.Errorf("looking up %q in %s: %w", name, c.reg, err)
-		}
-		e.nodes = map[nodeKey]*registry.Node{}
-		for _, v := range versions {
-			for _, n := range v.Nodes {
-				if n != nil {
-					e.nodes[nodeKey{v.Version, n.ID}] = n
-				}
-			}
-		}
-		// Changes seen while the lookup ran may or may not be in its
-		// answer; applied again, in order, they leave the right state.
-		for _, r := range pending {
-			e.applyLocked(r)
-		}
-		e.loaded = true
-		ts := e.publishLocked()
-		e.mu.Unlock()
-		return ts, nil
+	if d := v.cur.Load(); d != nil && d.src == snap {
+		return d.ts, nil
 	}
+	return v.rebuild(t.cache, snap), nil
 }
 
-// entry returns the cache entry of a topic, adding it if needed. The first
-// call starts the watch, before any lookup, so that no change after a
-// lookup goes unseen.
-func (c *cache) entry(topic string) (*topicEntry, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, errClosed
+// rebuild derives the topic's Targets from the latest snapshot (snap, or a
+// newer one the cache has), carrying over what the old Targets knew of the
+// subscriptions that stay: outboxes, messages in flight, ejections.
+func (v *topicView) rebuild(c *cache.Cache, snap *cache.Snapshot) *engine.Targets {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if latest := c.Current(v.service); latest != nil {
+		snap = latest
 	}
-	if !c.watching {
-		c.watching = true
-		w := c.watchLocked()
-		c.wg.Add(1)
-		go c.run(w)
+	old := v.cur.Load()
+	if old != nil && old.src == snap {
+		return old.ts
 	}
-	old := *c.topics.Load()
-	if e := old[topic]; e != nil {
-		return e, nil
-	}
-	e := &topicEntry{name: ServiceName(topic)}
-	next := make(map[string]*topicEntry, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[topic] = e
-	c.topics.Store(&next)
-	return e, nil
-}
-
-func (c *cache) close() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	w := c.watcher
-	c.watcher = nil
-	c.mu.Unlock()
-	c.cancel()
-	if w != nil {
-		w.Stop()
-	}
-	c.wg.Wait()
-}
-
-// applyLocked applies a watch result; e.mu held.
-func (e *topicEntry) applyLocked(r *registry.Result) {
-	v := r.Service
-	switch r.Action {
-	case registry.Create, registry.Update:
-		for _, n := range v.Nodes {
-			if n != nil {
-				e.nodes[nodeKey{v.Version, n.ID}] = n
-			}
-		}
-	case registry.Delete:
-		if len(v.Nodes) == 0 {
-			for k := range e.nodes {
-				if k.version == v.Version {
-					delete(e.nodes, k)
-				}
-			}
-		}
-		for _, n := range v.Nodes {
-			if n != nil {
-				delete(e.nodes, nodeKey{v.Version, n.ID})
-			}
-		}
-	}
-}
-
-// publishLocked rebuilds the topic's Targets from its nodes; e.mu held.
-func (e *topicEntry) publishLocked() *engine.Targets {
-	infos := make([]engine.TargetInfo, 0, len(e.nodes))
-	seen := map[string]bool{}
-	for _, n := range e.nodes {
-		if n.Address == "" || seen[n.ID] {
-			continue
+	infos := make([]engine.TargetInfo, 0, len(snap.Nodes))
+	seen := make(map[string]bool, len(snap.Nodes))
+	for _, n := range snap.Nodes {
+		if seen[n.ID] {
+			continue // one subscription under two versions
 		}
 		seen[n.ID] = true
 		window, _ := strconv.Atoi(n.Metadata[metaMaxInFlight])
@@ -231,125 +88,17 @@ func (e *topicEntry) publishLocked() *engine.Targets {
 			Handle: []client.CallOption{client.WithAddress(n.Address), client.WithRetries(0)},
 		})
 	}
-	ts := engine.NewTargets(infos, e.snap.Load())
-	e.snap.Store(ts)
+	var prev *engine.Targets
+	if old != nil {
+		prev = old.ts
+	}
+	ts := engine.NewTargets(infos, prev)
+	v.cur.Store(&derived{src: snap, ts: ts})
 	return ts
 }
 
-// watchLocked starts a watch of the whole registry, or returns nil; c.mu
-// held.
-func (c *cache) watchLocked() registry.Watcher {
-	if c.closed {
-		return nil
-	}
-	w, err := c.reg.Watch(c.ctx)
-	if err != nil {
-		return nil
-	}
-	c.watcher = w
-	return w
-}
-
-// run applies the watch's changes. When the watch ends or cannot start, it
-// refreshes the cache from the registry and retries the watch with a
-// backoff, until close.
-func (c *cache) run(w registry.Watcher) {
-	defer c.wg.Done()
-	fails := 0
-	for {
-		if w != nil {
-			started := time.Now()
-			c.follow(w)
-			c.mu.Lock()
-			mine := c.watcher == w
-			if mine {
-				c.watcher = nil
-			}
-			c.mu.Unlock()
-			if mine {
-				w.Stop()
-			}
-			if time.Since(started) > maxRefresh {
-				fails = 0
-			}
-		}
-		if c.ctx.Err() != nil {
-			return
-		}
-		c.refresh()
-		wait := maxRefresh
-		if fails < 16 {
-			wait = min(minRefresh<<fails, maxRefresh)
-			fails++
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-c.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		c.mu.Lock()
-		w = c.watchLocked()
-		c.mu.Unlock()
-		if w != nil {
-			c.refresh()
-		}
-	}
-}
-
-// follow applies the watcher's results until it fails or stops.
-func (c *cache) follow(w registry.Watcher) {
-	for {
-		r, err := w.Next()
-		if err != nil {
-			return
-		}
-		if r == nil || r.Service == nil {
-			continue
-		}
-		topic, ok := strings.CutPrefix(r.Service.Name, ServicePrefix)
-		e := (*c.topics.Load())[topic]
-		if !ok || e == nil {
-			continue // not a topic we publish to; its first lookup sees it
-		}
-		e.mu.Lock()
-		switch {
-		case e.loading != nil:
-			e.pending = append(e.pending, r)
-		case e.loaded:
-			e.applyLocked(r)
-			e.publishLocked()
-		}
-		e.mu.Unlock()
-	}
-}
-
-// refresh looks every cached topic up again; a failed lookup keeps what the
-// cache had.
-func (c *cache) refresh() {
-	for _, e := range *c.topics.Load() {
-		if c.ctx.Err() != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, refreshTimeout)
-		versions, err := c.reg.GetService(ctx, e.name)
-		cancel()
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			continue
-		}
-		e.mu.Lock()
-		if e.loading == nil && e.loaded {
-			e.nodes = map[nodeKey]*registry.Node{}
-			for _, v := range versions {
-				for _, n := range v.Nodes {
-					if n != nil {
-						e.nodes[nodeKey{v.Version, n.ID}] = n
-					}
-				}
-			}
-			e.publishLocked()
-		}
-		e.mu.Unlock()
+func (t *topics) close() {
+	if t.own {
+		t.cache.Close()
 	}
 }

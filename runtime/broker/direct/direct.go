@@ -6,8 +6,10 @@
 // the server that serves the broker's Deliver RPC (micro.broker.v1.Broker,
 // defined in internal/brokerpb/broker.proto), with node metadata "topic",
 // "queue" (its queue group, when it has one) and "max-inflight". A
-// publisher keeps the subscriptions of the topics it publishes to in a
-// cache that one registry watch keeps current, chooses its targets there
+// publisher finds the subscriptions of the topics it publishes to in a
+// registry cache that one registry watch keeps current (package
+// registry/cache, the one the RPC selector reads; a service gives its
+// client and its broker the same one), chooses its targets there
 // (every group-less subscription, one member per queue group) and calls
 // Deliver on each, over the client's pooled HTTP/2 connection to that
 // address. Messages bound for one subscription while a delivery to it is in
@@ -50,6 +52,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
@@ -79,7 +82,7 @@ const (
 type Broker struct {
 	opts  options
 	pub   *engine.Publisher
-	cache *cache
+	cache *topics
 	cli   client.Client
 
 	mu      sync.Mutex // guards the fields below and serialises Connect and Disconnect
@@ -115,6 +118,9 @@ func NewBroker(opts ...Option) *Broker {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.registry == nil && o.cache != nil {
+		o.registry = o.cache.Registry()
+	}
 	if o.registry == nil {
 		o.registry = memory.NewRegistry()
 	}
@@ -122,7 +128,11 @@ func NewBroker(opts ...Option) *Broker {
 	if b.cli == nil {
 		b.cli = client.NewClient()
 	}
-	b.cache = newCache(o.registry)
+	if o.cache != nil {
+		b.cache = newTopics(o.cache, false)
+	} else {
+		b.cache = newTopics(cache.New(o.registry), true)
+	}
 	b.pub = engine.NewPublisher(engine.Config{
 		Name:     "direct",
 		Link:     link{svc: brokerpb.NewBrokerService("micro.broker", b.cli)},

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,12 +60,10 @@ type Cache struct {
 	minRefresh time.Duration // tests shorten these
 	maxRefresh time.Duration
 
-	// services is replaced whole when a service is first asked for, so
-	// that Get finds a service without a lock.
-	services atomic.Pointer[map[string]*entry]
+	services cowmap.Map[string, *entry] // Get finds a service without a lock
 	closed   atomic.Bool
 
-	mu       sync.Mutex // guards changes to services, and the fields below
+	mu       sync.Mutex // guards the fields below
 	watching bool       // the watch goroutine has been started
 	watcher  registry.Watcher
 	ctx      context.Context // ends with Close
@@ -96,9 +95,7 @@ type nodeOf struct {
 // New returns a cache of r. It watches r from the first Get until Close.
 func New(r registry.Registry) *Cache {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Cache{reg: r, minRefresh: minRefresh, maxRefresh: maxRefresh, ctx: ctx, cancel: cancel}
-	c.services.Store(&map[string]*entry{})
-	return c
+	return &Cache{reg: r, minRefresh: minRefresh, maxRefresh: maxRefresh, ctx: ctx, cancel: cancel}
 }
 
 // Registry returns the registry the cache keeps.
@@ -111,7 +108,7 @@ func (c *Cache) String() string { return fmt.Sprintf("cache of %s", c.reg) }
 // A service the registry does not know has a Snapshot without nodes, which
 // the watch fills in when it appears.
 func (c *Cache) Get(ctx context.Context, service string) (*Snapshot, error) {
-	if e := (*c.services.Load())[service]; e != nil {
+	if e, ok := c.services.Load(service); ok {
 		if snap := e.snap.Load(); snap != nil {
 			return snap, nil
 		}
@@ -125,7 +122,7 @@ func (c *Cache) Get(ctx context.Context, service string) (*Snapshot, error) {
 // Current returns the service's Snapshot if the cache holds one, without
 // looking the service up; nil otherwise.
 func (c *Cache) Current(service string) *Snapshot {
-	if e := (*c.services.Load())[service]; e != nil {
+	if e, ok := c.services.Load(service); ok {
 		return e.snap.Load()
 	}
 	return nil
@@ -149,11 +146,12 @@ func (c *Cache) Close() error {
 	}
 	c.wg.Wait()
 	// Nothing is kept current any more: Get must not answer from here.
-	for _, e := range *c.services.Load() {
+	c.services.Range(func(_ string, e *entry) bool {
 		e.mu.Lock()
 		e.snap.Store(nil)
 		e.mu.Unlock()
-	}
+		return true
+	})
 	return nil
 }
 
@@ -228,18 +226,7 @@ func (c *Cache) entry(name string) (*entry, error) {
 		c.wg.Add(1)
 		go c.run(w)
 	}
-	old := *c.services.Load()
-	if e := old[name]; e != nil {
-		return e, nil
-	}
-	e := &entry{name: name}
-	next := make(map[string]*entry, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[name] = e
-	c.services.Store(&next)
-	return e, nil
+	return c.services.LoadOrAdd(name, func() *entry { return &entry{name: name} }), nil
 }
 
 func keyOf(version string, n *registry.Node) nodeKey {
@@ -389,8 +376,8 @@ func (c *Cache) follow(w registry.Watcher) {
 		if r == nil || r.Service == nil {
 			continue
 		}
-		e := (*c.services.Load())[r.Service.Name]
-		if e == nil {
+		e, ok := c.services.Load(r.Service.Name)
+		if !ok {
 			continue // not cached: its first lookup will see the change
 		}
 		e.mu.Lock()
@@ -409,15 +396,15 @@ func (c *Cache) follow(w registry.Watcher) {
 // refresh looks every cached service up again. A lookup that fails keeps
 // what the cache had.
 func (c *Cache) refresh() {
-	for _, e := range *c.services.Load() {
+	c.services.Range(func(_ string, e *entry) bool {
 		if c.ctx.Err() != nil {
-			return
+			return false
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, refreshTimeout)
 		versions, err := c.reg.GetService(ctx, e.name)
 		cancel()
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			continue
+			return true
 		}
 		e.mu.Lock()
 		// A service being looked up by Get gets fresh nodes from that.
@@ -426,5 +413,6 @@ func (c *Cache) refresh() {
 			e.publishLocked()
 		}
 		e.mu.Unlock()
-	}
+		return true
+	})
 }
