@@ -2,7 +2,9 @@
 // it to standard output, and then prints each benchmark beside grpc-go's:
 // for names of the form .../impl=NAME, the row with impl=grpc is the
 // baseline, and each implementation gets its ns/op as a speed-up over
-// grpc-go (above 1 is faster) and its allocs/op.
+// grpc-go (above 1 is faster) and its allocs/op. Rows of BenchmarkBroker
+// are set beside NATS instead: each of our implementations against the
+// NATS one that makes the same promise (see brokerPeers), by msgs/s.
 //
 //	go test -run '^$' -bench . -benchmem ./... | go run ./cmd/benchratio
 //
@@ -32,6 +34,22 @@ type measurement struct {
 	group, impl          string
 	nsPerOp, allocsPerOp float64
 	hasAllocs            bool
+	msgsPerSec           float64 // BenchmarkBroker's throughput; 0 when absent
+}
+
+// brokerPeers maps each implementation of the built-in broker in
+// BenchmarkBroker to the NATS implementation it is measured against.
+var brokerPeers = map[string]string{
+	"micro-async":       "nats-core",
+	"micro-sync":        "nats-request",
+	"micro-sync-serial": "nats-request-serial",
+}
+
+func isBroker(impl string) bool {
+	if _, ok := brokerPeers[impl]; ok {
+		return true
+	}
+	return strings.HasPrefix(impl, "nats-")
 }
 
 func run(in io.Reader, out io.Writer) error {
@@ -52,6 +70,7 @@ func run(in io.Reader, out io.Writer) error {
 		return err
 	}
 	printRatios(out, ms)
+	printBrokerRatios(out, ms)
 	switch {
 	case failed:
 		return fmt.Errorf("the benchmarks failed")
@@ -100,15 +119,24 @@ func parse(line string) (measurement, bool) {
 			m.nsPerOp, found = v, true
 		case "allocs/op":
 			m.allocsPerOp, m.hasAllocs = v, true
+		case "msgs/s":
+			m.msgsPerSec = v
 		}
 	}
 	return m, found
 }
 
 func printRatios(out io.Writer, ms []measurement) {
-	if len(ms) == 0 {
+	var rpc []measurement
+	for _, m := range ms {
+		if !isBroker(m.impl) {
+			rpc = append(rpc, m)
+		}
+	}
+	if len(rpc) == 0 {
 		return
 	}
+	ms = rpc
 	base := map[string]measurement{}
 	for _, m := range ms {
 		if m.impl == "grpc" {
@@ -131,6 +159,38 @@ func printRatios(out io.Writer, ms []measurement) {
 			allocs = strconv.FormatFloat(m.allocsPerOp, 'f', -1, 64)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.group, m.impl, m.nsPerOp, ratio, allocs, baseAllocs)
+	}
+	tw.Flush()
+}
+
+// printBrokerRatios prints each of our broker implementations beside its
+// NATS peer of the same row (shape and size): the ratio of messages per
+// second, above 1 when ours delivers more.
+func printBrokerRatios(out io.Writer, ms []measurement) {
+	peers := map[[2]string]measurement{} // by group and impl
+	for _, m := range ms {
+		if isBroker(m.impl) {
+			peers[[2]string{m.group, m.impl}] = m
+		}
+	}
+	header := false
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, m := range ms {
+		peer, ok := brokerPeers[m.impl]
+		if !ok {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(out, "\nThe built-in broker against NATS (messages per second; above 1 delivers more):")
+			fmt.Fprintln(tw, "benchmark\timpl\tmsgs/s\tNATS impl\tNATS msgs/s\tratio\t")
+			header = true
+		}
+		ratio, theirs := "-", "-"
+		if n, ok := peers[[2]string{m.group, peer}]; ok && n.msgsPerSec > 0 {
+			ratio = fmt.Sprintf("%.2f×", m.msgsPerSec/n.msgsPerSec)
+			theirs = fmt.Sprintf("%.0f", n.msgsPerSec)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t\n", m.group, m.impl, m.msgsPerSec, peer, theirs, ratio)
 	}
 	tw.Flush()
 }
