@@ -14,10 +14,7 @@
 // Deliver on each, over the client's pooled HTTP/2 connection to that
 // address. Messages bound for one subscription while a delivery to it is in
 // flight travel together in the next call, so that a message costs about
-// one RPC at rest and a fraction of one under load. A subscriber decodes
-// a batch in a few allocations: the bodies of up to 512 bytes it delivers
-// share one buffer, each capped at its own length, so a handler that keeps
-// such a body keeps its batch's small bodies (at most 128 KiB) alive.
+// one RPC at rest and a fraction of one under load.
 //
 // The registered address is the one the service registers for its own
 // node: the server's listen address, with an unspecified host replaced by

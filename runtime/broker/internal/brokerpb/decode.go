@@ -3,7 +3,6 @@ package brokerpb
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -24,23 +23,16 @@ const (
 	fieldValue = 2
 )
 
-// SlabMax is the largest body UnmarshalVT copies into its shared slab.
-// Bodies up to SlabMax bytes share one allocation per batch, so a handler
-// that keeps one keeps up to MaxBatch*SlabMax bytes alive; larger ones
-// get their own.
-const SlabMax = 512
-
 var errInvalidUTF8 = errors.New("string field contains invalid UTF-8")
 
 // UnmarshalVT decodes b into x, which must be empty, as proto.Unmarshal
-// with DiscardUnknown would, in a few allocations per batch rather than
-// two per message: the IDs share one string, and bodies of up to SlabMax
-// bytes share one buffer (each slice capped at its length, so that an
-// append by one handler cannot reach another's body). The codec uses it
-// for every Deliver request (see package codec).
+// with DiscardUnknown would, without reflection and with each column
+// allocated once at its final size. Every ID and body is its own
+// allocation: a handler that keeps one keeps nothing else of the batch
+// alive. The codec uses it for every Deliver request (see package codec).
 func (x *Delivery) UnmarshalVT(b []byte) error {
 	// First pass: validate the framing and size the columns.
-	var ids, bodies, idBytes, slabBytes, attempts, timeouts int
+	var ids, bodies, attempts, timeouts int
 	err := rangeFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch num {
 		case fieldAttempts:
@@ -54,25 +46,18 @@ func (x *Delivery) UnmarshalVT(b []byte) error {
 		switch num {
 		case fieldIDs:
 			ids++
-			idBytes += len(v)
 		case fieldBodies:
 			bodies++
-			if len(v) <= SlabMax {
-				slabBytes += len(v)
-			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	var idBuf strings.Builder
-	idBuf.Grow(idBytes)
-	idEnds := make([]int, 0, ids)
+	x.Ids = make([]string, 0, ids)
 	x.Bodies = make([][]byte, 0, bodies)
 	x.Attempts = make([]uint32, 0, attempts)
 	x.TimeoutNanos = make([]int64, 0, timeouts)
-	slab := make([]byte, 0, slabBytes)
 	err = rangeFields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch num {
 		case fieldSubscription, fieldTopic:
@@ -94,19 +79,12 @@ func (x *Delivery) UnmarshalVT(b []byte) error {
 			if !utf8.Valid(v) {
 				return fmt.Errorf("brokerpb: Delivery field %d: %w", num, errInvalidUTF8)
 			}
-			idBuf.Write(v)
-			idEnds = append(idEnds, idBuf.Len())
+			x.Ids = append(x.Ids, string(v))
 		case fieldBodies:
 			if typ != protowire.BytesType {
 				return nil
 			}
-			if len(v) <= SlabMax {
-				start := len(slab)
-				slab = append(slab, v...)
-				x.Bodies = append(x.Bodies, slab[start:len(slab):len(slab)])
-			} else {
-				x.Bodies = append(x.Bodies, append([]byte(nil), v...))
-			}
+			x.Bodies = append(x.Bodies, append([]byte(nil), v...))
 		case fieldAttempts:
 			return decodeVarints(typ, v, n, func(u uint64) { x.Attempts = append(x.Attempts, uint32(u)) })
 		case fieldTimeouts:
@@ -122,15 +100,7 @@ func (x *Delivery) UnmarshalVT(b []byte) error {
 	if err != nil {
 		return err
 	}
-	if ids > 0 {
-		all := idBuf.String()
-		x.Ids = make([]string, ids)
-		start := 0
-		for i, end := range idEnds {
-			x.Ids[i] = all[start:end]
-			start = end
-		}
-	}
+
 	return nil
 }
 

@@ -10,23 +10,21 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// randomDelivery returns a batch of n messages with IDs, bodies on both
-// sides of SlabMax (and empty ones), attempts, timeouts and, on some
-// messages, extras.
+// randomDelivery returns a batch of n messages with IDs, bodies of many
+// sizes (empty ones too), attempts, timeouts and, on some messages,
+// extras.
 func randomDelivery(r *rand.Rand, n int) *Delivery {
 	d := &Delivery{Subscription: fmt.Sprintf("sub-%d", r.IntN(1000)), Topic: "orders.créés"}
 	for i := range n {
 		d.Ids = append(d.Ids, fmt.Sprintf("id-%x-ü%d", r.Uint64(), i))
 		var size int
-		switch r.IntN(4) {
+		switch r.IntN(3) {
 		case 0:
 			size = 0
 		case 1:
-			size = SlabMax
-		case 2:
-			size = SlabMax + 1 + r.IntN(3000)
+			size = 1 + r.IntN(3000)
 		default:
-			size = r.IntN(SlabMax)
+			size = r.IntN(200)
 		}
 		body := make([]byte, size)
 		for j := range body {
@@ -162,10 +160,10 @@ func TestUnmarshalVTRejects(t *testing.T) {
 	}
 }
 
-// Bodies are copies, each capped at its length: appending to one cannot
-// overwrite the next, and the input buffer can be reused at once.
+// Bodies and IDs are copies: the input buffer can be reused at once, and
+// appending to one body cannot overwrite another.
 func TestUnmarshalVTBodiesAreIsolated(t *testing.T) {
-	in := &Delivery{Ids: []string{"a", "b", "c"}, Bodies: [][]byte{[]byte("one"), []byte("two"), bytes.Repeat([]byte("x"), SlabMax+1)}}
+	in := &Delivery{Ids: []string{"a", "b", "c"}, Bodies: [][]byte{[]byte("one"), []byte("two"), bytes.Repeat([]byte("x"), 600)}}
 	b, _ := proto.Marshal(in)
 	out := &Delivery{}
 	if err := out.UnmarshalVT(b); err != nil {
@@ -181,7 +179,8 @@ func TestUnmarshalVTBodiesAreIsolated(t *testing.T) {
 	}
 }
 
-// A batch costs a handful of allocations, not two per message.
+// A batch costs its IDs and bodies, one allocation each, and one per
+// column: the columns do not grow as protobuf-go's do.
 func TestUnmarshalVTAllocations(t *testing.T) {
 	d := &Delivery{Subscription: "s", Topic: "t"}
 	for i := range 200 {
@@ -196,8 +195,8 @@ func TestUnmarshalVTAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 12 {
-		t.Errorf("decoding 200 messages took %.0f allocations, want at most 12", allocs)
+	if allocs > 2*200+6 {
+		t.Errorf("decoding 200 messages took %.0f allocations, want at most %d", allocs, 2*200+6)
 	}
 }
 
