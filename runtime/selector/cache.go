@@ -91,7 +91,7 @@ func (svc *service) update(c *cache.Cache, snap *cache.Snapshot) *view {
 			ejected++
 		}
 		v.byAddr[n.Address] = st
-		v.nodes = append(v.nodes, entry{node: n, hash: hashString(n.Address), state: st})
+		v.nodes = append(v.nodes, entry{node: n, hash: HashString(n.Address), state: st})
 	}
 	svc.ejected.Store(ejected)
 	svc.view.Store(v)

@@ -20,7 +20,7 @@ func (s *selector) pick(ctx context.Context, svc *service, nodes []entry, exclud
 		return pickRoundRobin(svc.rr.Add(1), nodes, exclude, now)
 	case ConsistentHash:
 		if key, ok := ctx.Value(hashKey{}).(string); ok {
-			return pickHash(hashString(key), nodes, exclude, now)
+			return pickHash(HashString(key), nodes, exclude, now)
 		}
 	case LeastRequest:
 		return pickLeastRequest(nodes, exclude, now)
@@ -97,7 +97,7 @@ func pickHash(key uint64, nodes []entry, exclude []string, now int64) int {
 		if !usable(&nodes[i], exclude, now) {
 			continue
 		}
-		if score := mix(key ^ nodes[i].hash); best < 0 || score > top {
+		if score := Score(key, nodes[i].hash); best < 0 || score > top {
 			best, top = i, score
 		}
 	}
@@ -145,10 +145,10 @@ func lessLoaded(nodes []entry, i, j int) int {
 	return i
 }
 
-// hashString is 64-bit FNV-1a, finished with mix. It is fixed, unlike
-// hash/maphash's seeded hashes, so every client process maps a key to the
-// same node.
-func hashString(s string) uint64 {
+// HashString is 64-bit FNV-1a, finished with mix: the hash ConsistentHash
+// gives keys and nodes. It is fixed, unlike hash/maphash's seeded hashes,
+// so every process maps a key to the same node.
+func HashString(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
@@ -156,6 +156,10 @@ func hashString(s string) uint64 {
 	}
 	return mix(h)
 }
+
+// Score is a node's score for a key in rendezvous hashing, from their
+// HashStrings: the usable node with the highest score takes the key.
+func Score(key, node uint64) uint64 { return mix(key ^ node) }
 
 // mix is MurmurHash3's 64-bit finalizer: every input bit flips each output
 // bit with probability about 1/2, so the scores of one key on different

@@ -79,14 +79,14 @@ func (p *Publisher) choose(g *Group, key string, ok func(*Target) bool) *Target 
 		if key == "" {
 			break
 		}
-		// Rendezvous hashing: the highest score of the key wins, so a
-		// member leaving moves only its own keys.
-		kh := hashString(key)
+		// Rendezvous hashing, as the selector's: the highest score of
+		// the key wins, so a member leaving moves only its own keys.
+		kh := selector.HashString(key)
 		var best *Target
 		var top uint64
 		for _, t := range ms {
 			if ok(t) {
-				if s := mix(kh ^ t.hash); best == nil || s > top {
+				if s := selector.Score(kh, t.hash); best == nil || s > top {
 					best, top = t, s
 				}
 			}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/selector"
 )
 
 // TargetInfo describes one subscription, as a resolver found it.
@@ -66,7 +68,7 @@ type Group struct {
 // Target is one subscription with what the publisher learns about it.
 type Target struct {
 	TargetInfo
-	hash uint64 // of the ID, for rendezvous hashing
+	hash uint64 // selector.HashString of the ID, for rendezvous hashing
 	st   *state
 }
 
@@ -104,7 +106,7 @@ func NewTargets(infos []TargetInfo, old *Targets) *Targets {
 		if st == nil {
 			st = &state{}
 		}
-		t := &Target{TargetInfo: info, hash: hashString(info.ID), st: st}
+		t := &Target{TargetInfo: info, hash: selector.HashString(info.ID), st: st}
 		if info.Group == "" {
 			ts.All = append(ts.All, t)
 			continue
@@ -124,25 +126,4 @@ func NewTargets(infos []TargetInfo, old *Targets) *Targets {
 		slices.SortFunc(g.Members, byID)
 	}
 	return ts
-}
-
-// hashString is 64-bit FNV-1a finished with mix; fixed, so that every
-// publisher maps a key to the same member.
-func hashString(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return mix(h)
-}
-
-// mix is MurmurHash3's 64-bit finalizer.
-func mix(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }
