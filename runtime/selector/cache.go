@@ -11,22 +11,21 @@ import (
 
 // service is what the selector keeps of one service besides the registry
 // cache's Snapshot: a view of the snapshot's nodes with what calls taught
-// it about them. Select reads the view without a lock; a view is rebuilt
-// under mu when the cache's snapshot changes.
+// it about them. Select reads the view without a lock; the view is rebuilt
+// when the cache's snapshot changes.
 type service struct {
 	name    string
 	rr      atomic.Uint64 // round-robin position
 	ejected atomic.Int32  // nodes in view with failures; while 0, Select reads no clock
-	view    atomic.Pointer[view]
+	view    cache.View[*view]
 
-	mu sync.Mutex // guards rebuilding view and changes to ejections
+	mu sync.Mutex // serialises rebuilding the view and changes to ejections
 }
 
 // view is an immutable view of a service's nodes, derived from one
 // registry cache Snapshot, so that Select needs no lock and no map: nodes
 // is sorted by address, one entry per address.
 type view struct {
-	src    *cache.Snapshot
 	nodes  []entry
 	byAddr map[string]*nodeState // for Mark
 }
@@ -60,21 +59,12 @@ func (st *nodeState) release() {
 	}
 }
 
-// update returns the view of the latest snapshot, rebuilding it if it is
-// older, and carrying over the state of addresses that stay. snap is a
-// snapshot the caller got; the cache may have a newer one, which wins, so
-// that a view never moves back to an older snapshot.
-func (svc *service) update(c *cache.Cache, snap *cache.Snapshot) *view {
+// rebuild derives the view of snap, carrying over from old the state of
+// addresses that stay; cache.View calls it when the snapshot changes.
+func (svc *service) rebuild(snap *cache.Snapshot, old *view) *view {
 	svc.mu.Lock()
 	defer svc.mu.Unlock()
-	if latest := c.Current(svc.name); latest != nil {
-		snap = latest
-	}
-	old := svc.view.Load()
-	if old != nil && old.src == snap {
-		return old
-	}
-	v := &view{src: snap, nodes: make([]entry, 0, len(snap.Nodes)), byAddr: make(map[string]*nodeState, len(snap.Nodes))}
+	v := &view{nodes: make([]entry, 0, len(snap.Nodes)), byAddr: make(map[string]*nodeState, len(snap.Nodes))}
 	var ejected int32
 	for _, n := range snap.Nodes {
 		if _, dup := v.byAddr[n.Address]; dup {
@@ -93,8 +83,11 @@ func (svc *service) update(c *cache.Cache, snap *cache.Snapshot) *view {
 		v.byAddr[n.Address] = st
 		v.nodes = append(v.nodes, entry{node: n, hash: HashString(n.Address), state: st})
 	}
+	// A failure reported between this and the view's publication counts
+	// in the old view's state; should that node have left, the count is
+	// one too high until the next rebuild, which only makes Select read
+	// the clock.
 	svc.ejected.Store(ejected)
-	svc.view.Store(v)
 	return v
 }
 
@@ -141,7 +134,7 @@ func (svc *service) succeed(addr string, now time.Time) {
 
 // current returns the state of addr in the current view; svc.mu held.
 func (svc *service) current(addr string) *nodeState {
-	if v := svc.view.Load(); v != nil {
+	if v, ok := svc.view.Last(); ok {
 		return v.byAddr[addr]
 	}
 	return nil

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
@@ -98,10 +98,7 @@ func (s *selector) Select(ctx context.Context, name string, exclude []string) (*
 	if !ok {
 		svc = s.services.LoadOrAdd(name, func() *service { return &service{name: name} })
 	}
-	v := svc.view.Load()
-	if v == nil || v.src != snap {
-		v = svc.update(s.cache, snap)
-	}
+	v := svc.view.Get(s.cache, snap, svc.rebuild)
 	if len(v.nodes) == 0 {
 		return nil, fmt.Errorf("%w: service %q: %w", ErrNoneAvailable, name, registry.ErrNotFound)
 	}
@@ -134,8 +131,8 @@ func (s *selector) Mark(name string, node *registry.Node, err error) {
 	if !ok || err == nil && s.strategy != LeastRequest && svc.ejected.Load() == 0 {
 		return
 	}
-	v := svc.view.Load()
-	if v == nil {
+	v, ok := svc.view.Last()
+	if !ok {
 		return
 	}
 	st := v.byAddr[node.Address]

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"github.com/protoc-gen-micro/micro/internal/registrytest"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/registrytest"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"

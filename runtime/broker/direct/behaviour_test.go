@@ -3,7 +3,6 @@ package direct_test
 import (
 	"context"
 	"errors"
-	"github.com/protoc-gen-micro/micro/internal/registrytest"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/registrytest"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/registry"

@@ -2,11 +2,9 @@ package direct
 
 import (
 	"context"
-	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"strconv"
-	"sync"
-	"sync/atomic"
 
+	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
@@ -27,14 +25,7 @@ type topics struct {
 
 type topicView struct {
 	service string // ServiceName(topic)
-	cur     atomic.Pointer[derived]
-	mu      sync.Mutex // serialises rebuilds
-}
-
-// derived is a topic's Targets and the snapshot they were built from.
-type derived struct {
-	src *cache.Snapshot
-	ts  *engine.Targets
+	targets cache.View[*engine.Targets]
 }
 
 func newTopics(c *cache.Cache, own bool) *topics {
@@ -51,25 +42,13 @@ func (t *topics) targets(ctx context.Context, topic string) (*engine.Targets, er
 	if err != nil {
 		return nil, err
 	}
-	if d := v.cur.Load(); d != nil && d.src == snap {
-		return d.ts, nil
-	}
-	return v.rebuild(t.cache, snap), nil
+	return v.targets.Get(t.cache, snap, buildTargets), nil
 }
 
-// rebuild derives the topic's Targets from the latest snapshot (snap, or a
-// newer one the cache has), carrying over what the old Targets knew of the
-// subscriptions that stay: outboxes, messages in flight, ejections.
-func (v *topicView) rebuild(c *cache.Cache, snap *cache.Snapshot) *engine.Targets {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if latest := c.Current(v.service); latest != nil {
-		snap = latest
-	}
-	old := v.cur.Load()
-	if old != nil && old.src == snap {
-		return old.ts
-	}
+// buildTargets derives a topic's Targets from its snapshot, carrying over
+// what old knew of the subscriptions that stay: outboxes, messages in
+// flight, ejections.
+func buildTargets(snap *cache.Snapshot, old *engine.Targets) *engine.Targets {
 	infos := make([]engine.TargetInfo, 0, len(snap.Nodes))
 	seen := make(map[string]bool, len(snap.Nodes))
 	for _, n := range snap.Nodes {
@@ -88,13 +67,7 @@ func (v *topicView) rebuild(c *cache.Cache, snap *cache.Snapshot) *engine.Target
 			Handle: []client.CallOption{client.WithAddress(n.Address), client.WithRetries(0)},
 		})
 	}
-	var prev *engine.Targets
-	if old != nil {
-		prev = old.ts
-	}
-	ts := engine.NewTargets(infos, prev)
-	v.cur.Store(&derived{src: snap, ts: ts})
-	return ts
+	return engine.NewTargets(infos, old)
 }
 
 func (t *topics) close() {

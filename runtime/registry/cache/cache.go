@@ -19,12 +19,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
 
