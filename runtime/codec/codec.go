@@ -44,7 +44,8 @@ type (
 		MarshalToSizedBufferVT(b []byte) (int, error)
 	}
 	vtUnmarshaler interface {
-		// UnmarshalVT decodes b into the message, which is empty.
+		// UnmarshalVT decodes b into the message, merging with what it
+		// holds.
 		UnmarshalVT(b []byte) error
 	}
 )
@@ -79,6 +80,11 @@ func (protoCodec) MarshalAppend(b []byte, v any) ([]byte, error) {
 
 func (protoCodec) Unmarshal(data []byte, v any) error {
 	if m, ok := v.(vtUnmarshaler); ok {
+		// UnmarshalVT merges; proto.Unmarshal, the contract here,
+		// replaces (a stream may receive into one message again).
+		if pm, ok := v.(proto.Message); ok {
+			proto.Reset(pm)
+		}
 		return m.UnmarshalVT(data)
 	}
 	m, ok := v.(proto.Message)

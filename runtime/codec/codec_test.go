@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 func testMessage(t *testing.T) proto.Message {
@@ -194,5 +195,30 @@ func TestProtoUsesVTMethods(t *testing.T) {
 	// with a hole in it.
 	if _, err := codec.Proto.MarshalAppend(nil, &vtMessage{value: []byte("abc"), shortBy: 1}); err == nil || !strings.Contains(err.Error(), "SizeVT") {
 		t.Errorf("short MarshalToSizedBufferVT: %v, want an error naming SizeVT", err)
+	}
+}
+
+// vtProto is a real proto.Message with vtprotobuf's merging UnmarshalVT.
+type vtProto struct {
+	*wrapperspb.StringValue
+}
+
+func (m vtProto) UnmarshalVT(b []byte) error {
+	return proto.UnmarshalOptions{Merge: true}.Unmarshal(b, m.StringValue)
+}
+
+// Received into a message that already holds a value, a vtprotobuf
+// message is replaced, as proto.Unmarshal replaces, not merged.
+func TestProtoVTUnmarshalReplaces(t *testing.T) {
+	b, err := proto.Marshal(wrapperspb.String(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := vtProto{wrapperspb.String("left over")}
+	if err := codec.Proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Value != "" {
+		t.Fatalf("decoded into a used message: %q, want the empty value it was sent", m.Value)
 	}
 }
