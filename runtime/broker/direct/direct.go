@@ -77,10 +77,10 @@ const (
 // Broker is the built-in broker. Create it with NewBroker; it is safe for
 // concurrent use.
 type Broker struct {
-	opts  options
-	pub   *engine.Publisher
-	cache *topics
-	cli   client.Client
+	opts   options
+	pub    *engine.Publisher
+	topics *topics // subscriptions of the topics published to, from the registry cache
+	cli    client.Client
 
 	mu      sync.Mutex // guards the fields below and serialises Connect and Disconnect
 	state   state
@@ -126,14 +126,14 @@ func NewBroker(opts ...Option) *Broker {
 		b.cli = client.NewClient()
 	}
 	if o.cache != nil {
-		b.cache = newTopics(o.cache, false)
+		b.topics = newTopics(o.cache, false)
 	} else {
-		b.cache = newTopics(cache.New(o.registry), true)
+		b.topics = newTopics(cache.New(o.registry), true)
 	}
 	b.pub = engine.NewPublisher(engine.Config{
 		Name:     "direct",
 		Link:     link{svc: brokerpb.NewBrokerService("micro.broker", b.cli)},
-		Resolve:  b.cache.targets,
+		Resolve:  b.topics.targets,
 		Strategy: o.strategy,
 		MaxAsync: o.maxAsync,
 	})
@@ -239,7 +239,7 @@ func (b *Broker) Disconnect() error {
 		s.close()
 	}
 	b.pub.Close()
-	b.cache.close()
+	b.topics.close()
 	if was == connected && b.opts.server == nil {
 		if err := b.srv.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("broker/direct: stopping server: %w", err))
