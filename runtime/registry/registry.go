@@ -9,6 +9,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -97,6 +98,16 @@ type RegisterOption func(*RegisterOptions)
 // RegisterTTL sets the registration's time to live.
 func RegisterTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
 
+// NewRegisterOptions returns the options opts set. Registry
+// implementations build their RegisterOptions with it.
+func NewRegisterOptions(opts ...RegisterOption) RegisterOptions {
+	var o RegisterOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // WatchOptions configures Watch.
 type WatchOptions struct {
 	// Service limits the watch to one service name; all when empty.
@@ -108,6 +119,34 @@ type WatchOption func(*WatchOptions)
 
 // WatchService limits a watch to one service.
 func WatchService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
+
+// NewWatchOptions returns the options opts set. Registry implementations
+// build their WatchOptions with it.
+func NewWatchOptions(opts ...WatchOption) WatchOptions {
+	var o WatchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Validate checks what every registry requires of a service it registers:
+// a name, at least one node, and an ID on every node. impl names the
+// registry in the error, such as "registry/memory".
+func Validate(impl string, s *Service) error {
+	switch {
+	case s == nil || s.Name == "":
+		return fmt.Errorf("%s: register: service has no name", impl)
+	case len(s.Nodes) == 0:
+		return fmt.Errorf("%s: register %q: service has no nodes", impl, s.Name)
+	}
+	for _, n := range s.Nodes {
+		if n == nil || n.ID == "" {
+			return fmt.Errorf("%s: register %q: node has no ID", impl, s.Name)
+		}
+	}
+	return nil
+}
 
 // InterfaceAdvertiser is implemented by registries that advertise a node
 // registered with an unspecified host (":8080", "[::]:8080") with the

@@ -222,10 +222,7 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...re
 	if err := validate(s); err != nil {
 		return err
 	}
-	var o registry.RegisterOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := registry.NewRegisterOptions(opts...)
 	now := time.Now()
 	nodes := make([]*localNode, 0, len(s.Nodes))
 	for _, n := range s.Nodes {
@@ -470,10 +467,7 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var o registry.WatchOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := registry.NewWatchOptions(opts...)
 	w := watchq.New(o.Service, r.forget)
 	now := time.Now()
 	r.mu.Lock()
@@ -1251,17 +1245,11 @@ func (e *notFoundError) Unwrap() []error {
 }
 
 func validate(s *registry.Service) error {
-	switch {
-	case s == nil || s.Name == "":
-		return errors.New("registry/mdns: register: service has no name")
-	case len(s.Nodes) == 0:
-		return fmt.Errorf("registry/mdns: register %q: service has no nodes", s.Name)
+	if err := registry.Validate("registry/mdns", s); err != nil {
+		return err
 	}
 	ids := map[string]bool{}
 	for _, n := range s.Nodes {
-		if n == nil || n.ID == "" {
-			return fmt.Errorf("registry/mdns: register %q: node has no ID", s.Name)
-		}
 		if ids[n.ID] {
 			return fmt.Errorf("registry/mdns: register %q: node ID %q appears twice", s.Name, n.ID)
 		}

@@ -15,7 +15,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -107,10 +106,7 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...re
 	if err := validate(s); err != nil {
 		return err
 	}
-	var o registry.RegisterOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := registry.NewRegisterOptions(opts...)
 	now := time.Now()
 	var expires time.Time
 	if o.TTL > 0 {
@@ -266,10 +262,7 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var o registry.WatchOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := registry.NewWatchOptions(opts...)
 	w := watchq.New(o.Service, r.forget)
 	r.mu.Lock()
 	r.watchers[w] = struct{}{}
@@ -408,20 +401,7 @@ func sortedNodes(nodes map[string]*node, now time.Time) []*registry.Node {
 
 func byID(a, b *registry.Node) int { return cmp.Compare(a.ID, b.ID) }
 
-func validate(s *registry.Service) error {
-	switch {
-	case s == nil || s.Name == "":
-		return errors.New("registry/memory: register: service has no name")
-	case len(s.Nodes) == 0:
-		return fmt.Errorf("registry/memory: register %q: service has no nodes", s.Name)
-	}
-	for _, n := range s.Nodes {
-		if n == nil || n.ID == "" {
-			return fmt.Errorf("registry/memory: register %q: node has no ID", s.Name)
-		}
-	}
-	return nil
-}
+func validate(s *registry.Service) error { return registry.Validate("registry/memory", s) }
 
 func sameNode(a, b *registry.Node) bool {
 	return a.Address == b.Address && maps.Equal(a.Metadata, b.Metadata)

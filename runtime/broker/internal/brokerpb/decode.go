@@ -34,19 +34,14 @@ func (x *Delivery) UnmarshalVT(b []byte) error {
 	// First pass: validate the framing and size the columns.
 	var ids, bodies, attempts, timeouts int
 	err := rangeFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		switch num {
-		case fieldAttempts:
+		switch {
+		case num == fieldAttempts:
 			attempts += countVarints(typ, v)
-		case fieldTimeouts:
+		case num == fieldTimeouts:
 			timeouts += countVarints(typ, v)
-		}
-		if typ != protowire.BytesType {
-			return nil
-		}
-		switch num {
-		case fieldIDs:
+		case num == fieldIDs && typ == protowire.BytesType:
 			ids++
-		case fieldBodies:
+		case num == fieldBodies && typ == protowire.BytesType:
 			bodies++
 		}
 		return nil

@@ -1,0 +1,37 @@
+package registry_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+)
+
+func TestOptions(t *testing.T) {
+	if o := registry.NewRegisterOptions(registry.RegisterTTL(time.Minute)); o.TTL != time.Minute {
+		t.Errorf("RegisterOptions %+v", o)
+	}
+	if o := registry.NewWatchOptions(registry.WatchService("greeter")); o.Service != "greeter" {
+		t.Errorf("WatchOptions %+v", o)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		s    *registry.Service
+		want string
+	}{
+		{nil, "registry/x: register: service has no name"},
+		{&registry.Service{}, "registry/x: register: service has no name"},
+		{&registry.Service{Name: "a"}, `registry/x: register "a": service has no nodes`},
+		{&registry.Service{Name: "a", Nodes: []*registry.Node{nil}}, `registry/x: register "a": node has no ID`},
+		{&registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}, {}}}, `registry/x: register "a": node has no ID`},
+	} {
+		if err := registry.Validate("registry/x", tc.s); err == nil || err.Error() != tc.want {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.s, err, tc.want)
+		}
+	}
+	if err := registry.Validate("registry/x", &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}}}); err != nil {
+		t.Errorf("a valid service: %v", err)
+	}
+}
