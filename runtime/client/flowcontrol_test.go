@@ -166,8 +166,9 @@ func TestMaxConcurrentStreamsFreshConnection(t *testing.T) {
 }
 
 // TestLargeMetadata: header blocks larger than a frame travel in
-// CONTINUATION frames both ways; a request whose headers exceed the 1 MiB
-// limit is refused with ResourceExhausted without harming the connection.
+// CONTINUATION frames both ways; a request whose headers exceed the
+// server's limit (raised here to 1 MiB) is refused with ResourceExhausted
+// without harming the connection.
 func TestLargeMetadata(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, &funcGreeter{
@@ -179,7 +180,7 @@ func TestLargeMetadata(t *testing.T) {
 			out.Message = "ok"
 			return nil
 		},
-	})
+	}, server.WithLimits(server.Limits{MaxHeaderListSize: 1 << 20}))
 	g := greeterAt(newTestClient(t), srv.Address())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

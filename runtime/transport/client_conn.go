@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -41,6 +43,11 @@ type ClientConn struct {
 	ready     chan struct{} // closed at the server's first SETTINGS, or on close
 	readyOnce sync.Once
 
+	flow *connFlow
+	// peerMaxHeaderList is the server's SETTINGS_MAX_HEADER_LIST_SIZE;
+	// unlimited until it says.
+	peerMaxHeaderList atomic.Uint32
+
 	mu         sync.Mutex
 	streams    map[uint32]*ClientStream
 	active     int
@@ -50,12 +57,22 @@ type ClientConn struct {
 	closed     bool
 	closeErr   error
 
-	// Owned by the reader goroutine.
-	connUnacked uint32
-	cur         *ClientStream
-	curTrailers bool
-	curEnd      bool
-	hdrBytes    int
+	// Owned by the reader goroutine: the header block being decoded.
+	hb clientHeaderBlock
+}
+
+// clientHeaderBlock is the state of a response header block in progress.
+type clientHeaderBlock struct {
+	active    bool
+	cs        *ClientStream // nil: the call is gone, decode for HPACK only
+	trailers  bool
+	end       bool
+	size      int
+	wire      int
+	invalid   string
+	truncated bool
+	regular   bool
+	status    bool // :status seen
 }
 
 // Dial connects to addr and starts the connection's reader and writer. A
@@ -105,20 +122,22 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error)
 	if cc.authority == "" {
 		cc.authority = addr
 	}
-	cc.w = newWriter(c, 32<<10, func(error) { c.Close() })
+	cc.w = newWriter(c, 32<<10, defaultWriteTimeout, func(error) { c.Close() })
 	cc.fr = http2.NewFramer(nil, bufio.NewReaderSize(c, 32<<10))
 	cc.fr.SetReuseFrames()
+	cc.fr.SetMaxReadFrameSize(defaultMaxFrameSize)
 	cc.hdec = hpack.NewDecoder(4096, cc.onField)
-	cc.hdec.SetMaxStringLength(maxHeaderListSize)
+	cc.hdec.SetMaxStringLength(clientMaxHeaderListSize)
+	cc.flow = newConnFlow(defaultConnWindow, true)
 
 	cc.w.bw.WriteString(clientPreface)
 	err = cc.w.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: initialWindowSize},
-		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderListSize},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: clientStreamWindow},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: clientMaxHeaderListSize},
 	)
 	if err == nil {
-		err = cc.w.fr.WriteWindowUpdate(0, initialConnWindowSize-defaultWindowSize)
+		err = cc.w.fr.WriteWindowUpdate(0, defaultConnWindow-defaultWindowSize)
 	}
 	if err == nil {
 		err = cc.w.bw.Flush()
@@ -205,26 +224,20 @@ func (cc *ClientConn) readLoop() {
 
 func (cc *ClientConn) read() error {
 	for first := true; ; first = false {
+		if !cc.w.waitRoom(max(defaultWriteTimeout, time.Second)) {
+			return connError{http2.ErrCodeEnhanceYourCalm, "server does not read the frames it asks for"}
+		}
 		f, err := cc.fr.ReadFrame()
-		if first && err == nil {
+		if err != nil {
+			if err := cc.frameError(err); err != nil {
+				return err
+			}
+			continue
+		}
+		if first {
 			if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
 				return connError{http2.ErrCodeProtocol, "server preface is not SETTINGS"}
 			}
-		}
-		if err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				if cs := cc.lookup(se.StreamID); cs != nil {
-					cs.end(status.Errorf(status.Internal, "transport: stream error: %v", se.Code), nil)
-				}
-				cc.w.push(item{kind: itRST, n: se.StreamID, code: se.Code})
-				continue
-			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				return connError{http2.ErrCode(ce), cc.fr.ErrorDetail().Error()}
-			}
-			return err
 		}
 		switch f := f.(type) {
 		case *http2.DataFrame:
@@ -252,10 +265,49 @@ func (cc *ClientConn) read() error {
 		case *http2.PushPromiseFrame:
 			err = connError{http2.ErrCodeProtocol, "server sent PUSH_PROMISE though we disabled push"}
 		}
+		var se streamError
+		if errors.As(err, &se) {
+			cc.resetStream(f.Header().StreamID, se)
+			err = nil
+		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// frameError is the client's version of serverConn.frameError.
+func (cc *ClientConn) frameError(err error) error {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		if se.StreamID == 0 {
+			return connError{se.Code, "stream error on stream 0"}
+		}
+		cc.resetStream(se.StreamID, streamError{se.Code, "malformed frame"})
+		return nil
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		msg := "malformed frame"
+		if d := cc.fr.ErrorDetail(); d != nil {
+			msg = d.Error()
+		}
+		return connError{http2.ErrCode(ce), msg}
+	}
+	if errors.Is(err, http2.ErrFrameTooLarge) {
+		return connError{http2.ErrCodeFrameSize, "frame larger than the advertised maximum"}
+	}
+	return err
+}
+
+// resetStream fails a call after a stream error and resets the stream.
+func (cc *ClientConn) resetStream(id uint32, se streamError) {
+	if cs := cc.lookup(id); cs != nil {
+		cs.end(status.Errorf(status.Internal, "transport: %s", se.msg), nil)
+		cc.w.push(item{kind: itRST, ws: &cs.ws, code: se.code})
+		return
+	}
+	cc.w.push(item{kind: itRST, n: id, code: se.code})
 }
 
 func (cc *ClientConn) lookup(id uint32) *ClientStream {
@@ -266,17 +318,28 @@ func (cc *ClientConn) lookup(id uint32) *ClientStream {
 }
 
 func (cc *ClientConn) onHeaders(f *http2.HeadersFrame) error {
-	cc.hdrBytes = 0
-	cc.curEnd = f.StreamEnded()
-	cc.cur = cc.lookup(f.StreamID)
-	if cc.cur != nil {
-		cc.curTrailers = cc.cur.gotHeaders
-		cc.cur.beginHeaders(cc.curTrailers)
+	if f.StreamID%2 == 0 {
+		return connError{http2.ErrCodeProtocol, fmt.Sprintf("server sent HEADERS on even stream %d", f.StreamID)}
+	}
+	cs := cc.lookup(f.StreamID)
+	cc.hb = clientHeaderBlock{active: true, cs: cs, end: f.StreamEnded()}
+	cc.hdec.SetEmitEnabled(cs != nil)
+	if cs != nil {
+		cc.hb.trailers = cs.gotHeaders
+		cs.beginHeaders()
 	}
 	return cc.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 }
 
 func (cc *ClientConn) onHeaderFragment(frag []byte, end bool) error {
+	hb := &cc.hb
+	if !hb.active {
+		return connError{http2.ErrCodeProtocol, "CONTINUATION without HEADERS"}
+	}
+	hb.wire += len(frag) + 9
+	if hb.wire > 2*clientMaxHeaderListSize+64 {
+		return connError{http2.ErrCodeEnhanceYourCalm, "header block too large (CONTINUATION flood)"}
+	}
 	if _, err := cc.hdec.Write(frag); err != nil {
 		return connError{http2.ErrCodeCompression, err.Error()}
 	}
@@ -286,46 +349,95 @@ func (cc *ClientConn) onHeaderFragment(frag []byte, end bool) error {
 	if err := cc.hdec.Close(); err != nil {
 		return connError{http2.ErrCodeCompression, err.Error()}
 	}
-	cs := cc.cur
-	cc.cur = nil
+	hb.active = false
+	cs := hb.cs
+	hb.cs = nil
 	if cs == nil {
 		return nil
 	}
-	if cc.curTrailers && !cc.curEnd {
-		cs.end(status.New(status.Internal, "transport: server sent a second HEADERS without END_STREAM"), nil)
-		cc.w.push(item{kind: itRST, ws: &cs.ws, code: http2.ErrCodeProtocol})
+	switch {
+	case hb.invalid == "" && !hb.trailers && !hb.status:
+		hb.invalid = "response without :status"
+	case hb.invalid == "" && hb.truncated:
+		cs.end(status.Errorf(status.Internal, "transport: response header list larger than %d bytes", clientMaxHeaderListSize), nil)
+		cc.w.push(item{kind: itRST, ws: &cs.ws, code: http2.ErrCodeCancel})
 		return nil
 	}
-	cs.endHeaders(cc.curTrailers, cc.curEnd)
+	if hb.invalid != "" {
+		return streamError{http2.ErrCodeProtocol, "malformed response headers: " + hb.invalid}
+	}
+	if hb.trailers && !hb.end {
+		return streamError{http2.ErrCodeProtocol, "server sent a second HEADERS without END_STREAM"}
+	}
+	cs.endHeaders(hb.trailers, hb.end)
 	return nil
 }
 
+// onField checks each decoded response field (RFC 9113 §8.2, §8.3.2)
+// before the call sees it.
 func (cc *ClientConn) onField(f hpack.HeaderField) {
-	cc.hdrBytes += len(f.Name) + len(f.Value) + 32
-	if cc.cur != nil && cc.hdrBytes <= maxHeaderListSize {
-		cc.cur.onField(f)
+	hb := &cc.hb
+	if hb.cs == nil {
+		return
 	}
+	why := ""
+	switch {
+	case f.Name == "":
+		why = "empty header name"
+	case !validFieldValue(f.Value):
+		why = fmt.Sprintf("header %q has a value HTTP/2 forbids", f.Name)
+	case f.Name[0] == ':':
+		switch {
+		case hb.regular:
+			why = "pseudo-header after a regular header"
+		case hb.trailers:
+			why = "pseudo-header in trailers"
+		case f.Name != ":status":
+			why = fmt.Sprintf("pseudo-header %q is not allowed in a response", f.Name)
+		case hb.status:
+			why = "duplicate :status"
+		}
+		hb.status = true
+	default:
+		hb.regular = true
+		if !validFieldName(f.Name) {
+			why = fmt.Sprintf("header name %q is not a lower-case token", f.Name)
+		} else if connectionHeader(f.Name) {
+			why = fmt.Sprintf("connection-specific header %q", f.Name)
+		}
+	}
+	if why != "" {
+		hb.invalid = why
+		cc.hdec.SetEmitEnabled(false)
+		return
+	}
+	hb.size += len(f.Name) + len(f.Value) + 32
+	if hb.size > clientMaxHeaderListSize {
+		hb.truncated = true
+		cc.hdec.SetEmitEnabled(false)
+		return
+	}
+	hb.cs.onField(f)
 }
 
 func (cc *ClientConn) onData(f *http2.DataFrame) error {
-	if f.Length > 0 {
-		cc.connUnacked += f.Length
-		if cc.connUnacked >= initialConnWindowSize/4 {
-			cc.w.push(item{kind: itWindowUpdate, n2: cc.connUnacked})
-			cc.connUnacked = 0
-		}
+	n := int64(f.Length)
+	inc, err := cc.flow.receive(n)
+	if err != nil {
+		return err
+	}
+	if inc > 0 {
+		cc.w.push(item{kind: itWindowUpdate, n2: inc})
 	}
 	cs := cc.lookup(f.StreamID)
 	if cs == nil {
 		return nil
 	}
 	if !cs.gotHeaders {
-		cs.end(status.New(status.Internal, "transport: server sent DATA before HEADERS"), nil)
-		cc.w.push(item{kind: itRST, ws: &cs.ws, code: http2.ErrCodeProtocol})
-		return nil
+		return streamError{http2.ErrCodeProtocol, "server sent DATA before HEADERS"}
 	}
-	if inc := cs.recv.deliver(f.Data(), f.Length, false); inc > 0 {
-		cc.w.push(item{kind: itWindowUpdate, n: f.StreamID, n2: inc})
+	if err := cs.recv.deliver(f.Data(), n, false); err != nil {
+		return err
 	}
 	if f.StreamEnded() {
 		// A response must end with trailers; END_STREAM on DATA means
@@ -369,9 +481,13 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
-	it, err := peerSettings(f, func(n uint32) {
+	it, err := peerSettings(f, func(s http2.Setting) {
+		if s.ID == http2.SettingMaxHeaderListSize {
+			cc.peerMaxHeaderList.Store(s.Val)
+			return
+		}
 		cc.mu.Lock()
-		cc.maxStreams = min(n, 1<<31-1)
+		cc.maxStreams = min(s.Val, 1<<31-1)
 		cc.signalSlotLocked()
 		cc.mu.Unlock()
 	})
@@ -465,6 +581,44 @@ func (cc *ClientConn) acquireSlot(ctx context.Context) error {
 	}
 }
 
+// checkHeaders refuses a call whose metadata HTTP/2 cannot carry or whose
+// header list exceeds what the server accepts, before anything is sent.
+func (cc *ClientConn) checkHeaders(ctx context.Context, method string) error {
+	// The fixed fields: pseudo-headers, content-type, user-agent, te,
+	// grpc-timeout and grpc-accept-encoding, 32 bytes of overhead each.
+	size := 8*32 + len(method) + len(cc.authority) + 128
+	var bad error
+	metadata.RangeOutgoing(ctx, func(k, v string) {
+		if bad != nil {
+			return
+		}
+		k = lowerASCII(k)
+		if reservedHeader(k) || k == "user-agent" {
+			return
+		}
+		if !validHeaderName(k) {
+			bad = status.Errorf(status.Internal, "transport: metadata key %q is not a valid HTTP/2 header name", k)
+			return
+		}
+		if isBinHeader(k) {
+			size += len(k) + (len(v)*4+2)/3 + 32
+			return
+		}
+		if !validFieldValue(v) {
+			bad = status.Errorf(status.Internal, "transport: metadata value of %q contains a control character HTTP/2 forbids", k)
+			return
+		}
+		size += len(k) + len(v) + 32
+	})
+	if bad != nil {
+		return bad
+	}
+	if limit := cc.peerMaxHeaderList.Load(); limit > 0 && size > int(limit) {
+		return status.Errorf(status.ResourceExhausted, "transport: request header list of about %d bytes exceeds the %d bytes %s accepts", size, limit, cc.addr)
+	}
+	return nil
+}
+
 func ctxStatus(err error) *status.Error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return status.New(status.DeadlineExceeded, "context deadline exceeded")
@@ -490,6 +644,9 @@ func (cc *ClientConn) NewStream(ctx context.Context, sc StreamConfig) (*ClientSt
 	if err := ctx.Err(); err != nil {
 		return nil, ctxStatus(err)
 	}
+	if err := cc.checkHeaders(ctx, sc.Method); err != nil {
+		return nil, err
+	}
 	if err := cc.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
@@ -499,7 +656,7 @@ func (cc *ClientConn) NewStream(ctx context.Context, sc StreamConfig) (*ClientSt
 	}
 	cs := &ClientStream{cc: cc, ctx: ctx, method: sc.Method, codec: c, slot: true}
 	cs.ws.src = cs
-	cs.recv.maxMsg = cc.cfg.MaxRecvMsgSize
+	cs.recv.init(cc.flow, nil, cc.w, clientStreamWindow, cc.cfg.MaxRecvMsgSize)
 	cs.contentType = codec.ContentType(c.Name())
 	if d, ok := ctx.Deadline(); ok {
 		cs.deadline, cs.hasDeadline = d, true

@@ -80,9 +80,15 @@ func (cs *ClientStream) opened(id uint32) bool {
 		return false
 	}
 	cs.id = id
+	cs.recv.id = id
 	cc.streams[id] = cs
 	cc.mu.Unlock()
 	return true
+}
+
+// flowError is part of headerSource.
+func (cs *ClientStream) flowError() {
+	cs.end(status.New(status.Internal, "transport: server overflowed the stream's flow-control window"), nil)
 }
 
 // sent is part of headerSource; a client stream leaves its connection's
@@ -228,15 +234,19 @@ func (cs *ClientStream) ctxErr() error { return ctxStatus(cs.ctx.Err()) }
 // RecvMsg decodes the next response message into m. It returns io.EOF when
 // the server ended the call with OK and the call's status otherwise.
 func (cs *ClientStream) RecvMsg(m any) error {
-	msg, hold, err := cs.recv.next(cs.ctx.Done(), cs.ctxErr)
+	msg, err := cs.recv.next(cs.ctx.Done(), cs.ctxErr)
 	if err != nil {
 		cs.failLocal(err)
 		return err
 	}
-	err = cs.codec.Unmarshal(msg, m)
-	if inc := cs.recv.consume(hold, headerSize+len(msg)); inc > 0 {
-		cs.cc.w.push(item{kind: itWindowUpdate, n: cs.id, n2: inc})
+	if msg.flag != 0 {
+		cs.recv.consume(msg)
+		s := status.Errorf(status.Internal, "grpc: received message with compressed flag %d, but no grpc-encoding was negotiated", msg.flag)
+		cs.cancel(s)
+		return s
 	}
+	err = cs.codec.Unmarshal(msg.body(), m)
+	cs.recv.consume(msg)
 	if err != nil {
 		s := status.Errorf(status.Internal, "grpc: failed to unmarshal the response: %v", err)
 		cs.cancel(s)
@@ -248,7 +258,7 @@ func (cs *ClientStream) RecvMsg(m any) error {
 // RecvEnd waits for the end of a call that expects no further message, as
 // a unary call does after its response.
 func (cs *ClientStream) RecvEnd() error {
-	_, hold, err := cs.recv.next(cs.ctx.Done(), cs.ctxErr)
+	msg, err := cs.recv.next(cs.ctx.Done(), cs.ctxErr)
 	if err == io.EOF {
 		return nil
 	}
@@ -256,8 +266,8 @@ func (cs *ClientStream) RecvEnd() error {
 		cs.failLocal(err)
 		return err
 	}
-	cs.recv.consume(hold, 0)
-	s := status.New(status.Internal, "cardinality violation: expected <EOF> for non server-streaming RPCs, but received another message")
+	cs.recv.consume(msg)
+	s := status.New(status.Unimplemented, "cardinality violation: expected <EOF> for non server-streaming RPCs, but received another message")
 	cs.cancel(s)
 	return s
 }
@@ -342,6 +352,7 @@ func (cs *ClientStream) end(s *status.Error, trailer metadata.MD) bool {
 	}
 	if cs.hdrSig != nil {
 		close(cs.hdrSig)
+		cs.hdrSig = nil
 	}
 	stopWatch := cs.stopWatch
 	cs.mu.Unlock()
@@ -358,7 +369,7 @@ func (cs *ClientStream) end(s *status.Error, trailer metadata.MD) bool {
 	return true
 }
 
-func (cs *ClientStream) beginHeaders(trailers bool) {
+func (cs *ClientStream) beginHeaders() {
 	cs.httpStatus, cs.respCT, cs.grpcStatus, cs.grpcMessage, cs.details = "", "", "", "", ""
 	cs.hasGrpcStatus = false
 	cs.fields = cs.fields[:0]
@@ -407,11 +418,13 @@ func (cs *ClientStream) endHeaders(trailers, end bool) {
 		}
 		if !end {
 			cs.mu.Lock()
-			cs.header = md
-			cs.headerReady = true
-			if cs.hdrSig != nil {
-				close(cs.hdrSig)
-				cs.hdrSig = nil
+			if !cs.ended {
+				cs.header = md
+				cs.headerReady = true
+				if cs.hdrSig != nil {
+					close(cs.hdrSig)
+					cs.hdrSig = nil
+				}
 			}
 			cs.mu.Unlock()
 			return

@@ -89,3 +89,56 @@ func writeMD(enc *hpack.Encoder, md metadata.MD) {
 		}
 	}
 }
+
+// validFieldName reports whether a received header name is a lower-case
+// HTTP token, as RFC 9113 §8.2.1 requires of HTTP/2 field names.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c >= 0x80 || !tokenChar[c] || ('A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChar marks RFC 9110's tchar bytes.
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validFieldValue reports whether a header value is free of the bytes
+// RFC 9113 §8.2.1 forbids (NUL, CR, LF) and of other control characters
+// but horizontal tab, as x/net's checks do.
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// connectionHeader reports whether a header is connection-specific, which
+// HTTP/2 forbids (RFC 9113 §8.2.2).
+func connectionHeader(k string) bool {
+	switch k {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -27,25 +28,114 @@ type Handler interface {
 	Serve(st *ServerStream)
 }
 
-// ServerConfig configures a Server.
+// ServerConfig configures a Server. Every bound a client could push has a
+// default an operator need not touch; zero fields take it.
 type ServerConfig struct {
 	Handler Handler
-	// MaxRecvMsgSize bounds a received message; 4 MiB when 0.
+	// MaxRecvMsgSize bounds a received message, after decompression;
+	// 4 MiB when 0.
 	MaxRecvMsgSize int
-	// MaxConcurrentStreams is advertised per connection; 1000 when 0.
+	// MaxConcurrentStreams is advertised per connection and bounds the
+	// handlers running for it; 256 when 0.
 	MaxConcurrentStreams uint32
+	// MaxHeaderListSize bounds a request's header block; 64 KiB when 0.
+	MaxHeaderListSize uint32
+	// InitialWindowSize is each stream's receive window; 64 KiB when 0.
+	InitialWindowSize int32
+	// InitialConnWindowSize is each connection's receive window; 16 MiB
+	// when 0, and never less than InitialWindowSize times
+	// MaxConcurrentStreams.
+	InitialConnWindowSize int32
+	// MaxBufferedRequestBytes bounds, across all connections, the request
+	// messages held that were too large for a stream's window; 256 MiB
+	// when 0, and never less than one message.
+	MaxBufferedRequestBytes int64
+	// HandshakeTimeout bounds the wait for a new connection's preface and
+	// first SETTINGS; 10 s when 0.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds each write to a connection: a peer that stops
+	// reading is disconnected after it; 30 s when 0, none when negative.
+	WriteTimeout time.Duration
+	// IdleTimeout closes (with GOAWAY) a connection without calls for that
+	// long; 5 min when 0, never when negative.
+	IdleTimeout time.Duration
+	// MaxConnectionAge, when positive, drains a connection after that long
+	// (±10%), so clients rebalance; calls get MaxConnectionAgeGrace to
+	// finish (unbounded when 0).
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	// KeepaliveTime is how long a connection may be silent before the
+	// server pings it, and KeepaliveTimeout how long it waits for the
+	// answer before closing; 2 h and 20 s when 0.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+	// PingMinTime is the shortest interval between a client's PINGs the
+	// server tolerates when it has sent nothing since: three closer ones
+	// end the connection with GOAWAY ENHANCE_YOUR_CALM (grpc-go's
+	// enforcement policy); 5 min when 0. PermitPingWithoutCalls lets a
+	// connection with no calls ping at that rate too; without it such
+	// PINGs count as too frequent.
+	PingMinTime            time.Duration
+	PermitPingWithoutCalls bool
 	// BaseContext is the parent of every stream's context.
 	BaseContext context.Context
 	// ErrorLog receives connection-level errors; dropped when nil.
 	ErrorLog func(msg string, err error)
 }
 
+func (cfg *ServerConfig) setDefaults() {
+	if cfg.MaxRecvMsgSize <= 0 {
+		cfg.MaxRecvMsgSize = defaultMaxRecvMsgSize
+	}
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = defaultMaxConcurrentStreams
+	}
+	if cfg.MaxHeaderListSize == 0 {
+		cfg.MaxHeaderListSize = defaultMaxHeaderListSize
+	}
+	if cfg.InitialWindowSize <= 0 {
+		cfg.InitialWindowSize = defaultServerStreamWindow
+	}
+	if cfg.InitialConnWindowSize <= 0 {
+		cfg.InitialConnWindowSize = defaultConnWindow
+	}
+	if need := int64(cfg.InitialWindowSize) * int64(cfg.MaxConcurrentStreams); int64(cfg.InitialConnWindowSize) < need {
+		cfg.InitialConnWindowSize = int32(min(need, maxWindow))
+	}
+	if cfg.MaxBufferedRequestBytes <= 0 {
+		cfg.MaxBufferedRequestBytes = defaultMaxBufferedRequestBytes
+	}
+	cfg.MaxBufferedRequestBytes = max(cfg.MaxBufferedRequestBytes, int64(cfg.MaxRecvMsgSize)+headerSize)
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
+	}
+	if cfg.KeepaliveTime <= 0 {
+		cfg.KeepaliveTime = defaultKeepaliveTime
+	}
+	if cfg.KeepaliveTimeout <= 0 {
+		cfg.KeepaliveTimeout = defaultKeepaliveTimeout
+	}
+	if cfg.PingMinTime <= 0 {
+		cfg.PingMinTime = defaultPingMinTime
+	}
+	if cfg.BaseContext == nil {
+		cfg.BaseContext = context.Background()
+	}
+}
+
 // Server accepts HTTP/2 connections and turns their streams into calls.
 type Server struct {
-	cfg  ServerConfig
-	work chan *ServerStream
-	quit chan struct{}
-	idle atomic.Int32
+	cfg    ServerConfig
+	budget *memBudget
+	work   chan *ServerStream
+	quit   chan struct{}
+	idle   atomic.Int32
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -57,17 +147,10 @@ type Server struct {
 
 // NewServer returns a server; cfg.Handler is required.
 func NewServer(cfg ServerConfig) *Server {
-	if cfg.MaxRecvMsgSize <= 0 {
-		cfg.MaxRecvMsgSize = defaultMaxRecvMsgSize
-	}
-	if cfg.MaxConcurrentStreams == 0 {
-		cfg.MaxConcurrentStreams = 1000
-	}
-	if cfg.BaseContext == nil {
-		cfg.BaseContext = context.Background()
-	}
+	cfg.setDefaults()
 	return &Server{
 		cfg:       cfg,
+		budget:    newMemBudget(cfg.MaxBufferedRequestBytes),
 		work:      make(chan *ServerStream),
 		quit:      make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
@@ -104,16 +187,44 @@ func (s *Server) Serve(l net.Listener) error {
 			if down {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if !temporaryAcceptError(err) {
+				return err
 			}
-			return err
+			// Out of file descriptors or memory, or a connection that
+			// died before we took it: wait and go on rather than end
+			// Serve while the service stays registered.
+			backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+			s.logf("accept failed; retrying in "+backoff.String(), err)
+			select {
+			case <-time.After(backoff):
+			case <-s.quit:
+				return ErrServerClosed
+			}
+			continue
 		}
 		backoff = 0
 		s.ServeConn(c)
+	}
+}
+
+// temporaryAcceptError reports whether Accept may succeed if tried again.
+func temporaryAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO, syscall.EPERM, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) logf(msg string, err error) {
+	if s.cfg.ErrorLog != nil {
+		s.cfg.ErrorLog(msg, err)
 	}
 }
 
@@ -217,7 +328,9 @@ const maxIdleWorkers = 256
 
 func (s *Server) worker(st *ServerStream) {
 	for {
+		sc := st.conn
 		s.cfg.Handler.Serve(st)
+		sc.handlerDone()
 		if s.idle.Add(1) > maxIdleWorkers {
 			s.idle.Add(-1)
 			return
@@ -241,8 +354,6 @@ const http1Response = "HTTP/1.1 505 HTTP Version Not Supported\r\n" +
 // readPreface reads the client connection preface, answering HTTP/1.x
 // requests with 505.
 func readPreface(c net.Conn, r *bufio.Reader) error {
-	c.SetReadDeadline(timeNow().Add(10 * time.Second))
-	defer c.SetReadDeadline(time.Time{})
 	buf, err := r.Peek(len(clientPreface))
 	if err != nil {
 		if len(buf) > 0 && looksHTTP1(buf) {

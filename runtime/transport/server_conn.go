@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -22,17 +24,46 @@ type connError struct {
 
 func (e connError) Error() string { return "transport: " + e.code.String() + ": " + e.msg }
 
-// drainPing marks the PING sent with the first GOAWAY of a graceful close.
-var drainPing = [8]byte{'d', 'r', 'a', 'i', 'n', 'i', 'n', 'g'}
+// streamError is a stream-level protocol error: the stream is reset with
+// code and the connection goes on.
+type streamError struct {
+	code http2.ErrCode
+	msg  string
+}
+
+func (e streamError) Error() string { return "transport: stream " + e.code.String() + ": " + e.msg }
+
+// drainPing marks the PING sent with the first GOAWAY of a graceful close;
+// keepalivePing the PING that checks a silent connection is alive.
+var (
+	drainPing     = [8]byte{'d', 'r', 'a', 'i', 'n', 'i', 'n', 'g'}
+	keepalivePing = [8]byte{'k', 'e', 'e', 'p', 'a', 'l', 'v', 'e'}
+)
+
+// Abuse limits. A peer that sends more frames doing nothing useful than
+// wasteBurst at once, or than wasteRate a second over time, is told
+// ENHANCE_YOUR_CALM and disconnected.
+const (
+	wasteBurst = 1000
+	wasteRate  = 100 // a second
+	// closedRing is how many closed streams are remembered, so that a
+	// frame the peer sent before it saw our reset is ignored, not fatal.
+	closedRing = 64
+	// maxPingStrikes PINGs closer than PingMinTime are forgiven.
+	maxPingStrikes = 2
+)
 
 type serverConn struct {
 	srv        *Server
+	cfg        *ServerConfig
 	conn       net.Conn
 	br         *bufio.Reader
 	fr         *http2.Framer
 	w          *writer
 	hdec       *hpack.Decoder
+	flow       *connFlow
 	readerDone chan struct{}
+	activity   atomic.Bool // a frame arrived since the last keepalive check
 
 	mu        sync.Mutex
 	started   bool // the preface arrived and the writer runs
@@ -42,34 +73,61 @@ type serverConn struct {
 	finalSent bool // the final GOAWAY is out: streams above lastID are refused
 	closed    bool
 	shutOnce  sync.Once
+	running   int             // handlers started and not yet returned
+	queued    []*ServerStream // ready to run, waiting for a handler slot
+	opened    uint64          // streams accepted so far, for the idle check
+	closedIDs [closedRing]closedStream
+	closedPos int
+	timers    []*time.Timer
+	pingOut   bool // a keepalive PING awaits its ACK
 
 	// Owned by the reader goroutine.
-	connUnacked uint32
-	cur         *ServerStream // stream whose header block is being decoded
-	curTrailers *ServerStream // stream whose trailers are being decoded
-	curEnd      bool
-	hdrBytes    int
+	hb          headerBlock
+	wasteTokens float64
+	wasteAt     time.Time
+	lastPing    time.Time
+	pingStrikes int
+}
+
+// closedStream remembers how a stream ended.
+type closedStream struct {
+	id uint32
+	// reset: we ended it while the client could still be sending, so its
+	// late frames are expected and ignored. Otherwise both sides ended it
+	// and a further frame is a STREAM_CLOSED error.
+	reset bool
 }
 
 func newServerConn(s *Server, c net.Conn) *serverConn {
+	cfg := &s.cfg
 	sc := &serverConn{
-		srv:        s,
-		conn:       c,
-		br:         bufio.NewReaderSize(c, 32<<10),
-		streams:    map[uint32]*ServerStream{},
-		readerDone: make(chan struct{}),
+		srv:         s,
+		cfg:         cfg,
+		conn:        c,
+		br:          bufio.NewReaderSize(c, 32<<10),
+		streams:     map[uint32]*ServerStream{},
+		readerDone:  make(chan struct{}),
+		flow:        newConnFlow(int64(cfg.InitialConnWindowSize), false),
+		wasteTokens: wasteBurst,
 	}
-	sc.w = newWriter(c, 32<<10, func(error) { c.Close() })
+	sc.w = newWriter(c, 32<<10, cfg.WriteTimeout, func(error) { c.Close() })
 	sc.fr = http2.NewFramer(nil, sc.br)
 	sc.fr.SetReuseFrames()
+	sc.fr.SetMaxReadFrameSize(defaultMaxFrameSize)
 	sc.hdec = hpack.NewDecoder(4096, sc.onField)
-	sc.hdec.SetMaxStringLength(maxHeaderListSize)
+	// A string past the list limit is still decoded (and the stream
+	// refused) up to the block's wire bound, so the connection survives.
+	sc.hdec.SetMaxStringLength(2*int(cfg.MaxHeaderListSize) + 64)
 	return sc
 }
 
 func (sc *serverConn) serve() {
 	defer sc.srv.removeConn(sc)
 	defer close(sc.readerDone)
+	// The preface and the first SETTINGS (and a TLS handshake before
+	// them) must arrive in time: a connection that dribbles them in holds
+	// a socket and buffers.
+	sc.conn.SetDeadline(timeNow().Add(sc.cfg.HandshakeTimeout))
 	if err := readPreface(sc.conn, sc.br); err != nil {
 		sc.conn.Close()
 		return
@@ -78,26 +136,45 @@ func (sc *serverConn) serve() {
 	// frames can be written directly.
 	fr := sc.w.fr
 	err := fr.WriteSettings(
-		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: sc.srv.cfg.MaxConcurrentStreams},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: initialWindowSize},
-		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderListSize},
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: sc.cfg.MaxConcurrentStreams},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(sc.cfg.InitialWindowSize)},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: sc.cfg.MaxHeaderListSize},
 	)
-	if err == nil {
-		err = fr.WriteWindowUpdate(0, initialConnWindowSize-defaultWindowSize)
+	if err == nil && sc.cfg.InitialConnWindowSize > defaultWindowSize {
+		err = fr.WriteWindowUpdate(0, uint32(sc.cfg.InitialConnWindowSize-defaultWindowSize))
 	}
 	if err == nil {
 		err = sc.w.bw.Flush()
 	}
+	var first http2.Frame
+	if err == nil {
+		first, err = sc.fr.ReadFrame()
+	}
+	if err == nil {
+		if sf, ok := first.(*http2.SettingsFrame); !ok || sf.IsAck() {
+			err = connError{http2.ErrCodeProtocol, "client preface is not followed by SETTINGS"}
+		}
+	}
+	sc.conn.SetDeadline(time.Time{})
 	sc.mu.Lock()
 	if err != nil || sc.closed {
+		sc.closed = true
 		sc.mu.Unlock()
+		if ce, ok := err.(connError); ok {
+			sc.w.fr.WriteGoAway(0, ce.code, []byte(ce.msg))
+			sc.w.bw.Flush()
+		}
 		sc.conn.Close()
 		return
 	}
 	sc.started = true
+	sc.startTimers()
 	sc.mu.Unlock()
 	go sc.w.run()
-	err = sc.readLoop()
+	err = sc.onSettings(first.(*http2.SettingsFrame))
+	if err == nil {
+		err = sc.readLoop()
+	}
 	var ce connError
 	if errors.As(err, &ce) {
 		sc.mu.Lock()
@@ -110,8 +187,8 @@ func (sc *serverConn) serve() {
 }
 
 func (sc *serverConn) logf(msg string, err error) {
-	if sc.srv.cfg.ErrorLog != nil {
-		sc.srv.cfg.ErrorLog(msg+" from "+sc.conn.RemoteAddr().String(), err)
+	if sc.cfg.ErrorLog != nil {
+		sc.cfg.ErrorLog(msg+" from "+sc.conn.RemoteAddr().String(), err)
 	}
 }
 
@@ -127,6 +204,10 @@ func (sc *serverConn) close(err error) {
 	started := sc.started
 	streams := sc.streams
 	sc.streams = map[uint32]*ServerStream{}
+	sc.queued = nil
+	for _, t := range sc.timers {
+		t.Stop()
+	}
 	sc.mu.Unlock()
 	if !started {
 		// No preface yet: no writer, no streams, nothing to flush.
@@ -136,6 +217,7 @@ func (sc *serverConn) close(err error) {
 	cause := status.Errorf(status.Unavailable, "transport: connection closed: %v", err)
 	for _, st := range streams {
 		st.abort(cause)
+		st.recv.release()
 	}
 	sc.w.close()
 	select {
@@ -148,19 +230,19 @@ func (sc *serverConn) close(err error) {
 
 func (sc *serverConn) readLoop() error {
 	for {
+		// Stop reading while the peer leaves our answers unread; give up
+		// on it after the write timeout.
+		if !sc.w.waitRoom(max(sc.cfg.WriteTimeout, time.Second)) {
+			return connError{http2.ErrCodeEnhanceYourCalm, "peer does not read the frames it asks for"}
+		}
 		f, err := sc.fr.ReadFrame()
 		if err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				sc.resetStream(se.StreamID, se.Code)
-				continue
+			if err := sc.frameError(err); err != nil {
+				return err
 			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				return connError{http2.ErrCode(ce), sc.fr.ErrorDetail().Error()}
-			}
-			return err
+			continue
 		}
+		sc.activity.Store(true)
 		switch f := f.(type) {
 		case *http2.DataFrame:
 			err = sc.onData(f)
@@ -169,20 +251,71 @@ func (sc *serverConn) readLoop() error {
 		case *http2.ContinuationFrame:
 			err = sc.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 		case *http2.RSTStreamFrame:
-			sc.onRST(f)
+			err = sc.onRST(f)
 		case *http2.SettingsFrame:
 			err = sc.onSettings(f)
 		case *http2.PingFrame:
-			sc.onPing(f)
+			err = sc.onPing(f)
 		case *http2.WindowUpdateFrame:
 			err = sc.onWindowUpdate(f)
+		case *http2.PriorityFrame:
+			err = sc.onPriority(f)
+		case *http2.GoAwayFrame:
+			// The client is going away; its calls in flight go on.
 		case *http2.PushPromiseFrame:
 			err = connError{http2.ErrCodeProtocol, "client sent PUSH_PROMISE"}
+		}
+		var se streamError
+		if errors.As(err, &se) {
+			sc.resetStream(f.Header().StreamID, se.code)
+			err = nil
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// frameError turns an error of the framer into what the reader does: a
+// stream reset (nil), or the error that ends the connection. x/net's
+// connection errors may come without detail; nothing here assumes one.
+func (sc *serverConn) frameError(err error) error {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		if se.StreamID != 0 {
+			sc.resetStream(se.StreamID, se.Code)
+			return nil
+		}
+		return connError{se.Code, "stream error on stream 0"}
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		msg := "malformed frame"
+		if d := sc.fr.ErrorDetail(); d != nil {
+			msg = d.Error()
+		}
+		return connError{http2.ErrCode(ce), msg}
+	}
+	if errors.Is(err, http2.ErrFrameTooLarge) {
+		return connError{http2.ErrCodeFrameSize, "frame larger than the advertised maximum"}
+	}
+	return err
+}
+
+// waste charges the peer for a frame that does nothing useful (an empty
+// DATA, a stream reset before its handler ran, a refused stream, a PRIORITY,
+// a SETTINGS); a peer that keeps sending them is told to calm down.
+func (sc *serverConn) waste(what string) error {
+	now := timeNow()
+	if !sc.wasteAt.IsZero() {
+		sc.wasteTokens = min(wasteBurst, sc.wasteTokens+now.Sub(sc.wasteAt).Seconds()*wasteRate)
+	}
+	sc.wasteAt = now
+	sc.wasteTokens--
+	if sc.wasteTokens < 0 {
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many " + what}
+	}
+	return nil
 }
 
 func (sc *serverConn) lookup(id uint32) *ServerStream {
@@ -192,43 +325,130 @@ func (sc *serverConn) lookup(id uint32) *ServerStream {
 	return st
 }
 
+// resetStream ends a stream with RST_STREAM after a stream error.
 func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) {
-	if st := sc.lookup(id); st != nil {
+	sc.mu.Lock()
+	st := sc.streams[id]
+	if st != nil {
+		delete(sc.streams, id)
+		sc.unqueueLocked(st)
+	}
+	sc.rememberLocked(id, true)
+	sc.mu.Unlock()
+	if st != nil {
 		st.abort(status.Errorf(status.Internal, "transport: stream error: %v", code))
-		sc.removeStream(st)
+		st.recv.release()
+		sc.w.push(item{kind: itRST, ws: &st.ws, code: code})
+		sc.checkIdle()
+		return
 	}
 	sc.w.push(item{kind: itRST, n: id, code: code})
 }
+
+// rememberLocked records a closed stream in the ring.
+func (sc *serverConn) rememberLocked(id uint32, reset bool) {
+	sc.closedIDs[sc.closedPos] = closedStream{id, reset}
+	sc.closedPos = (sc.closedPos + 1) % closedRing
+}
+
+// closedState reports how a stream not in the table ended: known is false
+// when it is too old to remember.
+func (sc *serverConn) closedState(id uint32) (reset, known bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, c := range sc.closedIDs {
+		if c.id == id {
+			return c.reset, true
+		}
+	}
+	return false, false
+}
+
+// headerBlock is the state of the header block being decoded.
+type headerBlock struct {
+	active   bool
+	id       uint32
+	st       *ServerStream // the new stream the block opens
+	trailers *ServerStream // or the stream it ends
+	end      bool          // END_STREAM was on the HEADERS
+	// ignore decodes the block only to keep HPACK's state: its stream was
+	// reset.
+	ignore    bool
+	size      int    // decoded size so far, as HTTP/2 counts it
+	wire      int    // wire bytes so far, 9 a frame included
+	invalid   string // why the block is malformed, if it is
+	truncated bool   // over MaxHeaderListSize
+	regular   bool   // a regular field was seen: no pseudo-header may follow
+	pseudo    uint8  // pseudo-headers seen
+}
+
+const (
+	seenMethod uint8 = 1 << iota
+	seenScheme
+	seenPath
+	seenAuthority
+)
 
 func (sc *serverConn) onHeaders(f *http2.HeadersFrame) error {
 	id := f.StreamID
 	if id%2 == 0 {
 		return connError{http2.ErrCodeProtocol, fmt.Sprintf("client opened even stream %d", id)}
 	}
-	sc.hdrBytes = 0
-	sc.curEnd = f.StreamEnded()
-	if st := sc.lookup(id); st != nil {
+	sc.hb = headerBlock{active: true, id: id, end: f.StreamEnded()}
+	sc.hdec.SetEmitEnabled(true)
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		sc.hb.invalid = "stream depends on itself"
+	}
+	sc.mu.Lock()
+	st := sc.streams[id]
+	last := sc.lastID
+	if st == nil && id > last {
+		sc.lastID = id
+	}
+	sc.mu.Unlock()
+	switch {
+	case st != nil:
 		// Trailers from the client: they end its half of the stream.
-		if !f.StreamEnded() {
-			return connError{http2.ErrCodeProtocol, "second HEADERS without END_STREAM"}
+		if st.recv.peerEnded() {
+			sc.hb.ignore = true
+			sc.hb.invalid = "HEADERS after END_STREAM"
+		} else if !f.StreamEnded() {
+			sc.hb.invalid = "second HEADERS without END_STREAM"
 		}
-		sc.curTrailers = st
-	} else {
-		sc.mu.Lock()
-		last := sc.lastID
-		if id > last {
-			sc.lastID = id
-		}
-		sc.mu.Unlock()
-		if id <= last {
+		sc.hb.trailers = st
+	case id <= last:
+		reset, known := sc.closedState(id)
+		if !known || !reset {
 			return connError{http2.ErrCodeStreamClosed, fmt.Sprintf("HEADERS on closed stream %d", id)}
 		}
-		sc.cur = newServerStream(sc, id)
+		// A stream we reset: the client sent this before it knew.
+		sc.hb.ignore = true
+		if err := sc.waste("frames on reset streams"); err != nil {
+			return err
+		}
+	default:
+		sc.hb.st = newServerStream(sc, id)
 	}
 	return sc.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 }
 
 func (sc *serverConn) onHeaderFragment(frag []byte, end bool) error {
+	hb := &sc.hb
+	if !hb.active {
+		return connError{http2.ErrCodeProtocol, "CONTINUATION without HEADERS"}
+	}
+	// A block's wire size is bounded too: past twice the header list
+	// limit (each frame costing its 9-byte header) the peer is flooding
+	// us with CONTINUATION, and the connection ends.
+	hb.wire += len(frag) + 9
+	if hb.wire > 2*int(sc.cfg.MaxHeaderListSize)+64 {
+		return connError{http2.ErrCodeEnhanceYourCalm, "header block too large (CONTINUATION flood)"}
+	}
+	if len(frag) == 0 && !end {
+		if err := sc.waste("empty header fragments"); err != nil {
+			return err
+		}
+	}
 	if _, err := sc.hdec.Write(frag); err != nil {
 		return connError{http2.ErrCodeCompression, err.Error()}
 	}
@@ -238,135 +458,307 @@ func (sc *serverConn) onHeaderFragment(frag []byte, end bool) error {
 	if err := sc.hdec.Close(); err != nil {
 		return connError{http2.ErrCodeCompression, err.Error()}
 	}
-	if st := sc.curTrailers; st != nil {
-		sc.curTrailers = nil
-		sc.endOfRequest(st, nil, 0)
+	hb.active = false
+	switch {
+	case hb.ignore && hb.trailers != nil:
+		return streamError{http2.ErrCodeStreamClosed, hb.invalid}
+	case hb.ignore:
 		return nil
+	case hb.trailers != nil:
+		st := hb.trailers
+		hb.trailers = nil
+		if hb.invalid != "" {
+			return streamError{http2.ErrCodeProtocol, hb.invalid}
+		}
+		return sc.endOfRequest(st)
 	}
-	st := sc.cur
-	sc.cur = nil
-	if st == nil {
-		return connError{http2.ErrCodeProtocol, "CONTINUATION without HEADERS"}
+	st := hb.st
+	hb.st = nil
+	if hb.invalid == "" && !hb.truncated {
+		switch {
+		case hb.pseudo&seenMethod == 0:
+			hb.invalid = "missing :method"
+		case hb.pseudo&seenScheme == 0:
+			hb.invalid = "missing :scheme"
+		case hb.pseudo&seenPath == 0 || st.method == "":
+			hb.invalid = "missing or empty :path"
+		}
 	}
-	sc.startStream(st)
-	return nil
+	if hb.invalid != "" {
+		sc.mu.Lock()
+		sc.rememberLocked(st.id, true)
+		sc.mu.Unlock()
+		return streamError{http2.ErrCodeProtocol, hb.invalid}
+	}
+	if hb.truncated {
+		st.reject(200, status.Errorf(status.ResourceExhausted, "header list larger than %d bytes", sc.cfg.MaxHeaderListSize))
+	}
+	return sc.startStream(st, hb.end)
 }
 
-// onField receives each decoded header field of the block in progress.
+// onField receives each decoded header field of the block in progress and
+// checks it against RFC 9113 §8.2 and §8.3 before the stream sees it.
 func (sc *serverConn) onField(f hpack.HeaderField) {
-	sc.hdrBytes += len(f.Name) + len(f.Value) + 32
-	st := sc.cur
-	if st == nil {
-		return // client trailers carry nothing we use
-	}
-	if sc.hdrBytes > maxHeaderListSize {
-		st.reject(431, status.New(status.ResourceExhausted, "header list too large"))
+	hb := &sc.hb
+	if hb.ignore {
 		return
 	}
-	st.onField(f)
+	if why := fieldError(f, hb); why != "" {
+		hb.invalid = why
+		sc.hdec.SetEmitEnabled(false)
+		return
+	}
+	hb.size += len(f.Name) + len(f.Value) + 32
+	if hb.size > int(sc.cfg.MaxHeaderListSize) {
+		hb.truncated = true
+		sc.hdec.SetEmitEnabled(false)
+		return
+	}
+	if hb.st != nil {
+		hb.st.onField(f)
+	}
+}
+
+// fieldError returns why a request field is malformed, or "".
+func fieldError(f hpack.HeaderField, hb *headerBlock) string {
+	if f.Name == "" {
+		return "empty header name"
+	}
+	if !validFieldValue(f.Value) {
+		return fmt.Sprintf("header %q has a value HTTP/2 forbids", f.Name)
+	}
+	if f.Name[0] == ':' {
+		if hb.regular {
+			return fmt.Sprintf("pseudo-header %s after a regular header", f.Name)
+		}
+		if hb.trailers != nil {
+			return fmt.Sprintf("pseudo-header %s in trailers", f.Name)
+		}
+		var bit uint8
+		switch f.Name {
+		case ":method":
+			bit = seenMethod
+		case ":scheme":
+			bit = seenScheme
+		case ":path":
+			bit = seenPath
+		case ":authority":
+			bit = seenAuthority
+		default:
+			return fmt.Sprintf("pseudo-header %q is not allowed in a request", f.Name)
+		}
+		if hb.pseudo&bit != 0 {
+			return fmt.Sprintf("duplicate %s", f.Name)
+		}
+		hb.pseudo |= bit
+		return ""
+	}
+	hb.regular = true
+	if !validFieldName(f.Name) {
+		return fmt.Sprintf("header name %q is not a lower-case token", f.Name)
+	}
+	if connectionHeader(f.Name) {
+		return fmt.Sprintf("connection-specific header %q", f.Name)
+	}
+	if f.Name == "te" && f.Value != "trailers" {
+		return fmt.Sprintf("te header %q other than \"trailers\"", f.Value)
+	}
+	return ""
 }
 
 // startStream accepts or refuses a stream whose headers have arrived.
-func (sc *serverConn) startStream(st *ServerStream) {
-	if st.rejectStatus == nil && st.method == "" {
-		st.reject(400, status.New(status.Internal, "missing :path"))
-	}
+func (sc *serverConn) startStream(st *ServerStream, end bool) error {
 	if st.rejectStatus != nil {
-		sc.w.push(item{kind: itTrailers, ws: &st.ws, rstAfter: !sc.curEnd})
-		return
+		sc.mu.Lock()
+		sc.rememberLocked(st.id, true)
+		sc.mu.Unlock()
+		sc.w.push(item{kind: itTrailers, ws: &st.ws, rstAfter: !end})
+		return nil
 	}
 	sc.mu.Lock()
 	refused := sc.closed || sc.finalSent ||
-		uint32(len(sc.streams)) >= sc.srv.cfg.MaxConcurrentStreams
+		uint32(len(sc.streams)) >= sc.cfg.MaxConcurrentStreams
 	if !refused {
 		sc.streams[st.id] = st
+		sc.opened++
+	} else {
+		sc.rememberLocked(st.id, true)
 	}
 	sc.mu.Unlock()
 	if refused {
 		sc.w.push(item{kind: itRST, n: st.id, code: http2.ErrCodeRefusedStream})
-		return
+		return sc.waste("streams over the limit")
 	}
 	whole, reject := sc.srv.cfg.Handler.Route(st)
 	if reject != nil {
 		st.finish(reject, nil)
-		return
+		return nil
 	}
 	st.startTimer()
-	if sc.curEnd {
+	if end {
 		st.recv.deliver(nil, 0, true)
 	}
-	if !whole || sc.curEnd {
-		sc.srv.dispatch(st)
-		return
+	if !whole || end {
+		sc.schedule(st)
+		return nil
 	}
 	st.waitWhole = true
+	return nil
 }
 
-// endOfRequest delivers data (possibly none) and dispatches a stream that
-// was waiting for its whole request.
-func (sc *serverConn) endOfRequest(st *ServerStream, data []byte, flowLen uint32) {
-	if inc := st.recv.deliver(data, flowLen, true); inc > 0 {
-		sc.w.push(item{kind: itWindowUpdate, n: st.id, n2: inc})
+// schedule runs a stream's handler now if fewer than MaxConcurrentStreams
+// run for this connection, or queues it. Handlers of streams the client
+// reset keep their slot until they return, so resets cannot make us run
+// more handlers than we advertised streams (CVE-2023-44487).
+func (sc *serverConn) schedule(st *ServerStream) {
+	sc.mu.Lock()
+	if sc.streams[st.id] != st {
+		sc.mu.Unlock()
+		return // reset meanwhile
 	}
-	if st.waitWhole {
+	if sc.running >= int(sc.cfg.MaxConcurrentStreams) {
+		st.queued = true
+		sc.queued = append(sc.queued, st)
+		sc.mu.Unlock()
+		return
+	}
+	sc.running++
+	st.started = true
+	sc.mu.Unlock()
+	sc.srv.dispatch(st)
+}
+
+// handlerDone is called when a stream's handler returns; it starts the
+// next queued one.
+func (sc *serverConn) handlerDone() {
+	sc.mu.Lock()
+	sc.running--
+	var next *ServerStream
+	if len(sc.queued) > 0 && sc.running < int(sc.cfg.MaxConcurrentStreams) {
+		next = sc.queued[0]
+		sc.queued[0] = nil
+		sc.queued = sc.queued[1:]
+		next.queued = false
+		next.started = true
+		sc.running++
+	}
+	sc.mu.Unlock()
+	if next != nil {
+		sc.srv.dispatch(next)
+	}
+}
+
+func (sc *serverConn) unqueueLocked(st *ServerStream) {
+	if !st.queued {
+		return
+	}
+	st.queued = false
+	for i, q := range sc.queued {
+		if q == st {
+			sc.queued = append(sc.queued[:i], sc.queued[i+1:]...)
+			return
+		}
+	}
+}
+
+// endOfRequest marks the client's half of a stream ended and starts a
+// handler that was waiting for the whole request.
+func (sc *serverConn) endOfRequest(st *ServerStream) error {
+	if err := st.recv.deliver(nil, 0, true); err != nil {
+		return err
+	}
+	sc.dispatchWhole(st)
+	return nil
+}
+
+func (sc *serverConn) dispatchWhole(st *ServerStream) {
+	if st.waitWhole && st.recv.wholeReady() {
 		st.waitWhole = false
-		sc.srv.dispatch(st)
+		sc.schedule(st)
 	}
 }
 
 func (sc *serverConn) onData(f *http2.DataFrame) error {
 	id := f.StreamID
-	flowLen := f.Length
-	if flowLen > 0 {
-		sc.connUnacked += flowLen
-		if sc.connUnacked >= initialConnWindowSize/4 {
-			sc.w.push(item{kind: itWindowUpdate, n: 0, n2: sc.connUnacked})
-			sc.connUnacked = 0
-		}
+	n := int64(f.Length)
+	if _, err := sc.flow.receive(n); err != nil {
+		return err
 	}
 	st := sc.lookup(id)
 	if st == nil {
+		sc.release(n)
 		sc.mu.Lock()
 		idle := id > sc.lastID
 		sc.mu.Unlock()
 		if idle {
 			return connError{http2.ErrCodeProtocol, fmt.Sprintf("DATA on idle stream %d", id)}
 		}
-		return nil // a stream we already ended; its data is dropped
+		if reset, known := sc.closedState(id); known && !reset {
+			return connError{http2.ErrCodeStreamClosed, fmt.Sprintf("DATA on closed stream %d", id)}
+		}
+		return nil // a stream we reset: its data is dropped
 	}
-	if f.StreamEnded() {
-		sc.endOfRequest(st, f.Data(), flowLen)
-		return nil
+	if len(f.Data()) == 0 && !f.StreamEnded() {
+		if err := sc.waste("empty DATA frames"); err != nil {
+			return err
+		}
 	}
-	if inc := st.recv.deliver(f.Data(), flowLen, false); inc > 0 {
-		sc.w.push(item{kind: itWindowUpdate, n: id, n2: inc})
+	if err := st.recv.deliver(f.Data(), n, f.StreamEnded()); err != nil {
+		return err
 	}
-	if st.waitWhole && st.recv.badEarly() {
-		st.waitWhole = false
-		sc.srv.dispatch(st)
-	}
+	sc.dispatchWhole(st)
 	return nil
 }
 
-func (sc *serverConn) onRST(f *http2.RSTStreamFrame) {
-	st := sc.lookup(f.StreamID)
-	if st == nil {
-		return
+// release returns window for data no stream will consume.
+func (sc *serverConn) release(n int64) {
+	if inc := sc.flow.adjust(n, 0, false); inc > 0 {
+		sc.w.push(item{kind: itWindowUpdate, n2: inc})
 	}
-	sc.removeStream(st)
+}
+
+func (sc *serverConn) onRST(f *http2.RSTStreamFrame) error {
+	sc.mu.Lock()
+	if f.StreamID > sc.lastID {
+		sc.mu.Unlock()
+		return connError{http2.ErrCodeProtocol, fmt.Sprintf("RST_STREAM on idle stream %d", f.StreamID)}
+	}
+	st := sc.streams[f.StreamID]
+	early := false
+	if st != nil {
+		delete(sc.streams, st.id)
+		early = st.queued || (!st.started && st.waitWhole)
+		sc.unqueueLocked(st)
+		sc.rememberLocked(st.id, true)
+	}
+	sc.mu.Unlock()
+	if st == nil {
+		return nil
+	}
 	if f.ErrCode == http2.ErrCodeCancel && st.hasTimeout && !timeNow().Before(st.deadline) {
 		// The client gave up because the deadline passed; say so, whichever
 		// of its RST_STREAM and our own timer came first.
-		st.expire()
+		st.expireCtx()
 	} else {
 		st.abort(status.Errorf(status.Canceled, "stream canceled by the client (%v)", f.ErrCode))
 	}
+	st.recv.release()
 	sc.w.push(item{kind: itCancel, ws: &st.ws})
+	sc.checkIdle()
+	if early {
+		// A stream reset before its handler ran did nothing but cost us
+		// its headers: the rapid-reset pattern.
+		return sc.waste("streams reset before their handler started (rapid reset)")
+	}
+	return nil
 }
 
 func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
+	}
+	if err := sc.waste("SETTINGS frames"); err != nil {
+		return err
 	}
 	it, err := peerSettings(f, nil)
 	if err != nil {
@@ -377,9 +769,9 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 }
 
 // peerSettings validates a peer's SETTINGS and turns the ones the writer
-// applies into an itPeerSettings item; maxStreams, when set, receives
-// SETTINGS_MAX_CONCURRENT_STREAMS.
-func peerSettings(f *http2.SettingsFrame, maxStreams func(uint32)) (item, error) {
+// applies into an itPeerSettings item; other, when set, receives
+// SETTINGS_MAX_CONCURRENT_STREAMS and SETTINGS_MAX_HEADER_LIST_SIZE.
+func peerSettings(f *http2.SettingsFrame, other func(http2.Setting)) (item, error) {
 	it := item{kind: itPeerSettings}
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
@@ -392,9 +784,9 @@ func peerSettings(f *http2.SettingsFrame, maxStreams func(uint32)) (item, error)
 			it.n = s.Val
 		case http2.SettingHeaderTableSize:
 			it.off = int(s.Val) + 1
-		case http2.SettingMaxConcurrentStreams:
-			if maxStreams != nil {
-				maxStreams(s.Val)
+		case http2.SettingMaxConcurrentStreams, http2.SettingMaxHeaderListSize:
+			if other != nil {
+				other(s)
 			}
 		}
 		return nil
@@ -409,14 +801,38 @@ func peerSettings(f *http2.SettingsFrame, maxStreams func(uint32)) (item, error)
 	return it, nil
 }
 
-func (sc *serverConn) onPing(f *http2.PingFrame) {
-	if !f.IsAck() {
-		sc.w.push(item{kind: itPingAck, ping: f.Data})
-		return
+// onPing answers PINGs and enforces the keepalive policy: PINGs closer
+// than PingMinTime while we have sent nothing since are strikes, and a peer
+// past maxPingStrikes is told ENHANCE_YOUR_CALM (as grpc-go's servers do).
+func (sc *serverConn) onPing(f *http2.PingFrame) error {
+	if f.IsAck() {
+		switch f.Data {
+		case drainPing:
+			sc.finalGoAway()
+		case keepalivePing:
+			sc.mu.Lock()
+			sc.pingOut = false
+			sc.mu.Unlock()
+		}
+		return nil
 	}
-	if f.Data == drainPing {
-		sc.finalGoAway()
+	now := timeNow()
+	if sc.w.wroteData.Swap(false) {
+		sc.pingStrikes = 0
+	} else {
+		sc.mu.Lock()
+		calls := len(sc.streams) > 0
+		sc.mu.Unlock()
+		if !sc.lastPing.IsZero() && (now.Sub(sc.lastPing) < sc.cfg.PingMinTime || (!calls && !sc.cfg.PermitPingWithoutCalls)) {
+			sc.pingStrikes++
+		}
 	}
+	sc.lastPing = now
+	if sc.pingStrikes > maxPingStrikes {
+		return connError{http2.ErrCodeEnhanceYourCalm, "too_many_pings"}
+	}
+	sc.w.push(item{kind: itPingAck, ping: f.Data})
+	return nil
 }
 
 func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
@@ -426,8 +842,78 @@ func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	if st := sc.lookup(f.StreamID); st != nil {
 		sc.w.push(item{kind: itPeerWindow, ws: &st.ws, n: f.Increment})
+		return nil
+	}
+	sc.mu.Lock()
+	idle := f.StreamID > sc.lastID
+	sc.mu.Unlock()
+	if idle {
+		return connError{http2.ErrCodeProtocol, fmt.Sprintf("WINDOW_UPDATE on idle stream %d", f.StreamID)}
 	}
 	return nil
+}
+
+func (sc *serverConn) onPriority(f *http2.PriorityFrame) error {
+	if f.StreamDep == f.StreamID {
+		return streamError{http2.ErrCodeProtocol, "stream depends on itself"}
+	}
+	return sc.waste("PRIORITY frames")
+}
+
+// startTimers arms the connection's housekeeping: the idle timeout, the
+// keepalive check and the maximum age. Called with sc.mu held.
+func (sc *serverConn) startTimers() {
+	if d := sc.cfg.IdleTimeout; d > 0 {
+		var seen uint64
+		var t *time.Timer
+		t = time.AfterFunc(d, func() {
+			sc.mu.Lock()
+			idle := len(sc.streams) == 0 && sc.running == 0 && sc.opened == seen
+			seen = sc.opened
+			sc.mu.Unlock()
+			if idle {
+				sc.logf("closing idle connection", nil)
+				sc.drain()
+				return
+			}
+			t.Reset(d)
+		})
+		sc.timers = append(sc.timers, t)
+	}
+	{
+		d, timeout := sc.cfg.KeepaliveTime, sc.cfg.KeepaliveTimeout
+		var t *time.Timer
+		t = time.AfterFunc(d, func() {
+			if sc.activity.Swap(false) {
+				t.Reset(d)
+				return
+			}
+			sc.mu.Lock()
+			if sc.pingOut {
+				sc.mu.Unlock()
+				sc.logf("closing connection", errors.New("keepalive PING not answered"))
+				sc.close(errors.New("keepalive PING not answered"))
+				return
+			}
+			sc.pingOut = true
+			sc.mu.Unlock()
+			sc.w.push(item{kind: itPing, ping: keepalivePing})
+			t.Reset(timeout)
+		})
+		sc.timers = append(sc.timers, t)
+	}
+	if age := sc.cfg.MaxConnectionAge; age > 0 {
+		age += time.Duration((rand.Float64()*0.2 - 0.1) * float64(age))
+		sc.timers = append(sc.timers, time.AfterFunc(age, func() {
+			sc.drain()
+			if g := sc.cfg.MaxConnectionAgeGrace; g > 0 {
+				t := time.AfterFunc(g, func() { sc.close(errors.New("max connection age and grace passed")) })
+				sc.mu.Lock()
+				sc.timers = append(sc.timers, t)
+				sc.mu.Unlock()
+			}
+		}))
+	}
 }
 
 // drain starts a graceful close: a GOAWAY that still admits streams in
@@ -447,9 +933,9 @@ func (sc *serverConn) drain() {
 		return
 	}
 	sc.draining = true
+	sc.timers = append(sc.timers, time.AfterFunc(time.Second, sc.finalGoAway))
 	sc.mu.Unlock()
 	sc.w.pushN(item{kind: itGoAway, n: 1<<31 - 1, code: http2.ErrCodeNo}, item{kind: itPing, ping: drainPing})
-	time.AfterFunc(time.Second, sc.finalGoAway)
 }
 
 func (sc *serverConn) finalGoAway() {
@@ -468,11 +954,21 @@ func (sc *serverConn) finalGoAway() {
 	}
 }
 
+// removeStream forgets a stream once its last frame is written.
 func (sc *serverConn) removeStream(st *ServerStream) {
 	sc.mu.Lock()
 	if sc.streams[st.id] == st {
 		delete(sc.streams, st.id)
+		sc.unqueueLocked(st)
+		sc.rememberLocked(st.id, !st.recv.peerEnded())
 	}
+	sc.mu.Unlock()
+	sc.checkIdle()
+}
+
+// checkIdle ends a drained connection once its last stream is gone.
+func (sc *serverConn) checkIdle() {
+	sc.mu.Lock()
 	idle := sc.finalSent && len(sc.streams) == 0
 	sc.mu.Unlock()
 	if idle {

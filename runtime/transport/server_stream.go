@@ -11,6 +11,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/proto"
 )
@@ -41,6 +42,10 @@ type ServerStream struct {
 	rejectStatus *status.Error
 	waitWhole    bool // owned by the reader: dispatch at END_STREAM
 
+	// Guarded by the connection's mutex.
+	queued  bool // waiting for a handler slot
+	started bool // its handler has been dispatched
+
 	mu           sync.Mutex
 	done         chan struct{}
 	err          error
@@ -63,7 +68,8 @@ func newServerStream(sc *serverConn, id uint32) *ServerStream {
 	st.ws.src = st
 	st.ws.delta = 0
 	st.fields = st.inline[:0]
-	st.recv.maxMsg = sc.srv.cfg.MaxRecvMsgSize
+	st.recv.init(sc.flow, sc.srv.budget, sc.w, int64(sc.cfg.InitialWindowSize), sc.cfg.MaxRecvMsgSize)
+	st.recv.id = id
 	return st
 }
 
@@ -112,10 +118,6 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", f.Value))
 		}
 	default:
-		if f.Name[0] == ':' {
-			st.reject(400, status.Errorf(status.Internal, "unknown pseudo-header %q", f.Name))
-			return
-		}
 		if !reservedHeader(f.Name) {
 			st.fields = append(st.fields, f)
 		}
@@ -147,7 +149,31 @@ func (st *ServerStream) startTimer() {
 	st.mu.Unlock()
 }
 
+// expire enforces the client's grpc-timeout: a call that has sent nothing
+// ends with DEADLINE_EXCEEDED trailers, one that has is reset with CANCEL,
+// as grpc-go does; the handler's context is done and whatever it sends or
+// returns later is discarded.
 func (st *ServerStream) expire() {
+	s := status.New(status.DeadlineExceeded, "deadline exceeded")
+	st.mu.Lock()
+	switch {
+	case st.finished:
+		st.mu.Unlock()
+	case !st.headerSent:
+		st.mu.Unlock()
+		st.finish(s, nil)
+	default:
+		st.finished, st.final = true, s
+		st.mu.Unlock()
+		st.conn.w.push(item{kind: itRST, ws: &st.ws, code: http2.ErrCodeCancel})
+		st.recv.release()
+	}
+	st.abort(s)
+}
+
+// expireCtx ends the handler's context with DeadlineExceeded without
+// answering: the client already reset the stream.
+func (st *ServerStream) expireCtx() {
 	st.abort(status.New(status.DeadlineExceeded, "deadline exceeded"))
 }
 
@@ -302,14 +328,20 @@ func (st *ServerStream) ctxStatus() *status.Error {
 // RecvMsg decodes the next request message into m. It returns io.EOF once
 // the client has half-closed.
 func (st *ServerStream) RecvMsg(m any) error {
-	msg, hold, err := st.recv.next(nil, nil)
+	msg, err := st.recv.next(nil, nil)
 	if err != nil {
 		return err
 	}
-	err = st.codec.Unmarshal(msg, m)
-	if inc := st.recv.consume(hold, headerSize+len(msg)); inc > 0 {
-		st.conn.w.push(item{kind: itWindowUpdate, n: st.id, n2: inc})
+	if msg.flag > 1 {
+		st.recv.consume(msg)
+		return status.Errorf(status.Internal, "grpc: received message with invalid compressed flag %d", msg.flag)
 	}
+	if msg.flag == 1 {
+		st.recv.consume(msg)
+		return status.New(status.Internal, "grpc: received a compressed message, but no grpc-encoding was negotiated")
+	}
+	err = st.codec.Unmarshal(msg.body(), m)
+	st.recv.consume(msg)
 	if err != nil {
 		return status.Errorf(status.Internal, "grpc: failed to unmarshal the received message: %v", err)
 	}
@@ -467,9 +499,7 @@ func (st *ServerStream) finish(s *status.Error, bp *[]byte) {
 	separateHeaders := first && bp == nil && len(st.header) > 0
 	st.trailersOnly = first && bp == nil && !separateHeaders
 	st.mu.Unlock()
-	st.recv.mu.Lock()
-	rstAfter := !st.recv.eof && st.recv.err == nil
-	st.recv.mu.Unlock()
+	rstAfter := !st.recv.ended()
 	w := st.conn.w
 	if bp != nil {
 		st.ws.add(len(*bp))
@@ -485,13 +515,23 @@ func (st *ServerStream) finish(s *status.Error, bp *[]byte) {
 	default:
 		w.push(trailers)
 	}
-	st.cancel(context.Canceled)
+	ctxErr := context.Canceled
+	if s.Code() == status.DeadlineExceeded && st.hasTimeout && !timeNow().Before(st.deadline) {
+		ctxErr = context.DeadlineExceeded
+	}
+	st.cancel(ctxErr)
 	st.recv.release()
 }
 
 // sent is part of headerSource: the writer has written the stream's last
 // frame (or dropped it on a reset), so the connection can forget it.
 func (st *ServerStream) sent() { st.conn.removeStream(st) }
+
+// flowError is part of headerSource.
+func (st *ServerStream) flowError() {
+	st.abort(status.New(status.Internal, "transport: client overflowed the stream's flow-control window"))
+	st.recv.release()
+}
 
 // opened is part of headerSource; server streams are opened by the client.
 func (st *ServerStream) opened(uint32) bool { return true }

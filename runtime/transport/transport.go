@@ -27,23 +27,47 @@ const (
 
 	// defaultMaxRecvMsgSize is the receive limit gRPC implementations share.
 	defaultMaxRecvMsgSize = 4 << 20
-	// initialWindowSize is what we advertise per stream. Larger than
-	// HTTP/2's 64 KiB default so a 1 MiB message needs no round trip.
-	initialWindowSize = 1 << 20
-	// initialConnWindowSize is the connection-level receive window.
-	initialConnWindowSize = 16 << 20
+	// defaultMaxConcurrentStreams is advertised per server connection, as
+	// x/net's server does (250); it also bounds the handlers running.
+	defaultMaxConcurrentStreams = 256
+	// defaultServerStreamWindow is the server's per-stream receive window,
+	// HTTP/2's own default. Messages that do not fit are admitted against
+	// the server's memory budget and granted their size.
+	defaultServerStreamWindow = 64 << 10
+	// defaultConnWindow is the connection-level receive window: at least
+	// the stream window times the streams allowed, so that one stream's
+	// unread data never blocks another's.
+	defaultConnWindow = 16 << 20
+	// clientStreamWindow is what the client grants each call: it chose
+	// the server and its calls, so it gives a 1 MiB message room at once.
+	clientStreamWindow = 1 << 20
 	// defaultWindowSize is HTTP/2's initial window before SETTINGS.
 	defaultWindowSize = 65535
-	// maxHeaderListSize bounds a decoded header block.
-	maxHeaderListSize = 1 << 20
-	// defaultMaxFrameSize is HTTP/2's minimum and default frame size.
+	// defaultMaxHeaderListSize bounds a decoded header block (names and
+	// values plus 32 bytes a field, as HTTP/2 counts).
+	defaultMaxHeaderListSize = 64 << 10
+	// clientMaxHeaderListSize bounds a response's header block.
+	clientMaxHeaderListSize = 1 << 20
+	// defaultMaxBufferedRequestBytes is the server-wide budget for
+	// admitted request messages.
+	defaultMaxBufferedRequestBytes = 256 << 20
+	// defaultMaxFrameSize is HTTP/2's minimum and default frame size; we
+	// advertise no other, so larger frames are refused.
 	defaultMaxFrameSize = 16384
 	// sendQuota bounds the bytes a stream may have queued for the writer
-	// before SendMsg blocks, so a peer that stops reading cannot make us
-	// buffer without limit.
-	sendQuota = 1 << 20
+	// before SendMsg blocks (grpc-go's is the same), so a peer that stops
+	// reading cannot make us buffer without limit. A larger message is let
+	// through alone.
+	sendQuota = 64 << 10
 	// headerSize is the length of a gRPC message envelope prefix.
 	headerSize = 5
+
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultWriteTimeout     = 30 * time.Second
+	defaultIdleTimeout      = 5 * time.Minute
+	defaultKeepaliveTime    = 2 * time.Hour
+	defaultKeepaliveTimeout = 20 * time.Second
+	defaultPingMinTime      = 5 * time.Minute
 )
 
 // UserAgent is sent by the client in the user-agent header.

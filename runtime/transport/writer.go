@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -65,6 +68,9 @@ type headerSource interface {
 	// connection's table until then, so window updates for a response
 	// still waiting on flow control reach it.
 	sent()
+	// flowError is called when the peer overflowed the stream's send
+	// window; the writer has reset the stream with FLOW_CONTROL_ERROR.
+	flowError()
 }
 
 // wstate is a stream's send-side state. Fields above the line are owned by
@@ -141,12 +147,28 @@ func (ws *wstate) release(n int, done bool) {
 	ws.qmu.Unlock()
 }
 
+// maxQueuedControl bounds the frames a peer's own frames make us queue
+// (PING and SETTINGS acknowledgements, resets, window updates): past it
+// the connection's reader stops reading until the writer catches up, so a
+// peer that floods us and never reads our answers cannot grow the queue.
+const maxQueuedControl = 1000
+
+var errWindowOverflow = errors.New("transport: peer overflowed the connection's send window")
+
 type writer struct {
 	mu     sync.Mutex
 	queue  []item
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
+
+	// ctrl counts queued control items; room is signalled when it drops
+	// below maxQueuedControl.
+	ctrl atomic.Int32
+	room chan struct{}
+	// wroteData is set when HEADERS or DATA go out; the keepalive policy
+	// forgives a peer's PINGs after we have sent something.
+	wroteData atomic.Bool
 
 	// Owned by the writer goroutine.
 	spare      []item
@@ -162,26 +184,42 @@ type writer struct {
 	nextID     uint32
 	onError    func(error)
 	failed     bool
+	// writeTimeout bounds each write to the connection; armedAt is when
+	// the current deadline was set.
+	writeTimeout time.Duration
+	armedAt      time.Time
 	// frameHdr is reused for every DATA frame header: a local array would
 	// escape through bufio.Writer's io.Writer and cost an allocation.
 	frameHdr [9]byte
 }
 
-func newWriter(conn net.Conn, bufSize int, onError func(error)) *writer {
+func newWriter(conn net.Conn, bufSize int, writeTimeout time.Duration, onError func(error)) *writer {
 	w := &writer{
-		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
-		conn:       conn,
-		bw:         bufio.NewWriterSize(conn, bufSize),
-		connWindow: defaultWindowSize,
-		initWindow: defaultWindowSize,
-		maxFrame:   defaultMaxFrameSize,
-		nextID:     1,
-		onError:    onError,
+		wake:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		room:         make(chan struct{}, 1),
+		writeTimeout: writeTimeout,
+		conn:         conn,
+		bw:           bufio.NewWriterSize(conn, bufSize),
+		connWindow:   defaultWindowSize,
+		initWindow:   defaultWindowSize,
+		maxFrame:     defaultMaxFrameSize,
+		nextID:       1,
+		onError:      onError,
 	}
 	w.fr = http2.NewFramer(w.bw, nil)
 	w.henc = hpack.NewEncoder(&w.hbuf)
 	return w
+}
+
+// isControl reports whether an item is a connection-management frame,
+// counted against maxQueuedControl.
+func (k itemKind) isControl() bool {
+	switch k {
+	case itRST, itWindowUpdate, itPing, itPingAck, itSettingsAck, itGoAway:
+		return true
+	}
+	return false
 }
 
 // push queues an item; it reports false when the writer has stopped, in
@@ -192,6 +230,9 @@ func (w *writer) push(it item) bool {
 		w.mu.Unlock()
 		w.discard(&it)
 		return false
+	}
+	if it.kind.isControl() {
+		w.ctrl.Add(1)
 	}
 	w.queue = append(w.queue, it)
 	w.mu.Unlock()
@@ -213,6 +254,11 @@ func (w *writer) pushN(items ...item) bool {
 		}
 		return false
 	}
+	for i := range items {
+		if items[i].kind.isControl() {
+			w.ctrl.Add(1)
+		}
+	}
 	w.queue = append(w.queue, items...)
 	w.mu.Unlock()
 	select {
@@ -233,25 +279,48 @@ func (w *writer) close() {
 	}
 }
 
+// waitRoom blocks while the writer holds maxQueuedControl control items,
+// for at most limit. It reports false if the writer stopped or the limit
+// passed with the queue still full: the peer is not reading.
+func (w *writer) waitRoom(limit time.Duration) bool {
+	if w.ctrl.Load() < maxQueuedControl {
+		return true
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for w.ctrl.Load() >= maxQueuedControl {
+		select {
+		case <-w.room:
+		case <-w.done:
+			return false
+		case <-t.C:
+			return false
+		}
+	}
+	return true
+}
+
+// run writes the queue. After a batch it yields once, so that handlers
+// made runnable by the reader can queue their responses into the same
+// write, then flushes whatever it holds: at most one yield per flush, so a
+// busy connection never keeps responses in its buffer.
 func (w *writer) run() {
 	defer close(w.done)
+	yielded := false
 	for {
 		w.mu.Lock()
 		if len(w.queue) == 0 {
 			closed := w.closed
 			w.mu.Unlock()
 			if w.bw.Buffered() > 0 && !w.failed {
-				// Let runnable handlers queue their responses first, so
-				// that one write carries many of them.
-				runtime.Gosched()
-				w.mu.Lock()
-				more := len(w.queue) > 0
-				w.mu.Unlock()
-				if more {
+				if !yielded {
+					yielded = true
+					runtime.Gosched()
 					continue
 				}
 				w.flush()
 			}
+			yielded = false
 			if closed {
 				w.releaseAll()
 				return
@@ -262,7 +331,12 @@ func (w *writer) run() {
 		q := w.queue
 		w.queue = w.spare[:0]
 		w.mu.Unlock()
+		w.arm()
+		ctrl := int32(0)
 		for i := range q {
+			if q[i].kind.isControl() {
+				ctrl++
+			}
 			if w.failed {
 				w.discard(&q[i])
 			} else {
@@ -271,10 +345,34 @@ func (w *writer) run() {
 			q[i] = item{}
 		}
 		w.spare = q[:0]
+		if ctrl > 0 && w.ctrl.Add(-ctrl) < maxQueuedControl {
+			select {
+			case w.room <- struct{}{}:
+			default:
+			}
+		}
+		if yielded && w.bw.Buffered() > 0 && !w.failed {
+			w.flush()
+			yielded = false
+		}
+	}
+}
+
+// arm sets the write deadline for the writes to come, renewing it only
+// when an eighth of it has passed, so that most batches cost no syscall.
+func (w *writer) arm() {
+	if w.writeTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(w.armedAt) > w.writeTimeout/8 {
+		w.conn.SetWriteDeadline(now.Add(w.writeTimeout))
+		w.armedAt = now
 	}
 }
 
 func (w *writer) flush() {
+	w.arm()
 	if err := w.bw.Flush(); err != nil {
 		w.fail(err)
 	}
@@ -365,9 +463,22 @@ func (w *writer) handle(it *item) {
 		w.check(w.fr.WriteGoAway(it.n, it.code, []byte(it.debug)))
 	case itPeerWindow:
 		if it.ws == nil {
+			if w.connWindow+int64(it.n) > maxWindow {
+				w.check(w.fr.WriteGoAway(0, http2.ErrCodeFlowControl, []byte("WINDOW_UPDATE overflows the connection window")))
+				w.flush()
+				w.fail(errWindowOverflow)
+				return
+			}
 			w.connWindow += int64(it.n)
 			w.drainBlocked()
 		} else if !it.ws.closed {
+			if w.initWindow+it.ws.delta+int64(it.n) > maxWindow {
+				ws := it.ws
+				w.closeStream(ws)
+				w.check(w.fr.WriteRSTStream(ws.id, http2.ErrCodeFlowControl))
+				ws.src.flowError()
+				return
+			}
 			it.ws.delta += int64(it.n)
 			if len(it.ws.pending) > 0 {
 				w.drainStream(it.ws)
@@ -478,6 +589,7 @@ func (w *writer) writeStreamItem(it *item) bool {
 			ws.id = id
 		}
 		w.hbuf.Reset()
+		w.noteData()
 		end := ws.src.writeHeaderFields(w.henc, it.kind)
 		w.writeHeaderBlock(ws.id, end, w.hbuf.Bytes())
 		if end {
@@ -507,6 +619,7 @@ func (w *writer) writeStreamItem(it *item) bool {
 			return false
 		}
 		end := it.end && n == len(data)
+		w.noteData()
 		w.writeDataFrame(ws.id, end, data[:n])
 		w.connWindow -= int64(n)
 		ws.delta -= int64(n)
@@ -527,6 +640,12 @@ func (w *writer) writeStreamItem(it *item) bool {
 	}
 	ws.release(total, it.end)
 	return true
+}
+
+func (w *writer) noteData() {
+	if !w.wroteData.Load() {
+		w.wroteData.Store(true)
+	}
 }
 
 // writeDataFrame writes a DATA frame straight into the buffered writer,
