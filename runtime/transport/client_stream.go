@@ -245,7 +245,7 @@ func (cs *ClientStream) RecvMsg(m any) error {
 		cs.cancel(s)
 		return s
 	}
-	err = cs.codec.Unmarshal(msg.body(), m)
+	err = cs.codec.Unmarshal(msg.body, m)
 	cs.recv.consume(msg)
 	if err != nil {
 		s := status.Errorf(status.Internal, "grpc: failed to unmarshal the response: %v", err)

@@ -93,26 +93,22 @@ func (f *connFlow) held() int64 {
 	return f.buffered
 }
 
-// rmsg is one received message: its envelope flag and body. admitted is
-// the size it took from the budget and the windows' targets (0 if none).
+// rmsg is one received message, lent by next until consume: its envelope
+// flag and body (which points into the stream's buffer), its size on the
+// wire, and what it was admitted with (0 if it was not).
 type rmsg struct {
-	buf      *[]byte // nil for an empty body
+	body     []byte
 	flag     byte
+	size     int
 	admitted int64
 }
 
-func (m rmsg) body() []byte {
-	if m.buf == nil {
-		return nil
-	}
-	return *m.buf
-}
-
 // recvBuffer holds what a stream received and its consumer has not taken
-// yet. The connection's reader parses DATA into messages as it arrives,
-// each into a buffer of its own (no buffer is ever regrown by copying what
-// it holds more than a logarithmic number of times); the consumer takes
-// whole messages out.
+// yet: the messages' wire bytes, back to back in one buffer, so a flood of
+// tiny messages costs no more memory than its bytes. The connection's
+// reader appends and finds message boundaries as data arrives; the
+// consumer takes whole messages from the front. The buffer grows by
+// doubling, so a large message is copied a logarithmic number of times.
 type recvBuffer struct {
 	mu     sync.Mutex
 	cf     *connFlow
@@ -127,16 +123,23 @@ type recvBuffer struct {
 	buffered int64
 	target   int64
 
-	// The message being parsed.
-	hdr      [headerSize]byte
-	hdrN     int
-	cur      *[]byte
-	curLen   int   // its declared length
+	buf      *[]byte // unread bytes are (*buf)[off:]
+	off      int
+	parsed   int // bytes from off that form complete messages
+	complete int // how many
+	// The message after the complete ones.
+	curLen   int   // its declared length, once its prefix is in
 	curState uint8 // curPlain, curAdmitted or curWaiting
 	curSize  int64 // headerSize+curLen once admitted or waiting
-
-	q       []rmsg
-	qInline [2]rmsg
+	// headAdmitted is what the first complete message was admitted with:
+	// a message is admitted only when none is waiting to be read, so an
+	// admitted one is always at the head when it completes.
+	headAdmitted int64
+	// While a message is lent to the consumer, a grown buffer keeps the
+	// old one (old) until consume, and release leaves it (orphan) too.
+	lent   bool
+	old    *[]byte
+	orphan *[]byte
 
 	eof     bool  // END_STREAM seen
 	err     error // the stream ended abnormally
@@ -155,8 +158,14 @@ const (
 func (r *recvBuffer) init(cf *connFlow, budget *memBudget, w *writer, w0 int64, maxMsg int) {
 	r.cf, r.budget, r.w, r.w0, r.maxMsg = cf, budget, w, w0, maxMsg
 	r.win, r.target = w0, w0
-	r.q = r.qInline[:0]
 	r.tooBig = -1
+}
+
+func (r *recvBuffer) unread() int {
+	if r.buf == nil {
+		return 0
+	}
+	return len(*r.buf) - r.off
 }
 
 // deliver parses received data. flowLen counts padding too; the caller has
@@ -179,21 +188,20 @@ func (r *recvBuffer) deliver(data []byte, flowLen int64, end bool) error {
 		return streamError{http2.ErrCodeFlowControl, "DATA exceeds the stream's flow-control window"}
 	}
 	r.win -= flowLen
-	// Padding is released at once: nobody will consume it.
-	pad := flowLen - int64(len(data))
-	r.buffered += int64(len(data))
+	// Padding, and data past a message over the limit, are released at
+	// once: nobody will consume them.
+	drop := flowLen - int64(len(data))
+	if r.tooBig >= 0 {
+		drop += int64(len(data))
+	} else if len(data) > 0 {
+		r.appendLocked(data)
+		dropped := r.parseLocked()
+		r.buffered += int64(len(data)) - dropped
+		drop += dropped
+	}
 	var connInc uint32
-	if pad > 0 {
-		connInc = r.cf.adjust(pad, 0, false)
-	}
-	for len(data) > 0 && r.tooBig < 0 {
-		data = r.parseLocked(data)
-	}
-	if len(data) > 0 {
-		// Past a message over the limit: nothing more will be read.
-		n := int64(len(data))
-		r.buffered -= n
-		connInc += r.cf.adjust(n, 0, false)
+	if drop > 0 {
+		connInc = r.cf.adjust(drop, 0, false)
 	}
 	if end {
 		r.eof = true
@@ -205,78 +213,75 @@ func (r *recvBuffer) deliver(data []byte, flowLen int64, end bool) error {
 	return nil
 }
 
-// parseLocked consumes data into the message being parsed and returns the
-// rest.
-func (r *recvBuffer) parseLocked(data []byte) []byte {
-	if r.cur == nil && r.hdrN < headerSize {
-		n := copy(r.hdr[r.hdrN:], data)
-		r.hdrN += n
-		data = data[n:]
-		if r.hdrN < headerSize {
-			return data
-		}
-		l := binary.BigEndian.Uint32(r.hdr[1:5])
-		if uint64(l) > uint64(r.maxMsg) {
-			r.tooBig = int(min(l, 1<<31-1))
-			return data
-		}
-		r.curLen = int(l)
-		if l == 0 {
-			r.finishCurLocked()
-			return data
-		}
-		// Size the buffer for the whole message only when the window
-		// bounds it; otherwise grow it as bytes arrive, so a prefix
-		// alone cannot make us allocate the limit.
-		r.cur = getBuf(min(r.curLen, int(r.w0)))
+// appendLocked adds data at the end of the buffer, doubling it when full.
+func (r *recvBuffer) appendLocked(data []byte) {
+	if r.buf == nil {
+		r.buf = getBuf(len(data))
 	}
-	if r.cur == nil {
-		return data
-	}
-	b := *r.cur
-	n := min(len(data), r.curLen-len(b))
-	if len(b)+n > cap(b) {
-		nb := getBuf(min(r.curLen, max(2*cap(b), len(b)+n)))
-		*nb = append(*nb, b...)
-		putBuf(r.cur)
-		r.cur = nb
+	b := *r.buf
+	if len(b)+len(data) > cap(b) {
+		rest := b[r.off:]
+		nb := getBuf(max(2*cap(b), len(rest)+len(data)))
+		*nb = append(*nb, rest...)
+		if r.lent && r.old == nil {
+			r.old = r.buf // the lent message still points into it
+		} else {
+			putBuf(r.buf)
+		}
+		r.buf, r.off = nb, 0
 		b = *nb
 	}
-	*r.cur = append(b, data[:n]...)
-	if len(*r.cur) == r.curLen {
-		r.finishCurLocked()
-	}
-	return data[n:]
+	*r.buf = append(b, data...)
 }
 
-// finishCurLocked moves the complete current message to the queue.
-func (r *recvBuffer) finishCurLocked() {
-	m := rmsg{buf: r.cur, flag: r.hdr[0]}
-	switch r.curState {
-	case curAdmitted:
-		m.admitted = r.curSize
-	case curWaiting:
-		// Complete within the window after all: stop waiting. A late
-		// admission carries an old sequence number and is given back.
-		r.budget.cancel(r)
+// parseLocked finds the messages completed by the bytes appended and the
+// length of the one in progress. It returns how many bytes it dropped
+// because they belong to a message over the limit.
+func (r *recvBuffer) parseLocked() (dropped int64) {
+	b := (*r.buf)[r.off:]
+	for {
+		p := b[r.parsed:]
+		if len(p) < headerSize {
+			return 0
+		}
+		n := binary.BigEndian.Uint32(p[1:5])
+		if uint64(n) > uint64(r.maxMsg) {
+			r.tooBig = int(min(n, 1<<31-1))
+			*r.buf = (*r.buf)[:r.off+r.parsed]
+			return int64(len(p))
+		}
+		r.curLen = int(n)
+		size := headerSize + int(n)
+		if len(p) < size {
+			return 0
+		}
+		r.parsed += size
+		r.complete++
+		switch r.curState {
+		case curAdmitted:
+			r.headAdmitted = r.curSize
+		case curWaiting:
+			// Complete within the window after all: stop waiting. A late
+			// admission carries an old sequence number and is given back.
+			r.budget.cancel(r)
+		}
+		r.curLen, r.curState, r.curSize = 0, curPlain, 0
 	}
-	r.q = append(r.q, m)
-	r.cur, r.hdrN, r.curLen, r.curState, r.curSize = nil, 0, 0, curPlain, 0
 }
 
-// admitCurLocked decides whether the message being parsed needs more
+// admitCurLocked decides whether the message in progress needs more
 // window than the stream has and, if so, asks the budget for its size. Only
 // a message the consumer is ready for is admitted: while complete messages
 // wait unread, the next one stays within the stream's window, so a consumer
 // that stops reading holds at most one admitted message and one window. It
 // returns the stream window increment to send.
 func (r *recvBuffer) admitCurLocked() uint32 {
-	if r.eof || r.tooBig >= 0 || r.hdrN < headerSize || r.curState != curPlain || r.cur == nil || len(r.q) > 0 {
+	have := r.unread() - r.parsed
+	if r.eof || r.tooBig >= 0 || have < headerSize || r.curState != curPlain || r.complete > 0 {
 		return r.grantLocked(false)
 	}
 	size := int64(headerSize + r.curLen)
-	toCome := int64(r.curLen - len(*r.cur))
-	if toCome <= r.win {
+	if size-int64(have) <= r.win {
 		return r.grantLocked(false)
 	}
 	r.waitSeq++
@@ -288,17 +293,12 @@ func (r *recvBuffer) admitCurLocked() uint32 {
 }
 
 // admittedLocked raises both targets by the admitted message's size and
-// returns the stream increment; the connection's is sent here too.
+// returns the stream increment; the connection's is sent here. The buffer
+// still grows only as bytes arrive: a peer that is granted the window and
+// never uses it holds budget, but no memory.
 func (r *recvBuffer) admittedLocked(size int64) uint32 {
 	r.curState, r.curSize = curAdmitted, size
 	r.target += size
-	if r.cur != nil && cap(*r.cur) < r.curLen {
-		// The budget holds its size now: take the buffer at once.
-		nb := getBuf(r.curLen)
-		*nb = append(*nb, *r.cur...)
-		putBuf(r.cur)
-		r.cur = nb
-	}
 	if inc := r.cf.adjust(0, size, true); inc > 0 {
 		r.w.push(item{kind: itWindowUpdate, n2: inc})
 	}
@@ -385,49 +385,45 @@ func (r *recvBuffer) release() {
 		return
 	}
 	r.closed = true
-	held, dt, budget := r.buffered, int64(0), int64(0)
-	for _, m := range r.q {
-		if m.buf != nil {
-			putBuf(m.buf)
-		}
-		dt -= m.admitted
-		budget += m.admitted
-	}
-	clear(r.q)
-	r.q = r.q[:0]
-	if r.cur != nil {
-		putBuf(r.cur)
-		r.cur = nil
-	}
+	held := r.buffered
+	// A lent message's admission moved to the consumer, which returns it
+	// in consume; headAdmitted is that of an unlent head.
+	budget := r.headAdmitted
 	switch r.curState {
 	case curAdmitted:
-		dt -= r.curSize
 		budget += r.curSize
 	case curWaiting:
 		r.budget.cancel(r)
 	}
-	r.curState = curPlain
+	if r.buf != nil {
+		if r.lent {
+			r.orphan = r.buf
+		} else {
+			putBuf(r.buf)
+		}
+		r.buf = nil
+	}
+	r.off, r.parsed, r.complete, r.curState, r.headAdmitted = 0, 0, 0, curPlain, 0
 	r.buffered = 0
 	r.mu.Unlock()
 	r.budget.release(budget)
-	if inc := r.cf.adjust(held, dt, false); inc > 0 {
+	if inc := r.cf.adjust(held, -budget, false); inc > 0 {
 		r.w.push(item{kind: itWindowUpdate, n2: inc})
 	}
 }
 
-// next waits for a whole message; the caller decodes it and then calls
-// consume. done aborts the wait. At a clean end of stream it returns
-// io.EOF; a message over the limit is RESOURCE_EXHAUSTED.
+// next waits for a whole message and lends it; the caller decodes it and
+// then calls consume. done aborts the wait. At a clean end of stream it
+// returns io.EOF; a message over the limit is RESOURCE_EXHAUSTED.
 func (r *recvBuffer) next(done <-chan struct{}, doneErr func() error) (rmsg, error) {
 	r.mu.Lock()
 	for {
-		if len(r.q) > 0 && !r.closed {
-			m := r.q[0]
-			r.q[0] = rmsg{}
-			r.q = r.q[1:]
-			if len(r.q) == 0 {
-				r.q = r.qInline[:0]
-			}
+		if r.complete > 0 && !r.closed {
+			b := (*r.buf)[r.off:]
+			n := int(binary.BigEndian.Uint32(b[1:5]))
+			m := rmsg{body: b[headerSize : headerSize+n : headerSize+n], flag: b[0], size: headerSize + n, admitted: r.headAdmitted}
+			r.headAdmitted = 0
+			r.lent = true
 			r.mu.Unlock()
 			return m, nil
 		}
@@ -443,7 +439,7 @@ func (r *recvBuffer) next(done <-chan struct{}, doneErr func() error) (rmsg, err
 		}
 		if r.eof {
 			var err error = io.EOF
-			if r.hdrN > 0 {
+			if r.unread() > 0 {
 				err = status.New(status.Internal, "grpc: stream ended in the middle of a message")
 			}
 			r.mu.Unlock()
@@ -463,18 +459,22 @@ func (r *recvBuffer) next(done <-chan struct{}, doneErr func() error) (rmsg, err
 	}
 }
 
-// consume releases a message taken by next once it has been decoded, and
-// grants the window it frees.
+// consume ends the loan of a message taken by next once it is decoded,
+// frees its bytes and grants the window they free.
 func (r *recvBuffer) consume(m rmsg) {
-	n := int64(headerSize)
-	if m.buf != nil {
-		n += int64(len(*m.buf))
-		putBuf(m.buf)
-	}
 	r.mu.Lock()
+	r.lent = false
+	if r.old != nil {
+		putBuf(r.old)
+		r.old = nil
+	}
 	if r.closed {
-		// release has returned the stream's bytes, but not what this
-		// message, taken before, was admitted with.
+		// release has returned the stream's bytes, but not the admission
+		// of this message, which it could not see.
+		if r.orphan != nil {
+			putBuf(r.orphan)
+			r.orphan = nil
+		}
 		r.mu.Unlock()
 		if m.admitted > 0 {
 			r.budget.release(m.admitted)
@@ -482,6 +482,25 @@ func (r *recvBuffer) consume(m rmsg) {
 		}
 		return
 	}
+	r.off += m.size
+	r.parsed -= m.size
+	r.complete--
+	if r.off == len(*r.buf) {
+		// Empty: give a large buffer back rather than keep it for an idle
+		// stream; keep a small one for the next message.
+		if cap(*r.buf) > 4<<10 {
+			putBuf(r.buf)
+			r.buf = nil
+		} else {
+			*r.buf = (*r.buf)[:0]
+		}
+		r.off = 0
+	} else if r.off > cap(*r.buf)/2 {
+		n := copy(*r.buf, (*r.buf)[r.off:])
+		*r.buf = (*r.buf)[:n]
+		r.off = 0
+	}
+	n := int64(m.size)
 	r.buffered -= n
 	r.target -= m.admitted
 	inc := r.admitCurLocked()
@@ -494,7 +513,7 @@ func (r *recvBuffer) consume(m rmsg) {
 func (r *recvBuffer) pending() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.q) > 0 || r.hdrN > 0 || r.tooBig >= 0
+	return r.complete > 0 || r.unread() > 0 || r.tooBig >= 0
 }
 
 // wholeReady reports, for a call that waits for its whole request, whether
@@ -503,7 +522,7 @@ func (r *recvBuffer) pending() bool {
 func (r *recvBuffer) wholeReady() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.eof || r.err != nil || r.tooBig >= 0 || len(r.q) > 1 || (len(r.q) == 1 && r.hdrN > 0)
+	return r.eof || r.err != nil || r.tooBig >= 0 || r.complete > 1 || (r.complete == 1 && r.unread() > r.parsed)
 }
 
 // peerEnded reports whether the peer sent END_STREAM.

@@ -340,7 +340,7 @@ func (st *ServerStream) RecvMsg(m any) error {
 		st.recv.consume(msg)
 		return status.New(status.Internal, "grpc: received a compressed message, but no grpc-encoding was negotiated")
 	}
-	err = st.codec.Unmarshal(msg.body(), m)
+	err = st.codec.Unmarshal(msg.body, m)
 	st.recv.consume(msg)
 	if err != nil {
 		return status.Errorf(status.Internal, "grpc: failed to unmarshal the received message: %v", err)
