@@ -41,6 +41,7 @@ func NewClient(opts ...Option) Client {
 		dialTimeout: o.DialTimeout,
 		conns:       map[string]*poolEntry{},
 	}
+	c.pool.ctx, c.pool.cancel = context.WithCancel(context.Background())
 	c.invoke = c.call
 	for i := len(o.UnaryInterceptors) - 1; i >= 0; i-- {
 		c.invoke = o.UnaryInterceptors[i](c.invoke)
@@ -244,7 +245,7 @@ func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, r
 	err = cs.RecvMsg(rsp)
 	switch {
 	case err == io.EOF:
-		err = status.New(status.Internal, "cardinality violation: received no response message from a unary call")
+		err = status.New(status.Unimplemented, "cardinality violation: received no response message from a unary call")
 	case err == nil:
 		err = cs.RecvEnd()
 	}
@@ -368,7 +369,7 @@ func (s *clientStream) RecvMsg(m any) error {
 		case nil:
 			err = s.cs.RecvEnd()
 		case io.EOF:
-			err = status.New(status.Internal, "cardinality violation: received no response message from a client-streaming call")
+			err = status.New(status.Unimplemented, "cardinality violation: received no response message from a client-streaming call")
 		}
 		s.done(err) // the call has ended either way
 		return err
@@ -408,6 +409,9 @@ func (s *clientStream) done(err error) {
 type connPool struct {
 	cfg         transport.DialConfig
 	dialTimeout time.Duration
+	// ctx is the parent of every dial; closeAll cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu    sync.Mutex
 	conns map[string]*poolEntry
@@ -419,6 +423,11 @@ type poolEntry struct {
 	ready chan struct{}
 }
 
+// get returns the connection to addr, dialing it if there is none. The
+// dial belongs to the pool, not to the caller that started it: it runs
+// with the pool's own timeout, and each caller waits for it only as long
+// as its own context allows, so one caller's short deadline never fails
+// another's call.
 func (p *connPool) get(ctx context.Context, addr string) (*transport.ClientConn, error) {
 	for {
 		p.mu.Lock()
@@ -426,14 +435,13 @@ func (p *connPool) get(ctx context.Context, addr string) (*transport.ClientConn,
 		if e == nil {
 			e = &poolEntry{ready: make(chan struct{})}
 			p.conns[addr] = e
-			p.mu.Unlock()
-			return p.dial(ctx, addr, e)
+			go p.dial(addr, e)
 		}
 		p.mu.Unlock()
 		select {
 		case <-e.ready:
 		case <-ctx.Done():
-			return nil, status.Errorf(status.Unavailable, "client: waiting for a connection to %s: %v", addr, ctx.Err())
+			return nil, status.Errorf(status.Unavailable, "client: waiting for a connection to %s: %v: %w", addr, ctx.Err(), transport.ErrUnprocessed)
 		}
 		if e.err == nil && e.cc.Usable() {
 			return e.cc, nil
@@ -449,23 +457,22 @@ func (p *connPool) get(ctx context.Context, addr string) (*transport.ClientConn,
 	}
 }
 
-func (p *connPool) dial(ctx context.Context, addr string, e *poolEntry) (*transport.ClientConn, error) {
-	dctx, cancel := context.WithTimeout(ctx, p.dialTimeout)
+func (p *connPool) dial(addr string, e *poolEntry) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.dialTimeout)
 	defer cancel()
-	e.cc, e.err = transport.Dial(dctx, addr, p.cfg)
-	close(e.ready)
+	e.cc, e.err = transport.Dial(ctx, addr, p.cfg)
 	if e.err != nil {
 		p.mu.Lock()
 		if p.conns[addr] == e {
 			delete(p.conns, addr)
 		}
 		p.mu.Unlock()
-		return nil, e.err
 	}
-	return e.cc, nil
+	close(e.ready)
 }
 
 func (p *connPool) closeAll() {
+	p.cancel()
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = map[string]*poolEntry{}
