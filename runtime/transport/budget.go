@@ -16,6 +16,7 @@ import (
 type memBudget struct {
 	limit int64
 	used  atomic.Int64
+	peak  atomic.Int64 // the most ever reserved, for tests and the soak
 	// waiting is set while waiters is not empty, so release stays a
 	// single atomic add on the common path.
 	waiting atomic.Bool
@@ -41,7 +42,8 @@ func (b *memBudget) reserve(r *recvBuffer, n int64, seq uint64) bool {
 		return true
 	}
 	if !b.waiting.Load() {
-		if b.used.Add(n) <= b.limit {
+		if u := b.used.Add(n); u <= b.limit {
+			b.notePeak(u)
 			return true
 		}
 		b.used.Add(-n)
@@ -55,14 +57,16 @@ func (b *memBudget) reserve(r *recvBuffer, n int64, seq uint64) bool {
 	// The caller holds r's lock, and another stream's admit must not run
 	// under it (two readers could wait on each other), so others are
 	// admitted from a goroutine of their own; this path is rare.
-	if head := b.waiters[0]; b.used.Load()+head.n <= b.limit {
-		if len(b.waiters) == 1 && b.used.Add(n) <= b.limit {
+	if len(b.waiters) == 1 {
+		if u := b.used.Add(n); u <= b.limit {
+			b.notePeak(u)
 			b.waiters = b.waiters[:0]
 			b.waiting.Store(false)
 			return true
-		} else if len(b.waiters) == 1 {
-			b.used.Add(-n)
 		}
+		b.used.Add(-n)
+	}
+	if head := b.waiters[0]; b.used.Load()+head.n <= b.limit {
 		go b.wake()
 	}
 	return false
@@ -113,16 +117,27 @@ func (b *memBudget) wake() {
 func (b *memBudget) admitLocked() (admitted []budgetWaiter) {
 	for len(b.waiters) > 0 {
 		w := b.waiters[0]
-		if b.used.Add(w.n) > b.limit {
+		u := b.used.Add(w.n)
+		if u > b.limit {
 			b.used.Add(-w.n)
 			break
 		}
+		b.notePeak(u)
 		b.waiters[0] = budgetWaiter{}
 		b.waiters = b.waiters[1:]
 		admitted = append(admitted, w)
 	}
 	b.waiting.Store(len(b.waiters) > 0)
 	return admitted
+}
+
+func (b *memBudget) notePeak(u int64) {
+	for {
+		p := b.peak.Load()
+		if u <= p || b.peak.CompareAndSwap(p, u) {
+			return
+		}
+	}
 }
 
 // inUse reports the bytes currently reserved (for tests and soak output).
