@@ -3,12 +3,13 @@
 # make test      every module's tests with -race, formatting, vet, and protoc checks
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
+# make fuzz      every fuzz target for FUZZTIME each (5s in make test; e.g. FUZZTIME=10m)
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
 MODULES := . interop bench
 
-.PHONY: all demo test generate plugin bench fmt-check vet protoc-check
+.PHONY: all demo test generate plugin bench fmt-check vet protoc-check fuzz
 
 all: test
 
@@ -74,6 +75,22 @@ protoc-check: plugin
 
 test: fmt-check vet protoc-check
 	@for m in $(MODULES); do echo "go test -race ($$m)"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+	@$(MAKE) --no-print-directory fuzz
+
+# Fuzz targets, as package:target. Each runs for FUZZTIME; what it finds
+# is written to the package's testdata/fuzz, to be kept as a seed.
+FUZZTIME ?= 5s
+FUZZ := ./runtime/transport:FuzzServerConn ./runtime/transport:FuzzClientConn \
+	./runtime/transport:FuzzRecvBuffer ./runtime/transport:FuzzDecodeTimeout \
+	./runtime/transport:FuzzMetadata ./runtime/status:FuzzMessage ./runtime/status:FuzzUnmarshalDetails \
+	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT
+
+fuzz:
+	@for f in $(FUZZ); do pkg=$${f%%:*}; target=$${f##*:}; \
+		echo "go test -fuzz $$target -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/fuzz.$$$$.log 2>&1 || { cat /tmp/fuzz.$$$$.log; rm -f /tmp/fuzz.$$$$.log; exit 1; }; \
+		rm -f /tmp/fuzz.$$$$.log; \
+	done
 
 # bench: the Go benchmarks side by side (ours, grpc-go, connect-go) with
 # speed-ups over grpc-go, then each server pinned to one core under a fixed

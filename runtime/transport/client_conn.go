@@ -108,6 +108,12 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error)
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	return newClientConn(ctx, c, addr, scheme, cfg)
+}
+
+// newClientConn runs the HTTP/2 client on an established connection: it
+// sends the preface and waits for the server's SETTINGS.
+func newClientConn(ctx context.Context, c net.Conn, addr, scheme string, cfg DialConfig) (*ClientConn, error) {
 	cc := &ClientConn{
 		addr:       addr,
 		cfg:        cfg,
@@ -131,7 +137,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error)
 	cc.flow = newConnFlow(defaultConnWindow, true)
 
 	cc.w.bw.WriteString(clientPreface)
-	err = cc.w.fr.WriteSettings(
+	err := cc.w.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: clientStreamWindow},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: clientMaxHeaderListSize},
