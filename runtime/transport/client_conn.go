@@ -271,8 +271,9 @@ func (cc *ClientConn) read() error {
 		case *http2.PushPromiseFrame:
 			err = connError{http2.ErrCodeProtocol, "server sent PUSH_PROMISE though we disabled push"}
 		}
-		var se streamError
-		if errors.As(err, &se) {
+		// A type assertion, not errors.As: the target would escape and
+		// cost an allocation per frame.
+		if se, ok := err.(streamError); ok {
 			cc.resetStream(f.Header().StreamID, se)
 			err = nil
 		}

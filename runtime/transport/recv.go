@@ -486,15 +486,10 @@ func (r *recvBuffer) consume(m rmsg) {
 	r.parsed -= m.size
 	r.complete--
 	if r.off == len(*r.buf) {
-		// Empty: give a large buffer back rather than keep it for an idle
-		// stream; keep a small one for the next message.
-		if cap(*r.buf) > 4<<10 {
-			putBuf(r.buf)
-			r.buf = nil
-		} else {
-			*r.buf = (*r.buf)[:0]
-		}
-		r.off = 0
+		// Empty: back to the pool, so that a stream that ends or idles
+		// holds nothing.
+		putBuf(r.buf)
+		r.buf, r.off = nil, 0
 	} else if r.off > cap(*r.buf)/2 {
 		n := copy(*r.buf, (*r.buf)[r.off:])
 		*r.buf = (*r.buf)[:n]

@@ -265,8 +265,9 @@ func (sc *serverConn) readLoop() error {
 		case *http2.PushPromiseFrame:
 			err = connError{http2.ErrCodeProtocol, "client sent PUSH_PROMISE"}
 		}
-		var se streamError
-		if errors.As(err, &se) {
+		// A type assertion, not errors.As: the target would escape and
+		// cost an allocation per frame.
+		if se, ok := err.(streamError); ok {
 			sc.resetStream(f.Header().StreamID, se.code)
 			err = nil
 		}
