@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -98,10 +99,21 @@ func newServer(req *conformancepb.ServerCompatRequest) (server.Server, []byte, e
 		pemCert = req.GetServerCreds().GetCert()
 	}
 	srv := server.NewServer(opts...)
-	if err := conformancepb.RegisterConformanceServiceHandler(srv, &conformanceService{}); err != nil {
+	if err := srv.Handle(serviceDesc(), conformanceService{}); err != nil {
 		return nil, nil, err
 	}
 	return srv, pemCert, nil
+}
+
+// serviceDesc is the generated method table without the method the suite
+// expects a server not to implement, so that the runtime answers it as it
+// answers any method it does not serve.
+func serviceDesc() *server.ServiceDesc {
+	desc := conformancepb.ConformanceServiceServiceDesc
+	desc.Methods = slices.DeleteFunc(slices.Clone(desc.Methods), func(m server.MethodDesc) bool {
+		return m.Method.Procedure == conformancepb.ConformanceServiceUnimplementedProcedure
+	})
+	return &desc
 }
 
 // tlsConfig serves the certificate the runner gave and, when it gave a
