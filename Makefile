@@ -3,12 +3,13 @@
 # make test      every module's tests with -race, formatting, vet, and protoc checks
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
+# make conformance  connectrpc's conformance suite against our server and client (see conformance/doc.go)
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
-MODULES := . interop bench
+MODULES := . interop bench conformance
 
-.PHONY: all demo test generate plugin bench fmt-check vet protoc-check
+.PHONY: all demo test generate plugin bench conformance fmt-check vet protoc-check
 
 all: test
 
@@ -29,6 +30,7 @@ generate: plugin
 	$(GO) test ./runtime/broker/internal/brokerpb -run . -count=1 -update
 	cd interop && $(GO) generate ./...
 	cd bench && $(GO) generate ./...
+	cd conformance && $(GO) run ./internal/gen
 
 # The demo generates the example afresh (into a temporary folder, so the
 # tree stays clean) and checks it against the committed code, then runs it:
@@ -74,6 +76,13 @@ protoc-check: plugin
 
 test: fmt-check vet protoc-check
 	@for m in $(MODULES); do echo "go test -race ($$m)"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+# conformance: the runner in server mode against conformance/cmd/server and
+# in client mode against conformance/cmd/client, printing its report; make
+# test runs the same test. MICRO_CONFORMANCE_ALLOW_FAILURES=1 reports failing
+# cases without failing, while the runtime is being completed.
+conformance:
+	cd conformance && $(GO) test -count=1 -run '^TestConformance$$' -v .
 
 # bench: the Go benchmarks side by side (ours, grpc-go, connect-go) with
 # speed-ups over grpc-go, then each server pinned to one core under a fixed
