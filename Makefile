@@ -4,12 +4,13 @@
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
 # make fuzz      every fuzz target for FUZZTIME each (5s in make test; e.g. FUZZTIME=10m)
+# make conformance  connectrpc's conformance suite against our server and client (see conformance/doc.go)
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
-MODULES := . interop bench
+MODULES := . interop bench conformance
 
-.PHONY: all demo test generate plugin bench fmt-check vet protoc-check fuzz
+.PHONY: all demo test generate plugin bench conformance fmt-check vet protoc-check fuzz
 
 all: test
 
@@ -30,6 +31,7 @@ generate: plugin
 	$(GO) test ./runtime/broker/internal/brokerpb -run . -count=1 -update
 	cd interop && $(GO) generate ./...
 	cd bench && $(GO) generate ./...
+	cd conformance && $(GO) run ./internal/gen
 
 # The demo generates the example afresh (into a temporary folder, so the
 # tree stays clean) and checks it against the committed code, then runs it:
@@ -91,6 +93,13 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/fuzz.$$$$.log 2>&1 || { cat /tmp/fuzz.$$$$.log; rm -f /tmp/fuzz.$$$$.log; exit 1; }; \
 		rm -f /tmp/fuzz.$$$$.log; \
 	done
+
+# conformance: the runner in server mode against conformance/cmd/server and
+# in client mode against conformance/cmd/client, printing its report; make
+# test runs the same test. MICRO_CONFORMANCE_ALLOW_FAILURES=1 reports failing
+# cases without failing, while the runtime is being completed.
+conformance:
+	cd conformance && $(GO) test -count=1 -run '^TestConformance$$' -v .
 
 # bench: the Go benchmarks side by side (ours, grpc-go, connect-go) with
 # speed-ups over grpc-go, then each server pinned to one core under a fixed
