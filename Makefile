@@ -34,8 +34,10 @@ generate: plugin
 	cd conformance && $(GO) run ./internal/gen
 
 # The demo generates the example afresh (into a temporary folder, so the
-# tree stays clean) and checks it against the committed code, then runs it:
-# inside a private network namespace, so multicast never leaves the machine.
+# tree stays clean) and checks it against the committed code, then runs it.
+# It builds the greeter programs first and runs them inside a private network
+# namespace, so multicast never leaves the machine; inside there is no route
+# to the module proxy, so nothing may be built or downloaded there.
 demo: plugin
 	@if command -v protoc >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory protoc-check; \

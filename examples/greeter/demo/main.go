@@ -7,6 +7,9 @@
 // stops one gracefully, kills another with SIGKILL, and reports how the
 // calls were spread and that none failed.
 //
+// The programs are built first, outside the namespace, where the module
+// proxy can be reached; inside it there is only loopback.
+//
 //	go run ./examples/greeter/demo
 package main
 
@@ -28,18 +31,28 @@ import (
 	"time"
 )
 
-const insideEnv = "MICRO_DEMO_NETNS"
+const (
+	// insideEnv is set to 1 in the copy of the demo that runs inside the
+	// network namespace.
+	insideEnv = "MICRO_DEMO_NETNS"
+	// binEnv names the folder holding the programs built for that copy.
+	binEnv = "MICRO_DEMO_BIN"
+)
 
 func main() {
 	step := flag.Duration("step", 3*time.Second, "time between the demo's events")
 	flag.Parse()
 	if os.Getenv(insideEnv) != "1" {
-		os.Exit(reexecInNamespace())
+		os.Exit(buildAndReexec())
+	}
+	bin := os.Getenv(binEnv)
+	if bin == "" {
+		fatal(errors.New(binEnv + " is not set: start the demo without " + insideEnv))
 	}
 	if err := setupLoopback(); err != nil {
 		fatal(err)
 	}
-	if err := run(*step); err != nil {
+	if err := run(*step, bin); err != nil {
 		fatal(err)
 	}
 }
@@ -49,15 +62,27 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-// reexecInNamespace runs this program again in a new user and network
-// namespace, where the only interface is a loopback of our own.
-func reexecInNamespace() int {
+// buildAndReexec builds the greeter programs into a temporary folder, then
+// runs this program again in a new user and network namespace, where the
+// only interface is a loopback of our own, to run them.
+func buildAndReexec() int {
+	dir, err := os.MkdirTemp("", "micro-demo")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
 	self, err := os.Executable()
 	if err != nil {
-		fatal(err)
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
 	}
 	cmd := exec.Command("unshare", append([]string{"-rn", self}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), insideEnv+"=1")
+	cmd.Env = append(os.Environ(), insideEnv+"=1", binEnv+"="+dir)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
@@ -157,27 +182,20 @@ func (p *proc) lines() []string {
 	return append([]string(nil), p.out...)
 }
 
-func build(dir string) (server, client, auditor string, err error) {
-	server, client, auditor = filepath.Join(dir, "greeter-server"), filepath.Join(dir, "greeter-client"), filepath.Join(dir, "auditor")
-	for bin, pkg := range map[string]string{server: "./examples/greeter/server", client: "./examples/greeter/client", auditor: "./examples/greeter/auditor"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return "", "", "", fmt.Errorf("go build %s: %v: %s", pkg, err, out)
-		}
+// build builds the greeter server, client and auditor into dir, each named
+// after its folder.
+func build(dir string) error {
+	fmt.Println("demo: building the greeter server, client and auditor")
+	pkgs := []string{"./examples/greeter/server", "./examples/greeter/client", "./examples/greeter/auditor"}
+	if out, err := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v: %s", err, out)
 	}
-	return server, client, auditor, nil
+	return nil
 }
 
-func run(step time.Duration) error {
-	dir, err := os.MkdirTemp("", "micro-demo")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+func run(step time.Duration, bin string) error {
 	fmt.Println("demo: in a private network namespace (only lo, multicast routed to it)")
-	serverBin, clientBin, auditorBin, err := build(dir)
-	if err != nil {
-		return err
-	}
+	serverBin, clientBin, auditorBin := filepath.Join(bin, "server"), filepath.Join(bin, "client"), filepath.Join(bin, "auditor")
 	var servers, auditors []*proc
 	defer func() {
 		for _, s := range append(servers, auditors...) {
