@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,11 +83,18 @@ type serverConn struct {
 	pingOut   bool // a keepalive PING awaits its ACK
 
 	// Owned by the reader goroutine.
-	hb          headerBlock
-	wasteTokens float64
-	wasteAt     time.Time
-	lastPing    time.Time
-	pingStrikes int
+	hb headerBlock
+	// pending are streams ready for their handler, started once the
+	// reader has handled every frame already received: a burst of frames
+	// is read whole before any handler answers, so a protocol error later
+	// in the burst is seen before a response goes out, and responses to a
+	// burst of calls leave in one batch.
+	pending       []*ServerStream
+	pendingFrames int
+	wasteTokens   float64
+	wasteAt       time.Time
+	lastPing      time.Time
+	pingStrikes   int
 }
 
 // closedStream remembers how a stream ended.
@@ -274,7 +282,36 @@ func (sc *serverConn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		if len(sc.pending) > 0 {
+			// Start them once no whole frame is left to read, or after
+			// a bounded number of frames, so that a peer that keeps the
+			// buffer full cannot hold its own calls back for long.
+			sc.pendingFrames++
+			if sc.pendingFrames >= 1024 || !sc.frameBuffered() {
+				sc.startPending()
+			}
+		}
 	}
+}
+
+// frameBuffered reports whether a whole frame is already in the read
+// buffer, so that reading it will not block.
+func (sc *serverConn) frameBuffered() bool {
+	n := sc.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := sc.br.Peek(9)
+	return n >= 9+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
+}
+
+func (sc *serverConn) startPending() {
+	for i, st := range sc.pending {
+		sc.start(st)
+		sc.pending[i] = nil
+	}
+	sc.pending = sc.pending[:0]
+	sc.pendingFrames = 0
 }
 
 // frameError turns an error of the framer into what the reader does: a
@@ -381,6 +418,8 @@ type headerBlock struct {
 	truncated bool   // over MaxHeaderListSize
 	regular   bool   // a regular field was seen: no pseudo-header may follow
 	pseudo    uint8  // pseudo-headers seen
+	// contentLength is the request's content-length, -1 when it has none.
+	contentLength int64
 }
 
 const (
@@ -395,7 +434,7 @@ func (sc *serverConn) onHeaders(f *http2.HeadersFrame) error {
 	if id%2 == 0 {
 		return connError{http2.ErrCodeProtocol, fmt.Sprintf("client opened even stream %d", id)}
 	}
-	sc.hb = headerBlock{active: true, id: id, end: f.StreamEnded()}
+	sc.hb = headerBlock{active: true, id: id, end: f.StreamEnded(), contentLength: -1}
 	sc.hdec.SetEmitEnabled(true)
 	if f.HasPriority() && f.Priority.StreamDep == id {
 		sc.hb.invalid = "stream depends on itself"
@@ -494,6 +533,10 @@ func (sc *serverConn) onHeaderFragment(frag []byte, end bool) error {
 	if hb.truncated {
 		st.reject(200, status.Errorf(status.ResourceExhausted, "header list larger than %d bytes", sc.cfg.MaxHeaderListSize))
 	}
+	st.contentLength = hb.contentLength
+	if hb.end && st.contentLength > 0 {
+		return streamError{http2.ErrCodeProtocol, "content-length does not match the DATA received"}
+	}
 	return sc.startStream(st, hb.end)
 }
 
@@ -564,18 +607,18 @@ func fieldError(f hpack.HeaderField, hb *headerBlock) string {
 	if f.Name == "te" && f.Value != "trailers" {
 		return fmt.Sprintf("te header %q other than \"trailers\"", f.Value)
 	}
+	if f.Name == "content-length" && hb.trailers == nil {
+		n, err := strconv.ParseInt(f.Value, 10, 64)
+		if err != nil || n < 0 || hb.contentLength >= 0 {
+			return fmt.Sprintf("content-length %q is not one non-negative number", f.Value)
+		}
+		hb.contentLength = n
+	}
 	return ""
 }
 
 // startStream accepts or refuses a stream whose headers have arrived.
 func (sc *serverConn) startStream(st *ServerStream, end bool) error {
-	if st.rejectStatus != nil {
-		sc.mu.Lock()
-		sc.rememberLocked(st.id, true)
-		sc.mu.Unlock()
-		sc.w.push(item{kind: itTrailers, ws: &st.ws, rstAfter: !end})
-		return nil
-	}
 	sc.mu.Lock()
 	refused := sc.closed || sc.finalSent ||
 		uint32(len(sc.streams)) >= sc.cfg.MaxConcurrentStreams
@@ -590,32 +633,53 @@ func (sc *serverConn) startStream(st *ServerStream, end bool) error {
 		sc.w.push(item{kind: itRST, n: st.id, code: http2.ErrCodeRefusedStream})
 		return sc.waste("streams over the limit")
 	}
-	whole, reject := sc.srv.cfg.Handler.Route(st)
-	if reject != nil {
-		st.finish(reject, nil)
-		return nil
-	}
-	st.startTimer()
 	if end {
 		st.recv.deliver(nil, 0, true)
 	}
-	if !whole || end {
-		sc.schedule(st)
-		return nil
+	if st.rejectStatus == nil {
+		whole, reject := sc.srv.cfg.Handler.Route(st)
+		if reject != nil {
+			// Answered like a malformed request: in turn, with no handler.
+			st.routeErr = reject
+			sc.schedule(st)
+			return nil
+		}
+		st.startTimer()
+		if whole && !end {
+			st.waitWhole = true
+			return nil
+		}
 	}
-	st.waitWhole = true
+	sc.schedule(st)
 	return nil
 }
 
-// schedule runs a stream's handler now if fewer than MaxConcurrentStreams
+// schedule makes a stream's handler start once the frames already
+// received are handled (see pending).
+func (sc *serverConn) schedule(st *ServerStream) { sc.pending = append(sc.pending, st) }
+
+// start runs a stream's handler now if fewer than MaxConcurrentStreams
 // run for this connection, or queues it. Handlers of streams the client
 // reset keep their slot until they return, so resets cannot make us run
 // more handlers than we advertised streams (CVE-2023-44487).
-func (sc *serverConn) schedule(st *ServerStream) {
+func (sc *serverConn) start(st *ServerStream) {
 	sc.mu.Lock()
 	if sc.streams[st.id] != st {
 		sc.mu.Unlock()
 		return // reset meanwhile
+	}
+	if st.rejectStatus != nil || st.routeErr != nil {
+		// Refused by its headers or its route: a trailers-only answer,
+		// and RST_STREAM after it if the client is still sending.
+		st.started = true
+		sc.mu.Unlock()
+		if st.routeErr != nil {
+			st.finish(st.routeErr, nil)
+		} else {
+			sc.w.push(item{kind: itTrailers, ws: &st.ws, rstAfter: !st.recv.peerEnded()})
+			st.recv.release()
+		}
+		return
 	}
 	if sc.running >= int(sc.cfg.MaxConcurrentStreams) {
 		st.queued = true
@@ -665,6 +729,9 @@ func (sc *serverConn) unqueueLocked(st *ServerStream) {
 // endOfRequest marks the client's half of a stream ended and starts a
 // handler that was waiting for the whole request.
 func (sc *serverConn) endOfRequest(st *ServerStream) error {
+	if st.contentLength >= 0 && st.received != st.contentLength {
+		return streamError{http2.ErrCodeProtocol, "content-length does not match the DATA received"}
+	}
 	if err := st.recv.deliver(nil, 0, true); err != nil {
 		return err
 	}
@@ -704,6 +771,15 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 			return err
 		}
 	}
+	if st.contentLength >= 0 {
+		// RFC 9113 §8.1.1: a request whose DATA disagrees with its
+		// content-length is malformed.
+		st.received += int64(len(f.Data()))
+		if st.received > st.contentLength || f.StreamEnded() && st.received != st.contentLength {
+			sc.release(n)
+			return streamError{http2.ErrCodeProtocol, "content-length does not match the DATA received"}
+		}
+	}
 	if err := st.recv.deliver(f.Data(), n, f.StreamEnded()); err != nil {
 		return err
 	}
@@ -728,9 +804,10 @@ func (sc *serverConn) onRST(f *http2.RSTStreamFrame) error {
 	early := false
 	if st != nil {
 		delete(sc.streams, st.id)
-		early = st.queued || (!st.started && st.waitWhole)
+		early = !st.started
 		sc.unqueueLocked(st)
-		sc.rememberLocked(st.id, true)
+		// The client closed it: anything more it sends on it is an error.
+		sc.rememberLocked(st.id, false)
 	}
 	sc.mu.Unlock()
 	if st == nil {
@@ -964,6 +1041,8 @@ func (sc *serverConn) removeStream(st *ServerStream) {
 		sc.rememberLocked(st.id, !st.recv.peerEnded())
 	}
 	sc.mu.Unlock()
+	// Whatever it still holds goes back to the windows and the budget.
+	st.recv.release()
 	sc.checkIdle()
 }
 

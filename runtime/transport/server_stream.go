@@ -40,7 +40,13 @@ type ServerStream struct {
 	sawMethod    bool
 	rejectHTTP   int
 	rejectStatus *status.Error
-	waitWhole    bool // owned by the reader: dispatch at END_STREAM
+	routeErr     *status.Error // the handler's Route refused the stream
+	waitWhole    bool          // owned by the reader: dispatch at END_STREAM
+
+	// contentLength is the request's content-length (-1: none) and
+	// received the DATA bytes counted against it; owned by the reader.
+	contentLength int64
+	received      int64
 
 	// Guarded by the connection's mutex.
 	queued  bool // waiting for a handler slot
