@@ -1,0 +1,104 @@
+package compress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Gzip is the grpc-encoding of the built-in gzip compressor.
+const Gzip = "gzip"
+
+func init() {
+	Register(&gzipCompressor{level: gzip.DefaultCompression})
+}
+
+// gzipCompressor is gzip (RFC 1952) over the standard library.
+//
+// Its writers and readers are pooled because they are far larger than most
+// messages: a gzip.Writer at the default level holds about 800 KiB of hash
+// chains and window, a gzip.Reader a 32 KiB window and its Huffman tables.
+// Reset reuses all of it, so a message costs no allocation beyond its output.
+type gzipCompressor struct {
+	level   int
+	writers sync.Pool // of *gzipWriter
+	readers sync.Pool // of *gzipReader
+}
+
+type gzipWriter struct {
+	z   *gzip.Writer
+	out appendWriter
+}
+
+// appendWriter appends what is written to b, so Compress writes straight
+// into the caller's slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+type gzipReader struct {
+	z   gzip.Reader
+	src bytes.Reader // an io.ByteReader, so gzip adds no bufio.Reader
+}
+
+func (c *gzipCompressor) Name() string { return Gzip }
+
+// Compress appends one gzip member, with an empty header, to dst.
+func (c *gzipCompressor) Compress(dst, src []byte) ([]byte, error) {
+	w, _ := c.writers.Get().(*gzipWriter)
+	if w == nil {
+		w = new(gzipWriter)
+		z, err := gzip.NewWriterLevel(&w.out, c.level)
+		if err != nil {
+			return dst, fmt.Errorf("compress: gzip: %w", err)
+		}
+		w.z = z
+	} else {
+		w.z.Reset(&w.out)
+	}
+	w.out.b = dst
+	_, err := w.z.Write(src)
+	if err == nil {
+		err = w.z.Close()
+	}
+	out := w.out.b
+	w.out.b = nil // the pool must not hold on to the caller's memory
+	c.writers.Put(w)
+	if err != nil {
+		return dst, fmt.Errorf("compress: gzip: %w", err)
+	}
+	return out, nil
+}
+
+// Decompress appends the content of src to dst. Like grpc-go, it reads
+// concatenated gzip members as one message, the concatenation of their
+// contents, and refuses anything after the last member that is not another
+// member. On error it returns dst.
+func (c *gzipCompressor) Decompress(dst, src []byte, limit int) ([]byte, error) {
+	r, _ := c.readers.Get().(*gzipReader)
+	if r == nil {
+		r = new(gzipReader)
+	}
+	r.src.Reset(src)
+	err := r.z.Reset(&r.src)
+	out := dst
+	if err == nil {
+		out, err = ReadLimited(dst, &r.z, limit)
+	}
+	r.src.Reset(nil)
+	c.readers.Put(r)
+	switch {
+	case err == nil, errors.Is(err, ErrTooLarge):
+		return out, err
+	case err == io.EOF, err == io.ErrUnexpectedEOF:
+		return dst, fmt.Errorf("compress: gzip: truncated input: %w", io.ErrUnexpectedEOF)
+	default:
+		return dst, fmt.Errorf("compress: gzip: corrupt input: %w", err)
+	}
+}
