@@ -323,3 +323,32 @@ func TestGzipConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestNewGzip(t *testing.T) {
+	for _, level := range []int{gzip.HuffmanOnly - 1, gzip.BestCompression + 1} {
+		if c, err := compress.NewGzip(level); err == nil {
+			t.Errorf("NewGzip(%d) = %v, want an error", level, c)
+		}
+	}
+	in := message(20 << 10)
+	for level := gzip.HuffmanOnly; level <= gzip.BestCompression; level++ {
+		c, err := compress.NewGzip(level)
+		if err != nil {
+			t.Fatalf("NewGzip(%d): %v", level, err)
+		}
+		if c.Name() != compress.Gzip {
+			t.Fatalf("NewGzip(%d).Name() = %q", level, c.Name())
+		}
+		z, _ := c.Compress(nil, in)
+		if out, err := gzipCompressor(t).Decompress(nil, z, len(in)); err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("level %d: round trip: %d bytes, %v", level, len(out), err)
+		}
+	}
+
+	compress.KeepRegistry(t)
+	fast, _ := compress.NewGzip(gzip.BestSpeed)
+	compress.Register(fast)
+	if c, _ := compress.Get(compress.Gzip); c != fast {
+		t.Error("Register(NewGzip(...)) did not replace the built-in gzip")
+	}
+}
