@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"testing"
@@ -20,17 +21,30 @@ func gzipCompressor(t testing.TB) compress.Compressor {
 	return c
 }
 
-// message returns n bytes that compress about as well as a protobuf message
-// with text fields: words from a small vocabulary between varint-like bytes.
+// message returns n bytes that compress as a protobuf message of records
+// does: field tags, varints, names and addresses, timestamps.
 func message(n int) []byte {
-	words := []string{"order", "id", "customer", "name", "héllo", "quantity", "price", "status", "🙂", "shipped"}
+	first := []string{"Ada", "Grace", "Alan", "Barbara", "Edsger", "Donald", "Ken", "Rob", "Margaret", "Frances"}
+	last := []string{"Lovelace", "Hopper", "Turing", "Liskov", "Dijkstra", "Knuth", "Thompson", "Pike", "Hamilton", "Allen"}
+	states := []string{"PENDING", "SHIPPED", "DELIVERED", "CANCELLED"}
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
-	b := make([]byte, 0, n+16)
-	for len(b) < n {
-		b = append(b, byte(rng.IntN(256)), byte(rng.IntN(16)))
-		b = append(b, words[rng.IntN(len(words))]...)
+	b := make([]byte, 0, n+128)
+	var r []byte
+	for id := uint64(1000); len(b) < n; id++ {
+		r = binary.AppendUvarint(append(r[:0], 0x08), id)
+		r = appendString(r, 0x12, first[rng.IntN(10)]+" "+last[rng.IntN(10)])
+		r = appendString(r, 0x1a, fmt.Sprintf("user%d@example.com", rng.IntN(100_000)))
+		r = binary.LittleEndian.AppendUint64(append(r, 0x21), 1_700_000_000_000+rng.Uint64N(1<<30))
+		r = appendString(r, 0x2a, states[rng.IntN(len(states))])
+		r = binary.AppendUvarint(append(r, 0x30), rng.Uint64N(100_000))
+		b = appendString(b, 0x0a, string(r))
 	}
 	return b[:n]
+}
+
+// appendString appends a length-delimited field shorter than 128 bytes.
+func appendString(b []byte, tag byte, s string) []byte {
+	return append(append(b, tag, byte(len(s))), s...)
 }
 
 // bomb returns one gzip member that inflates to mib MiB of zeros. It repeats
