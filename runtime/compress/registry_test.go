@@ -27,7 +27,7 @@ func TestBuiltIn(t *testing.T) {
 	if !strings.HasPrefix(compress.AcceptEncoding(), "gzip") {
 		t.Errorf("AcceptEncoding() = %q, want gzip first", compress.AcceptEncoding())
 	}
-	for _, name := range []string{"identity", "", "GZIP", " gzip", "deflate"} {
+	for _, name := range []string{"identity", "", "GZIP", " gzip", "gzip,identity"} {
 		if c, ok := compress.Get(name); ok {
 			t.Errorf("Get(%q) = %v, want none", name, c)
 		}
@@ -104,6 +104,7 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 
 func TestRegisterConcurrent(t *testing.T) {
 	compress.KeepRegistry(t)
+	before := len(compress.Names())
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(2)
@@ -129,7 +130,7 @@ func TestRegisterConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := len(compress.Names()); got != 1+4*5 {
-		t.Errorf("%d names registered, want %d", got, 1+4*5)
+	if got := len(compress.Names()) - before; got != 4*5 {
+		t.Errorf("%d names registered, want %d", got, 4*5)
 	}
 }
