@@ -9,6 +9,9 @@
 // sets the flag, answers an unknown grpc-encoding with UNIMPLEMENTED and a
 // message over its limit with RESOURCE_EXHAUSTED. "identity", no
 // compression, is the transport's to handle and never a Compressor.
+//
+// Decompress bounds its output, not its work: the transport must bound the
+// compressed message too, as it bounds any message, before decompressing.
 package compress
 
 import (

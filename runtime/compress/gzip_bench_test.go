@@ -101,3 +101,16 @@ func BenchmarkGzipBomb(b *testing.B) {
 		c.Decompress(dst, src, limit)
 	}
 }
+
+// BenchmarkGzipTableGarbage is the cost of input that inflates to nothing
+// but makes compress/flate build a large Huffman table for every block; its
+// MB/s are of input.
+func BenchmarkGzipTableGarbage(b *testing.B) {
+	c := gzipCompressor(b)
+	src := tableGarbage(4096)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Decompress(nil, src, 4<<20)
+	}
+}

@@ -352,3 +352,25 @@ func TestNewGzip(t *testing.T) {
 		t.Error("Register(NewGzip(...)) did not replace the built-in gzip")
 	}
 }
+
+// TestGzipTableGarbage: what a peer can make Decompress allocate is bounded
+// by its input, not only by the limit. compress/flate allocates the overflow
+// tables of each dynamic Huffman block afresh, so blocks that inflate to
+// nothing still cost memory, all of it garbage at once.
+func TestGzipTableGarbage(t *testing.T) {
+	c := gzipCompressor(t)
+	src := tableGarbage(4096)
+	c.Decompress(nil, []byte{}, 0)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out, err := c.Decompress(nil, src, 1<<20)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(out) != 0 {
+		t.Fatalf("Decompress = %d bytes, %v; want an empty message", len(out), err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d bytes of input, %d blocks, allocated %d bytes (%.0f a byte of input)", len(src), 4096, alloc, float64(alloc)/float64(len(src)))
+	if alloc > 512*uint64(len(src)) {
+		t.Errorf("Decompress allocated %d bytes for %d of input", alloc, len(src))
+	}
+}

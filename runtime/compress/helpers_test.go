@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 
@@ -77,4 +78,70 @@ func bomb(t testing.TB, mib int) []byte {
 	b = append(b, 1, 0, 0, 0xff, 0xff)
 	b = binary.LittleEndian.AppendUint32(b, crc)
 	return binary.LittleEndian.AppendUint32(b, uint32(mib<<20))
+}
+
+// tableGarbage returns a gzip member of n empty dynamic Huffman blocks, each
+// with a literal/length code whose codes longer than 9 bits spread over as
+// many 9-bit prefixes as 286 symbols allow, reaching 15 bits: the most
+// overflow tables compress/flate allocates for a block. It inflates to
+// nothing.
+func tableGarbage(n int) []byte {
+	var lengths [286 + 1]int // literal/length codes, then one distance code
+	copy(lengths[:], []int{3, 4, 5, 7, 8, 9, 11, 12, 13, 14, 15, 15})
+	for i := 12; i < 286; i++ {
+		lengths[i] = 10
+	}
+	lengths[256] = 1 // end of block, code 0
+	lengths[286] = 1 // the one distance code
+
+	var w bitWriter
+	w.b = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+	for i := range n {
+		final := uint32(0)
+		if i == n-1 {
+			final = 1
+		}
+		w.write(final, 1)
+		w.write(2, 2) // dynamic Huffman
+		w.write(286-257, 5)
+		w.write(1-1, 5)
+		w.write(19-4, 4)
+		// Code length codes in RFC 1951's order (16, 17, 18 first):
+		// 0 to 15 all 4 bits long, so code length l is written as l.
+		w.write(0, 3*3)
+		for range 19 - 3 {
+			w.write(4, 3)
+		}
+		for _, l := range lengths {
+			w.write(uint32(bits.Reverse8(uint8(l))>>4), 4) // Huffman codes go MSB first
+		}
+		w.write(0, 1) // end of block
+	}
+	b := w.flush()
+	return append(b, 0, 0, 0, 0, 0, 0, 0, 0) // CRC-32 and ISIZE of nothing
+}
+
+// bitWriter writes deflate's bit stream, least significant bit first.
+type bitWriter struct {
+	b     []byte
+	acc   uint64
+	nbits uint
+}
+
+func (w *bitWriter) write(v uint32, n uint) {
+	w.acc |= uint64(v) << w.nbits
+	w.nbits += n
+	for w.nbits >= 8 {
+		w.b = append(w.b, byte(w.acc))
+		w.acc >>= 8
+		w.nbits -= 8
+	}
+}
+
+func (w *bitWriter) flush() []byte {
+	if w.nbits > 0 {
+		w.b = append(w.b, byte(w.acc))
+	}
+	w.acc, w.nbits = 0, 0
+	return w.b
 }
