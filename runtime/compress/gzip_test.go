@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -92,6 +93,37 @@ func TestGzipReadsHeaders(t *testing.T) {
 				t.Fatalf("Decompress = %d bytes, %v", len(out), err)
 			}
 		})
+	}
+}
+
+// TestGzipInteropGNU trades messages with another implementation, GNU gzip,
+// in both directions.
+func TestGzipInteropGNU(t *testing.T) {
+	if _, err := exec.LookPath("gzip"); err != nil {
+		t.Skip("gzip is not installed")
+	}
+	gnu := func(stdin []byte, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command("gzip", args...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("gzip %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	c := gzipCompressor(t)
+	in := message(300 << 10)
+
+	z, _ := c.Compress(nil, in)
+	if out := gnu(z, "-d", "-c"); !bytes.Equal(out, in) {
+		t.Errorf("gzip -d read %d bytes, want %d", len(out), len(in))
+	}
+	for _, level := range []string{"-1", "-9"} {
+		out, err := c.Decompress(nil, gnu(in, level, "-c"), len(in))
+		if err != nil || !bytes.Equal(out, in) {
+			t.Errorf("gzip %s: Decompress = %d bytes, %v; want %d", level, len(out), err, len(in))
+		}
 	}
 }
 
