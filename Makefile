@@ -98,8 +98,7 @@ fuzz:
 
 # conformance: the runner in server mode against conformance/cmd/server and
 # in client mode against conformance/cmd/client, printing its report; make
-# test runs the same test. MICRO_CONFORMANCE_ALLOW_FAILURES=1 reports failing
-# cases without failing, while the runtime is being completed.
+# test runs the same test; every case must pass.
 conformance:
 	cd conformance && $(GO) test -count=1 -run '^TestConformance$$' -v .
 

@@ -8,7 +8,6 @@
 // test; both are built on runtime/server, runtime/client and the code in
 // internal/conformancepb, which internal/gen generates from the runner's
 // own .proto files. TestConformance builds the three programs and runs the
-// suite in server mode and in client mode; any failing case fails it,
-// unless MICRO_CONFORMANCE_ALLOW_FAILURES=1, a stopgap while the runtime is
-// completed, which reports the failures and passes.
+// suite in server mode and in client mode; any failing case fails it:
+// there is no known-failing list.
 package conformance

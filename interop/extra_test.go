@@ -124,7 +124,8 @@ func TestMessageTooLargeMicroClientGRPCServer(t *testing.T) {
 }
 
 // TestCompressionFlags checks that the micro server refuses what it cannot
-// do: the interop spec's compression cases probe a server this way.
+// do (the interop spec's compression cases probe a server this way), and
+// serves a request grpc-go compresses with gzip.
 func TestCompressionFlags(t *testing.T) {
 	leakcheck.Check(t)
 	tc := testgrpc.NewTestServiceClient(dialGRPC(t, startMicroServer(t, false), false))
@@ -145,10 +146,26 @@ func TestCompressionFlags(t *testing.T) {
 	if _, err := s.CloseAndRecv(); grpcstatus.Code(err) != codes.InvalidArgument {
 		t.Errorf("StreamingInputCall expecting a compressed request: %v, want InvalidArgument", err)
 	}
-	// A request that is really compressed is refused by the transport.
-	_, err = tc.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.UseCompressor("gzip"))
-	if grpcstatus.Code(err) != codes.Unimplemented {
-		t.Errorf("gzip-compressed UnaryCall: %v, want Unimplemented", err)
+	// A request that is really compressed is served, and so is a stream.
+	rsp, err := tc.UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseSize: 3, Payload: &testgrpc.Payload{Body: make([]byte, 4096)}}, grpc.UseCompressor("gzip"))
+	if err != nil || len(rsp.GetPayload().GetBody()) != 3 {
+		t.Errorf("gzip-compressed UnaryCall: %v, %v", rsp, err)
+	}
+	fs, err := tc.FullDuplexCall(ctx, grpc.UseCompressor("gzip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := fs.Send(&testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{{Size: 100}}}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := fs.Recv(); err != nil || len(r.GetPayload().GetBody()) != 100 {
+			t.Fatalf("gzip-compressed FullDuplexCall: %v, %v", r, err)
+		}
+	}
+	fs.CloseSend()
+	if _, err := fs.Recv(); err != io.EOF {
+		t.Fatalf("FullDuplexCall end: %v", err)
 	}
 }
 
@@ -314,5 +331,21 @@ func gracefulStop(t *testing.T, tc testgrpc.TestServiceClient, stop func() error
 	}
 	if _, err := tc.EmptyCall(ctx, &testgrpc.Empty{}); grpcstatus.Code(err) != codes.Unavailable {
 		t.Errorf("EmptyCall after the stop = %v, want Unavailable", err)
+	}
+}
+
+// TestMicroClientCompressesForGRPCServer: the micro client's gzip requests
+// are understood by grpc-go's server, and its gzip answers (grpc-go answers
+// in the request's encoding) by the micro client.
+func TestMicroClientCompressesForGRPCServer(t *testing.T) {
+	leakcheck.Check(t)
+	addr := startGRPCServer(t, false, nil)
+	svc := testpb.NewTestServiceService(testpb.TestServiceName, newMicroClient(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rsp, err := svc.UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseSize: 5000, Payload: &testgrpc.Payload{Body: make([]byte, 5000)}},
+		client.WithAddress(addr), client.WithSendCompression("gzip"))
+	if err != nil || len(rsp.GetPayload().GetBody()) != 5000 {
+		t.Fatalf("gzip UnaryCall to grpc-go: %v, %v", rsp, err)
 	}
 }

@@ -2,8 +2,8 @@
 // runtime, behaving as grpc-go's interop test server does (see
 // google.golang.org/grpc/interop.NewTestServer) so that grpc-go's interop
 // client logic can be run against it. Unlike grpc-go's server, which ignores
-// them, it refuses requests that ask for compression (see checkCompression):
-// the runtime has none.
+// them, it refuses requests that depend on per-message compression (see
+// checkCompression); requests compressed with grpc-encoding are served.
 //
 // It is a test fixture, not an example of a production service.
 package testserver
@@ -248,17 +248,18 @@ func echoStatus(s *grpc_testing.EchoStatus) error {
 	return status.New(status.Code(s.GetCode()), s.GetMessage())
 }
 
-// checkCompression rejects requests that depend on message compression,
-// which the runtime does not implement: a request that claims to expect
-// compression cannot have been compressed (the transport refuses
-// grpc-encoding), so it fails as the interop spec's client_compressed_unary
-// probe expects, with InvalidArgument; a compressed response cannot be made.
+// checkCompression rejects requests that depend on per-message
+// compression. A handler cannot see whether its request arrived compressed
+// (the transport decompresses it), so it answers the interop spec's
+// client_compressed_unary probe as a server that cannot verify compression
+// does, with InvalidArgument; and it cannot ask for one response to be
+// compressed and not another (server.SendCompression compresses them all).
 func checkCompression(expectCompressed, responseCompressed bool) error {
 	if expectCompressed {
 		return status.New(status.InvalidArgument, "expected a compressed request, got an uncompressed one")
 	}
 	if responseCompressed {
-		return status.New(status.Unimplemented, "this server does not compress responses")
+		return status.New(status.Unimplemented, "this server does not compress single responses on request")
 	}
 	return nil
 }

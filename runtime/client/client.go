@@ -90,6 +90,10 @@ type Options struct {
 	Selector selector.Selector
 	// ContentType is the default codec: "proto" (the default) or "json".
 	ContentType string
+	// SendCompression names the compressor (package compress: "gzip" or
+	// one registered) for every call's requests; none by default.
+	// Responses are decompressed whatever their encoding.
+	SendCompression string
 	// TLSConfig dials with TLS (ALPN h2); cleartext HTTP/2 when nil.
 	TLSConfig *tls.Config
 	// DialTimeout bounds connecting; 5 s by default.
@@ -125,6 +129,10 @@ func WithSelector(s selector.Selector) Option { return func(o *Options) { o.Sele
 
 // ContentType sets the default codec by name ("proto" or "json").
 func ContentType(name string) Option { return func(o *Options) { o.ContentType = name } }
+
+// SendCompression compresses every call's requests with the named
+// compressor ("gzip", or one registered with package compress).
+func SendCompression(name string) Option { return func(o *Options) { o.SendCompression = name } }
 
 // TLSConfig dials with TLS.
 func TLSConfig(c *tls.Config) Option { return func(o *Options) { o.TLSConfig = c } }
@@ -169,6 +177,9 @@ type CallOptions struct {
 	Addresses []string
 	// ContentType overrides the client's codec for this call.
 	ContentType string
+	// SendCompression overrides the client's request compression for this
+	// call; "identity" turns it off.
+	SendCompression string
 	// Timeout sets a deadline for this call if ctx has none sooner.
 	Timeout time.Duration
 	// Header and Trailer, when set, receive the response metadata.
@@ -196,6 +207,13 @@ func WithAddress(addrs ...string) CallOption {
 // WithContentType encodes this call with the named codec ("proto", "json").
 func WithContentType(name string) CallOption {
 	return func(o *CallOptions) { o.ContentType = name }
+}
+
+// WithSendCompression compresses this call's requests with the named
+// compressor ("gzip", or one registered with package compress; "identity"
+// for none), as grpc-go's UseCompressor does.
+func WithSendCompression(name string) CallOption {
+	return func(o *CallOptions) { o.SendCompression = name }
 }
 
 // WithRequestTimeout sets this call's deadline.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
@@ -107,6 +108,22 @@ func (c *rpcClient) codecFor(co *CallOptions) (codec.Codec, error) {
 	return cd, nil
 }
 
+// compressorFor returns the compressor of a call's requests, nil for none.
+func (c *rpcClient) compressorFor(co *CallOptions) (compress.Compressor, error) {
+	name := co.SendCompression
+	if name == "" {
+		name = c.opts.SendCompression
+	}
+	if name == "" || name == compress.Identity {
+		return nil, nil
+	}
+	comp, ok := compress.Get(name)
+	if !ok {
+		return nil, status.Errorf(status.Internal, "client: no compressor registered for %q (have %s)", name, compress.AcceptEncoding())
+	}
+	return comp, nil
+}
+
 func (c *rpcClient) withTimeout(ctx context.Context, co *CallOptions) (context.Context, context.CancelFunc) {
 	d := co.Timeout
 	if d == 0 {
@@ -201,6 +218,10 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 	if err != nil {
 		return err
 	}
+	comp, err := c.compressorFor(co)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := c.withTimeout(ctx, co)
 	if cancel != nil {
 		defer cancel()
@@ -216,7 +237,7 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 			}
 			return err
 		}
-		err = c.callOnce(ctx, addr, m, req, rsp, co, cd)
+		err = c.callOnce(ctx, addr, m, req, rsp, co, transport.StreamConfig{Method: m.Procedure, Codec: cd, Compressor: comp})
 		c.mark(service, node, err)
 		if err != nil && ctx.Err() != nil {
 			return ctxError(ctx, err)
@@ -229,12 +250,12 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 	}
 }
 
-func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, req, rsp any, co *CallOptions, cd codec.Codec) error {
+func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, req, rsp any, co *CallOptions, sc transport.StreamConfig) error {
 	cc, err := c.pool.get(ctx, addr)
 	if err != nil {
 		return err
 	}
-	cs, err := cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd})
+	cs, err := cc.NewStream(ctx, sc)
 	if err != nil {
 		return err
 	}
@@ -267,6 +288,10 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 	if err != nil {
 		return nil, err
 	}
+	comp, err := c.compressorFor(co)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := c.withTimeout(ctx, co)
 	c.budget.call()
 	var tried []string
@@ -285,7 +310,7 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		var cs *transport.ClientStream
 		cc, err := c.pool.get(ctx, addr)
 		if err == nil {
-			cs, err = cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd, WatchContext: true})
+			cs, err = cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd, Compressor: comp, WatchContext: true})
 		}
 		if err != nil {
 			c.mark(service, node, err)

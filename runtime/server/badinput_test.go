@@ -122,9 +122,13 @@ func TestBadInput(t *testing.T) {
 			rc.data(id, true, envelope(1, helloBytes(t, "a")))
 		}, "200", "13", "compressed"},
 		{"unsupported grpc-encoding", func(id uint32) {
-			rc.headers(id, false, grpcHeaders(path, "grpc-encoding", "gzip"))
+			rc.headers(id, false, grpcHeaders(path, "grpc-encoding", "br"))
 			rc.data(id, true, envelope(1, helloBytes(t, "a")))
-		}, "200", "12", "gzip"},
+		}, "200", "12", "br"},
+		{"corrupt gzip", func(id uint32) {
+			rc.headers(id, false, grpcHeaders(path, "grpc-encoding", "gzip"))
+			rc.data(id, true, envelope(1, helloBytes(t, "not gzip")))
+		}, "200", "13", "decompress"},
 		{"GET", func(id uint32) {
 			rc.headers(id, true, grpcHeaders(path, ":method", "GET"))
 		}, "405", "13", "POST"},

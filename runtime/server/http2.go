@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -136,6 +137,11 @@ func (s *rpcServer) Start() error {
 	if s.tr != nil {
 		return errors.New("server: already started")
 	}
+	if n := s.opts.SendCompression; n != "" && n != compress.Identity {
+		if _, ok := compress.Get(n); !ok {
+			return fmt.Errorf("server: SendCompression(%q): no such compressor is registered (have %s)", n, compress.AcceptEncoding())
+		}
+	}
 	ln, err := net.Listen("tcp", s.opts.Address)
 	if err != nil {
 		return fmt.Errorf("server: listen on %s: %w", s.opts.Address, err)
@@ -163,6 +169,7 @@ func (s *rpcServer) Start() error {
 		KeepaliveTimeout:        l.KeepaliveTimeout,
 		PingMinTime:             l.PingMinTime,
 		PermitPingWithoutCalls:  l.PermitPingWithoutCalls,
+		SendCompression:         s.opts.SendCompression,
 		ErrorLog: func(msg string, err error) {
 			slog.Debug("micro server: "+msg, "err", err)
 		},

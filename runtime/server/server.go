@@ -112,6 +112,11 @@ type Options struct {
 	MaxConcurrentStreams uint32
 	// Limits bounds what one client can make the server hold; see Limits.
 	Limits Limits
+	// SendCompression names the compressor (package compress: "gzip" or
+	// one registered) for responses to clients that accept it. Requests
+	// in any registered encoding are accepted whatever it is, and a
+	// compressed request is answered in its own encoding.
+	SendCompression string
 	// GracePeriod bounds how long Stop waits for in-flight calls; 10 s by
 	// default.
 	GracePeriod time.Duration
@@ -185,6 +190,10 @@ func MaxRecvMsgSize(n int) Option { return func(o *Options) { o.MaxRecvMsgSize =
 
 // MaxConcurrentStreams sets the per-connection stream limit.
 func MaxConcurrentStreams(n uint32) Option { return func(o *Options) { o.MaxConcurrentStreams = n } }
+
+// SendCompression compresses responses with the named compressor when the
+// client accepts it.
+func SendCompression(name string) Option { return func(o *Options) { o.SendCompression = name } }
 
 // WithLimits sets the bounds on what a client can make the server hold.
 func WithLimits(l Limits) Option { return func(o *Options) { o.Limits = l } }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
@@ -639,6 +640,8 @@ type StreamConfig struct {
 	Method string
 	// Codec encodes messages; proto when nil.
 	Codec codec.Codec
+	// Compressor compresses the requests; nil sends them uncompressed.
+	Compressor compress.Compressor
 	// WatchContext makes the stream reset itself when ctx ends even if no
 	// one is waiting on it. Calls that always wait (unary) leave it off and
 	// save the registration.
@@ -661,7 +664,7 @@ func (cc *ClientConn) NewStream(ctx context.Context, sc StreamConfig) (*ClientSt
 	if c == nil {
 		c = codec.Proto
 	}
-	cs := &ClientStream{cc: cc, ctx: ctx, method: sc.Method, codec: c, slot: true}
+	cs := &ClientStream{cc: cc, ctx: ctx, method: sc.Method, codec: c, slot: true, sendComp: sc.Compressor}
 	cs.ws.src = cs
 	cs.recv.init(cc.flow, nil, cc.w, clientStreamWindow, cc.cfg.MaxRecvMsgSize)
 	cs.contentType = codec.ContentType(c.Name())

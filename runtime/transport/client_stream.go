@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
@@ -23,6 +24,8 @@ type ClientStream struct {
 	method      string
 	codec       codec.Codec
 	contentType string
+	sendComp    compress.Compressor // the requests' encoding, nil for identity
+	recvComp    compress.Compressor // the responses', from their grpc-encoding
 	deadline    time.Time
 	hasDeadline bool
 	stopWatch   func() bool
@@ -47,6 +50,7 @@ type ClientStream struct {
 	hasGrpcStatus bool
 	grpcMessage   string
 	details       string
+	respEnc       string
 	fields        []hpack.HeaderField
 }
 
@@ -104,6 +108,10 @@ func (cs *ClientStream) writeHeaderFields(enc *hpack.Encoder, _ itemKind) bool {
 	enc.WriteField(hpack.HeaderField{Name: "content-type", Value: cs.contentType})
 	enc.WriteField(hpack.HeaderField{Name: "user-agent", Value: UserAgent})
 	enc.WriteField(hpack.HeaderField{Name: "te", Value: "trailers"})
+	if cs.sendComp != nil {
+		enc.WriteField(hpack.HeaderField{Name: "grpc-encoding", Value: cs.sendComp.Name()})
+	}
+	enc.WriteField(hpack.HeaderField{Name: "grpc-accept-encoding", Value: compress.AcceptEncoding()})
 	if cs.hasDeadline {
 		enc.WriteField(hpack.HeaderField{Name: "grpc-timeout", Value: encodeTimeout(time.Until(cs.deadline))})
 	}
@@ -142,7 +150,7 @@ func (cs *ClientStream) SendMsg(m any, last bool) error {
 		cs.cancel(ctxStatus(err))
 		return io.EOF
 	}
-	bp, err := encode(cs.codec, m)
+	bp, err := encode(cs.codec, m, cs.sendComp)
 	if err != nil {
 		return err
 	}
@@ -239,16 +247,9 @@ func (cs *ClientStream) RecvMsg(m any) error {
 		cs.failLocal(err)
 		return err
 	}
-	if msg.flag != 0 {
-		cs.recv.consume(msg)
-		s := status.Errorf(status.Internal, "grpc: received message with compressed flag %d, but no grpc-encoding was negotiated", msg.flag)
-		cs.cancel(s)
-		return s
-	}
-	err = cs.codec.Unmarshal(msg.body, m)
+	s := decodeMsg(cs.codec, cs.recvComp, msg, cs.recv.maxMsg, m)
 	cs.recv.consume(msg)
-	if err != nil {
-		s := status.Errorf(status.Internal, "grpc: failed to unmarshal the response: %v", err)
+	if s != nil {
 		cs.cancel(s)
 		return s
 	}
@@ -370,7 +371,7 @@ func (cs *ClientStream) end(s *status.Error, trailer metadata.MD) bool {
 }
 
 func (cs *ClientStream) beginHeaders() {
-	cs.httpStatus, cs.respCT, cs.grpcStatus, cs.grpcMessage, cs.details = "", "", "", "", ""
+	cs.httpStatus, cs.respCT, cs.grpcStatus, cs.grpcMessage, cs.details, cs.respEnc = "", "", "", "", "", ""
 	cs.hasGrpcStatus = false
 	cs.fields = cs.fields[:0]
 }
@@ -387,6 +388,8 @@ func (cs *ClientStream) onField(f hpack.HeaderField) {
 		cs.grpcMessage = f.Value
 	case "grpc-status-details-bin":
 		cs.details = f.Value
+	case "grpc-encoding":
+		cs.respEnc = f.Value
 	default:
 		if !reservedHeader(f.Name) {
 			cs.fields = append(cs.fields, f)
@@ -415,6 +418,14 @@ func (cs *ClientStream) endHeaders(trailers, end bool) {
 		if _, ok := codec.Subtype(cs.respCT); !ok && !cs.hasGrpcStatus {
 			cs.endWithHeaderMD(md, status.Errorf(status.Unknown, "transport: received unexpected content-type %q", cs.respCT), end)
 			return
+		}
+		if cs.respEnc != "" && cs.respEnc != compress.Identity {
+			c, ok := compress.Get(cs.respEnc)
+			if !ok {
+				cs.endWithHeaderMD(md, status.Errorf(status.Internal, "grpc: Decompressor is not installed for grpc-encoding %q", cs.respEnc), end)
+				return
+			}
+			cs.recvComp = c
 		}
 		if !end {
 			cs.mu.Lock()

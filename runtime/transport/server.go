@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 )
 
@@ -77,6 +78,10 @@ type ServerConfig struct {
 	// PINGs count as too frequent.
 	PingMinTime            time.Duration
 	PermitPingWithoutCalls bool
+	// SendCompression names the compressor (see package compress) for
+	// responses to clients that accept it; a compressed request is always
+	// answered in its own encoding. None when empty.
+	SendCompression string
 	// BaseContext is the parent of every stream's context.
 	BaseContext context.Context
 	// ErrorLog receives connection-level errors; dropped when nil.
@@ -131,11 +136,12 @@ func (cfg *ServerConfig) setDefaults() {
 
 // Server accepts HTTP/2 connections and turns their streams into calls.
 type Server struct {
-	cfg    ServerConfig
-	budget *memBudget
-	work   chan *ServerStream
-	quit   chan struct{}
-	idle   atomic.Int32
+	cfg      ServerConfig
+	budget   *memBudget
+	sendComp compress.Compressor
+	work     chan *ServerStream
+	quit     chan struct{}
+	idle     atomic.Int32
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -145,10 +151,14 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// NewServer returns a server; cfg.Handler is required.
+// NewServer returns a server; cfg.Handler is required. A SendCompression
+// that names no registered compressor is ignored: server.NewServer checks
+// it.
 func NewServer(cfg ServerConfig) *Server {
 	cfg.setDefaults()
+	sendComp, _ := compress.Get(cfg.SendCompression)
 	return &Server{
+		sendComp:  sendComp,
 		cfg:       cfg,
 		budget:    newMemBudget(cfg.MaxBufferedRequestBytes),
 		work:      make(chan *ServerStream),

@@ -644,6 +644,7 @@ func (sc *serverConn) startStream(st *ServerStream, end bool) error {
 			sc.schedule(st)
 			return nil
 		}
+		st.chooseSendCompression(sc.srv.sendComp)
 		st.startTimer()
 		if whole && !end {
 			st.waitWhole = true

@@ -2,18 +2,18 @@ package transport
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
+	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/protobuf/proto"
 )
 
 // ServerStream is the server side of one call. It is also the call's
@@ -40,8 +40,11 @@ type ServerStream struct {
 	sawMethod    bool
 	rejectHTTP   int
 	rejectStatus *status.Error
-	routeErr     *status.Error // the handler's Route refused the stream
-	waitWhole    bool          // owned by the reader: dispatch at END_STREAM
+	routeErr     *status.Error       // the handler's Route refused the stream
+	recvComp     compress.Compressor // the request's grpc-encoding
+	sendComp     compress.Compressor // the response's, nil for identity
+	acceptEnc    string              // the request's grpc-accept-encoding
+	waitWhole    bool                // owned by the reader: dispatch at END_STREAM
 
 	// contentLength is the request's content-length (-1: none) and
 	// received the DATA bytes counted against it; owned by the reader.
@@ -89,7 +92,7 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 		st.sawMethod = true
 	case ":path":
 		st.method = f.Value
-	case ":scheme", ":authority", "te", "grpc-accept-encoding", "grpc-message-type":
+	case ":scheme", ":authority", "te", "grpc-message-type":
 	case "content-type":
 		sub, ok := codec.Subtype(f.Value)
 		if !ok {
@@ -120,9 +123,17 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 		}
 		st.timeout, st.hasTimeout = d, true
 	case "grpc-encoding":
-		if f.Value != "identity" {
-			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", f.Value))
+		if f.Value == compress.Identity {
+			return
 		}
+		c, ok := compress.Get(f.Value)
+		if !ok {
+			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", f.Value))
+			return
+		}
+		st.recvComp = c
+	case "grpc-accept-encoding":
+		st.acceptEnc = f.Value
 	default:
 		if !reservedHeader(f.Name) {
 			st.fields = append(st.fields, f)
@@ -139,6 +150,29 @@ func (st *ServerStream) reject(httpStatus int, s *status.Error) {
 		st.trailersOnly = true
 		st.finished = true
 	}
+}
+
+// chooseSendCompression picks the responses' compression: the request's,
+// as grpc-go does, or the server's preference when the client accepts it.
+func (st *ServerStream) chooseSendCompression(pref compress.Compressor) {
+	switch {
+	case st.recvComp != nil:
+		st.sendComp = st.recvComp
+	case pref != nil && acceptsEncoding(st.acceptEnc, pref.Name()):
+		st.sendComp = pref
+	}
+}
+
+// acceptsEncoding reports whether a grpc-accept-encoding list names name.
+func acceptsEncoding(list, name string) bool {
+	for list != "" {
+		var item string
+		item, list, _ = strings.Cut(list, ",")
+		if strings.TrimSpace(item) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (st *ServerStream) startTimer() {
@@ -338,18 +372,10 @@ func (st *ServerStream) RecvMsg(m any) error {
 	if err != nil {
 		return err
 	}
-	if msg.flag > 1 {
-		st.recv.consume(msg)
-		return status.Errorf(status.Internal, "grpc: received message with invalid compressed flag %d", msg.flag)
-	}
-	if msg.flag == 1 {
-		st.recv.consume(msg)
-		return status.New(status.Internal, "grpc: received a compressed message, but no grpc-encoding was negotiated")
-	}
-	err = st.codec.Unmarshal(msg.body, m)
+	s := decodeMsg(st.codec, st.recvComp, msg, st.recv.maxMsg, m)
 	st.recv.consume(msg)
-	if err != nil {
-		return status.Errorf(status.Internal, "grpc: failed to unmarshal the received message: %v", err)
+	if s != nil {
+		return s
 	}
 	return nil
 }
@@ -359,40 +385,13 @@ func (st *ServerStream) RecvMsg(m any) error {
 // a unary call.
 func (st *ServerStream) MoreData() bool { return st.recv.pending() }
 
-// encode marshals m into a pooled buffer behind a 5-byte envelope prefix.
-func encode(c codec.Codec, m any) (*[]byte, error) {
-	var (
-		bp  *[]byte
-		b   []byte
-		err error
-	)
-	if pm, ok := m.(proto.Message); ok && c == codec.Proto {
-		// Size first so the buffer comes from the right pool class, then
-		// marshal reusing the size just cached in the message.
-		bp = getBuf(headerSize + proto.Size(pm))
-		b = append((*bp)[:0], 0, 0, 0, 0, 0)
-		b, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, pm)
-	} else {
-		bp = getBuf(0)
-		b = append((*bp)[:0], 0, 0, 0, 0, 0)
-		b, err = c.MarshalAppend(b, m)
-	}
-	if err != nil {
-		putBuf(bp)
-		return nil, status.Errorf(status.Internal, "grpc: error while marshaling: %v", err)
-	}
-	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-headerSize))
-	*bp = b
-	return bp, nil
-}
-
 // SendMsg sends a response message, with the response headers first if
 // they have not been sent.
 func (st *ServerStream) SendMsg(m any) error {
 	if s := st.ctxStatus(); s != nil {
 		return s
 	}
-	bp, err := encode(st.codec, m)
+	bp, err := encode(st.codec, m, st.sendComp)
 	if err != nil {
 		return err
 	}
@@ -478,7 +477,7 @@ func (st *ServerStream) Finish(err error) { st.finish(status.Convert(err), nil) 
 // FinishWithMessage sends m as the only response and ends the call with OK:
 // headers, message and trailers go to the writer as one batch.
 func (st *ServerStream) FinishWithMessage(m any) error {
-	bp, err := encode(st.codec, m)
+	bp, err := encode(st.codec, m, st.sendComp)
 	if err != nil {
 		st.finish(status.Convert(err), nil)
 		return err
@@ -557,6 +556,10 @@ func (st *ServerStream) writeHeaderFields(enc *hpack.Encoder, kind itemKind) boo
 			ct = "application/grpc"
 		}
 		enc.WriteField(hpack.HeaderField{Name: "content-type", Value: ct})
+		if st.sendComp != nil && kind == itHeaders {
+			enc.WriteField(hpack.HeaderField{Name: "grpc-encoding", Value: st.sendComp.Name()})
+		}
+		enc.WriteField(hpack.HeaderField{Name: "grpc-accept-encoding", Value: compress.AcceptEncoding()})
 		writeMD(enc, st.header)
 		if kind == itHeaders {
 			return false
