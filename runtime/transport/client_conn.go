@@ -444,7 +444,7 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 	if !cs.gotHeaders {
 		return streamError{http2.ErrCodeProtocol, "server sent DATA before HEADERS"}
 	}
-	if err := cs.recv.deliver(f.Data(), n, false); err != nil {
+	if _, err := cs.recv.deliver(f.Data(), n, false); err != nil {
 		return err
 	}
 	if f.StreamEnded() {

@@ -267,7 +267,7 @@ func FuzzRecvBuffer(f *testing.F) {
 			if _, err := cf.receive(int64(len(chunk))); err != nil {
 				break // the test sent more than the connection allows
 			}
-			if err := r.deliver(chunk, int64(len(chunk)), off+step >= len(data)); err != nil {
+			if _, err := r.deliver(chunk, int64(len(chunk)), off+step >= len(data)); err != nil {
 				cf.adjust(int64(len(chunk)), 0, false)
 				break
 			}

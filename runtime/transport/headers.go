@@ -97,41 +97,43 @@ func validFieldName(k string) bool {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c >= 0x80 || !tokenChar[c] || ('A' <= c && c <= 'Z') {
+		if fieldByte[k[i]]&nameOK == 0 {
 			return false
 		}
 	}
 	return true
 }
-
-// tokenChar marks RFC 9110's tchar bytes.
-var tokenChar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // validFieldValue reports whether a header value is free of the bytes
 // RFC 9113 §8.2.1 forbids (NUL, CR, LF) and of other control characters
 // but horizontal tab, as x/net's checks do.
 func validFieldValue(v string) bool {
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < ' ' && c != '\t' || c == 0x7f {
+		if fieldByte[v[i]]&valueOK == 0 {
 			return false
 		}
 	}
 	return true
 }
+
+// fieldByte classifies bytes for the checks above with one load a byte:
+// they run on every field of every request.
+var fieldByte = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		if c >= ' ' && c != 0x7f || c == '\t' {
+			t[c] |= valueOK
+		}
+	}
+	for _, c := range "0123456789abcdefghijklmnopqrstuvwxyz!#$%&'*+-.^_`|~" {
+		t[c] |= nameOK
+	}
+	return t
+}()
+
+const (
+	nameOK uint8 = 1 << iota
+	valueOK
+)
 
 // connectionHeader reports whether a header is connection-specific, which
 // HTTP/2 forbids (RFC 9113 §8.2.2).

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
@@ -38,6 +39,9 @@ type connFlow struct {
 	target    int64
 	base      int64
 	onReceipt bool
+	// released collects releases too small to grant a window for, so that
+	// consuming a small message takes one atomic add, not the lock.
+	released atomic.Int64
 }
 
 func newConnFlow(initial int64, onReceipt bool) *connFlow {
@@ -66,9 +70,15 @@ func (f *connFlow) adjust(n, dt int64, urgent bool) uint32 {
 	if f.onReceipt {
 		return 0 // receive granted it already
 	}
+	if dt == 0 && !urgent {
+		if f.released.Add(n) < f.base/4 {
+			return 0
+		}
+		n = 0 // folded in below
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.buffered -= n
+	f.buffered -= n + f.released.Swap(0)
 	f.target += dt
 	return f.grantLocked(urgent)
 }
@@ -90,7 +100,7 @@ func (f *connFlow) grantLocked(urgent bool) uint32 {
 func (f *connFlow) held() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.buffered
+	return f.buffered - f.released.Load()
 }
 
 // rmsg is one received message, lent by next until consume: its envelope
@@ -169,23 +179,25 @@ func (r *recvBuffer) unread() int {
 }
 
 // deliver parses received data. flowLen counts padding too; the caller has
-// already charged it to the connection. It returns a stream error when the
-// peer overran the stream's window or sent data after END_STREAM.
-func (r *recvBuffer) deliver(data []byte, flowLen int64, end bool) error {
+// already charged it to the connection. It reports whether a call waiting
+// for its whole request can start now (see wholeReadyLocked), and returns
+// a stream error when the peer overran the stream's window or sent data
+// after END_STREAM.
+func (r *recvBuffer) deliver(data []byte, flowLen int64, end bool) (wholeReady bool, err error) {
 	r.mu.Lock()
 	if r.closed || r.err != nil || r.eof {
 		afterEnd := r.eof && !r.closed && r.err == nil
 		r.mu.Unlock()
 		r.discard(flowLen)
 		if afterEnd && (flowLen > 0 || end) {
-			return streamError{http2.ErrCodeStreamClosed, "DATA after END_STREAM"}
+			return false, streamError{http2.ErrCodeStreamClosed, "DATA after END_STREAM"}
 		}
-		return nil
+		return false, nil
 	}
 	if flowLen > r.win {
 		r.mu.Unlock()
 		r.discard(flowLen)
-		return streamError{http2.ErrCodeFlowControl, "DATA exceeds the stream's flow-control window"}
+		return false, streamError{http2.ErrCodeFlowControl, "DATA exceeds the stream's flow-control window"}
 	}
 	r.win -= flowLen
 	// Padding, and data past a message over the limit, are released at
@@ -208,9 +220,10 @@ func (r *recvBuffer) deliver(data []byte, flowLen int64, end bool) error {
 	}
 	streamInc := r.admitCurLocked()
 	r.signalLocked()
+	wholeReady = r.wholeReadyLocked()
 	r.mu.Unlock()
 	r.sendWindow(streamInc, connInc)
-	return nil
+	return wholeReady, nil
 }
 
 // appendLocked adds data at the end of the buffer, doubling it when full.
@@ -377,12 +390,15 @@ func (r *recvBuffer) fail(err error) {
 }
 
 // release drops everything the stream holds once it is gone, returning it
-// to the windows and the budget.
-func (r *recvBuffer) release() {
+// to the windows and the budget. It reports whether the peer had ended
+// its half (END_STREAM), and whether it was still sending (neither that
+// nor a failure).
+func (r *recvBuffer) release() (peerEnded, sending bool) {
 	r.mu.Lock()
+	peerEnded, sending = r.eof, !r.eof && r.err == nil
 	if r.closed {
 		r.mu.Unlock()
-		return
+		return peerEnded, sending
 	}
 	r.closed = true
 	held := r.buffered
@@ -406,10 +422,13 @@ func (r *recvBuffer) release() {
 	r.off, r.parsed, r.complete, r.curState, r.headAdmitted = 0, 0, 0, curPlain, 0
 	r.buffered = 0
 	r.mu.Unlock()
-	r.budget.release(budget)
-	if inc := r.cf.adjust(held, -budget, false); inc > 0 {
-		r.w.push(item{kind: itWindowUpdate, n2: inc})
+	if held != 0 || budget != 0 {
+		r.budget.release(budget)
+		if inc := r.cf.adjust(held, -budget, false); inc > 0 {
+			r.w.push(item{kind: itWindowUpdate, n2: inc})
+		}
 	}
+	return peerEnded, sending
 }
 
 // next waits for a whole message and lends it; the caller decodes it and
@@ -511,12 +530,10 @@ func (r *recvBuffer) pending() bool {
 	return r.complete > 0 || r.unread() > 0 || r.tooBig >= 0
 }
 
-// wholeReady reports, for a call that waits for its whole request, whether
-// it can start: the request has ended, or it is already wrong (a message
-// over the limit, or a second message).
-func (r *recvBuffer) wholeReady() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// wholeReadyLocked reports, for a call that waits for its whole request,
+// whether it can start: the request has ended, or it is already wrong (a
+// message over the limit, or a second message).
+func (r *recvBuffer) wholeReadyLocked() bool {
 	return r.eof || r.err != nil || r.tooBig >= 0 || r.complete > 1 || (r.complete == 1 && r.unread() > r.parsed)
 }
 
@@ -525,12 +542,4 @@ func (r *recvBuffer) peerEnded() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.eof
-}
-
-// ended reports whether the peer has finished sending (END_STREAM) or the
-// stream failed.
-func (r *recvBuffer) ended() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.eof || r.err != nil
 }

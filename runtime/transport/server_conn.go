@@ -250,7 +250,9 @@ func (sc *serverConn) readLoop() error {
 			}
 			continue
 		}
-		sc.activity.Store(true)
+		if !sc.activity.Load() { // a load is cheaper than a locked store
+			sc.activity.Store(true)
+		}
 		switch f := f.(type) {
 		case *http2.DataFrame:
 			err = sc.onData(f)
@@ -634,7 +636,7 @@ func (sc *serverConn) startStream(st *ServerStream, end bool) error {
 		return sc.waste("streams over the limit")
 	}
 	if end {
-		st.recv.deliver(nil, 0, true)
+		st.recv.deliver(nil, 0, true) // an empty END_STREAM: no error, and nobody waits yet
 	}
 	if st.rejectStatus == nil {
 		whole, reject := sc.srv.cfg.Handler.Route(st)
@@ -677,8 +679,8 @@ func (sc *serverConn) start(st *ServerStream) {
 		if st.routeErr != nil {
 			st.finish(st.routeErr, nil)
 		} else {
-			sc.w.push(item{kind: itTrailers, ws: &st.ws, rstAfter: !st.recv.peerEnded()})
-			st.recv.release()
+			_, sending := st.recv.release()
+			sc.w.push(item{kind: itTrailers, ws: &st.ws, rstAfter: sending})
 		}
 		return
 	}
@@ -733,15 +735,16 @@ func (sc *serverConn) endOfRequest(st *ServerStream) error {
 	if st.contentLength >= 0 && st.received != st.contentLength {
 		return streamError{http2.ErrCodeProtocol, "content-length does not match the DATA received"}
 	}
-	if err := st.recv.deliver(nil, 0, true); err != nil {
+	ready, err := st.recv.deliver(nil, 0, true)
+	if err != nil {
 		return err
 	}
-	sc.dispatchWhole(st)
+	sc.dispatchWhole(st, ready)
 	return nil
 }
 
-func (sc *serverConn) dispatchWhole(st *ServerStream) {
-	if st.waitWhole && st.recv.wholeReady() {
+func (sc *serverConn) dispatchWhole(st *ServerStream, ready bool) {
+	if st.waitWhole && ready {
 		st.waitWhole = false
 		sc.schedule(st)
 	}
@@ -781,10 +784,11 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 			return streamError{http2.ErrCodeProtocol, "content-length does not match the DATA received"}
 		}
 	}
-	if err := st.recv.deliver(f.Data(), n, f.StreamEnded()); err != nil {
+	ready, err := st.recv.deliver(f.Data(), n, f.StreamEnded())
+	if err != nil {
 		return err
 	}
-	sc.dispatchWhole(st)
+	sc.dispatchWhole(st, ready)
 	return nil
 }
 
@@ -1033,18 +1037,21 @@ func (sc *serverConn) finalGoAway() {
 	}
 }
 
-// removeStream forgets a stream once its last frame is written.
+// removeStream forgets a stream once its last frame is written; whatever
+// it still holds goes back to the windows and the budget.
 func (sc *serverConn) removeStream(st *ServerStream) {
+	peerEnded, _ := st.recv.release()
 	sc.mu.Lock()
 	if sc.streams[st.id] == st {
 		delete(sc.streams, st.id)
 		sc.unqueueLocked(st)
-		sc.rememberLocked(st.id, !st.recv.peerEnded())
+		sc.rememberLocked(st.id, !peerEnded)
 	}
+	idle := sc.finalSent && len(sc.streams) == 0
 	sc.mu.Unlock()
-	// Whatever it still holds goes back to the windows and the budget.
-	st.recv.release()
-	sc.checkIdle()
+	if idle {
+		sc.shutdownWrite()
+	}
 }
 
 // checkIdle ends a drained connection once its last stream is gone.

@@ -504,7 +504,9 @@ func (st *ServerStream) finish(s *status.Error, bp *[]byte) {
 	separateHeaders := first && bp == nil && len(st.header) > 0
 	st.trailersOnly = first && bp == nil && !separateHeaders
 	st.mu.Unlock()
-	rstAfter := !st.recv.ended()
+	// What the request still holds goes back now; a client still sending
+	// is told to stop with RST_STREAM(NO_ERROR) after the trailers.
+	_, rstAfter := st.recv.release()
 	w := st.conn.w
 	if bp != nil {
 		st.ws.add(len(*bp))
@@ -525,7 +527,6 @@ func (st *ServerStream) finish(s *status.Error, bp *[]byte) {
 		ctxErr = context.DeadlineExceeded
 	}
 	st.cancel(ctxErr)
-	st.recv.release()
 }
 
 // sent is part of headerSource: the writer has written the stream's last
