@@ -151,25 +151,12 @@ func (s *rpcServer) Start() error {
 		cfg.NextProtos = []string{"h2"}
 		ln = tls.NewListener(ln, cfg)
 	}
-	l := s.opts.Limits
 	s.tr = transport.NewServer(transport.ServerConfig{
-		Handler:                 s,
-		MaxRecvMsgSize:          s.opts.MaxRecvMsgSize,
-		MaxConcurrentStreams:    s.opts.MaxConcurrentStreams,
-		MaxHeaderListSize:       l.MaxHeaderListSize,
-		InitialWindowSize:       l.InitialWindowSize,
-		InitialConnWindowSize:   l.InitialConnWindowSize,
-		MaxBufferedRequestBytes: l.MaxBufferedRequestBytes,
-		HandshakeTimeout:        l.HandshakeTimeout,
-		WriteTimeout:            l.WriteTimeout,
-		IdleTimeout:             l.IdleTimeout,
-		MaxConnectionAge:        l.MaxConnectionAge,
-		MaxConnectionAgeGrace:   l.MaxConnectionAgeGrace,
-		KeepaliveTime:           l.KeepaliveTime,
-		KeepaliveTimeout:        l.KeepaliveTimeout,
-		PingMinTime:             l.PingMinTime,
-		PermitPingWithoutCalls:  l.PermitPingWithoutCalls,
-		SendCompression:         s.opts.SendCompression,
+		Handler:              s,
+		MaxRecvMsgSize:       s.opts.MaxRecvMsgSize,
+		MaxConcurrentStreams: s.opts.MaxConcurrentStreams,
+		Limits:               s.opts.Limits,
+		SendCompression:      s.opts.SendCompression,
 		ErrorLog: func(msg string, err error) {
 			slog.Debug("micro server: "+msg, "err", err)
 		},

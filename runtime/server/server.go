@@ -17,6 +17,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
+	"github.com/protoc-gen-micro/micro/runtime/transport"
 )
 
 // Server serves RPC handlers. NewServer returns the HTTP/2 implementation;
@@ -126,55 +127,9 @@ type Options struct {
 	StreamInterceptors []StreamInterceptor
 }
 
-// Limits bounds the resources a client can make the server hold. Every
-// field has a default an operator need not change; a zero field takes it.
-// What a limit does when a client passes it is in the README's
-// "Limits" section.
-type Limits struct {
-	// MaxHeaderListSize bounds a request's header block (names, values
-	// and 32 bytes a field); 64 KiB by default. Larger requests fail with
-	// RESOURCE_EXHAUSTED.
-	MaxHeaderListSize uint32
-	// InitialWindowSize is each call's receive window; 64 KiB by default.
-	// A larger message is admitted against MaxBufferedRequestBytes and
-	// granted its size.
-	InitialWindowSize int32
-	// InitialConnWindowSize is each connection's receive window, returned
-	// as handlers read; 16 MiB by default and at least InitialWindowSize
-	// times MaxConcurrentStreams.
-	InitialConnWindowSize int32
-	// MaxBufferedRequestBytes bounds, server-wide, the request messages
-	// held that were larger than a call's window; 256 MiB by default.
-	// Further ones wait, their senders stalled by flow control.
-	MaxBufferedRequestBytes int64
-	// HandshakeTimeout bounds a new connection's TLS handshake, preface
-	// and first SETTINGS; 10 s by default.
-	HandshakeTimeout time.Duration
-	// WriteTimeout disconnects a client that does not read what it is
-	// sent for that long; 30 s by default, negative for never.
-	WriteTimeout time.Duration
-	// IdleTimeout closes, with GOAWAY, a connection without calls for that
-	// long; 5 min by default, negative for never.
-	IdleTimeout time.Duration
-	// MaxConnectionAge drains a connection after that long (±10%), so that
-	// clients reconnect and rebalance; never by default.
-	// MaxConnectionAgeGrace then bounds how long its calls may finish.
-	MaxConnectionAge      time.Duration
-	MaxConnectionAgeGrace time.Duration
-	// KeepaliveTime is how long a silent connection waits before the
-	// server pings it; KeepaliveTimeout how long the answer may take
-	// before the connection is closed. 2 h and 20 s by default.
-	KeepaliveTime    time.Duration
-	KeepaliveTimeout time.Duration
-	// PingMinTime is the shortest interval between a client's PINGs
-	// tolerated while the server has sent nothing (5 min by default); a
-	// client that pings more often three times is disconnected with
-	// GOAWAY ENHANCE_YOUR_CALM, as grpc-go's servers do. Without
-	// PermitPingWithoutCalls, PINGs on a connection with no calls count as
-	// too frequent.
-	PingMinTime            time.Duration
-	PermitPingWithoutCalls bool
-}
+// Limits bounds the resources a client can make the server hold; the
+// README's "Limits" section says what a client gets past each.
+type Limits = transport.Limits
 
 // Option sets a server option.
 type Option func(*Options)

@@ -286,24 +286,9 @@ func (cc *ClientConn) read() error {
 
 // frameError is the client's version of serverConn.frameError.
 func (cc *ClientConn) frameError(err error) error {
-	var se http2.StreamError
-	if errors.As(err, &se) {
-		if se.StreamID == 0 {
-			return connError{se.Code, "stream error on stream 0"}
-		}
-		cc.resetStream(se.StreamID, streamError{se.Code, "malformed frame"})
-		return nil
-	}
-	var ce http2.ConnectionError
-	if errors.As(err, &ce) {
-		msg := "malformed frame"
-		if d := cc.fr.ErrorDetail(); d != nil {
-			msg = d.Error()
-		}
-		return connError{http2.ErrCode(ce), msg}
-	}
-	if errors.Is(err, http2.ErrFrameTooLarge) {
-		return connError{http2.ErrCodeFrameSize, "frame larger than the advertised maximum"}
+	id, code, err := classifyFrameError(cc.fr, err)
+	if err == nil {
+		cc.resetStream(id, streamError{code, "malformed frame"})
 	}
 	return err
 }

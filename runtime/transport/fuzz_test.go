@@ -118,8 +118,8 @@ func FuzzServerConn(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		srv := NewServer(ServerConfig{Handler: echoHandler{}, MaxRecvMsgSize: 1 << 20, MaxBufferedRequestBytes: 2 << 20,
-			HandshakeTimeout: time.Second, WriteTimeout: time.Second})
+		srv := NewServer(ServerConfig{Handler: echoHandler{}, MaxRecvMsgSize: 1 << 20,
+			Limits: Limits{MaxBufferedRequestBytes: 2 << 20, HandshakeTimeout: time.Second, WriteTimeout: time.Second}})
 		cEnd, sEnd := net.Pipe()
 		srv.ServeConn(sEnd)
 		drained := make(chan struct{})

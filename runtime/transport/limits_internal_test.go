@@ -61,7 +61,7 @@ func TestBudgetBoundsLargeRequests(t *testing.T) {
 		size    = 3900 << 10
 		budget  = 8 << 20 // room for two such messages at once
 	)
-	srv, addr := serveEcho(t, ServerConfig{MaxRecvMsgSize: 4 << 20, MaxBufferedRequestBytes: budget})
+	srv, addr := serveEcho(t, ServerConfig{MaxRecvMsgSize: 4 << 20, Limits: Limits{MaxBufferedRequestBytes: budget}})
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := 0; i < clients; i++ {
@@ -196,7 +196,7 @@ func TestAcceptBackoff(t *testing.T) {
 // TestIdleTimeout: a connection without calls is sent GOAWAY and closed.
 func TestIdleTimeout(t *testing.T) {
 	leakcheck.Check(t)
-	_, addr := serveEcho(t, ServerConfig{IdleTimeout: 50 * time.Millisecond})
+	_, addr := serveEcho(t, ServerConfig{Limits: Limits{IdleTimeout: 50 * time.Millisecond}})
 	cc := dial(t, addr)
 	if err := roundTrip(t, cc, "/t/echo", 10); err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestIdleTimeout(t *testing.T) {
 // server's keepalive PING is closed.
 func TestKeepaliveClosesSilentPeer(t *testing.T) {
 	leakcheck.Check(t)
-	_, addr := serveEcho(t, ServerConfig{KeepaliveTime: 50 * time.Millisecond, KeepaliveTimeout: 50 * time.Millisecond})
+	_, addr := serveEcho(t, ServerConfig{Limits: Limits{KeepaliveTime: 50 * time.Millisecond, KeepaliveTimeout: 50 * time.Millisecond}})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func TestKeepaliveClosesSilentPeer(t *testing.T) {
 // keeps its connection, round after round.
 func TestKeepaliveAnswered(t *testing.T) {
 	leakcheck.Check(t)
-	_, addr := serveEcho(t, ServerConfig{KeepaliveTime: 20 * time.Millisecond, KeepaliveTimeout: 100 * time.Millisecond, IdleTimeout: -1})
+	_, addr := serveEcho(t, ServerConfig{Limits: Limits{KeepaliveTime: 20 * time.Millisecond, KeepaliveTimeout: 100 * time.Millisecond, IdleTimeout: -1}})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +276,7 @@ func TestKeepaliveAnswered(t *testing.T) {
 // move on, and closed after the grace period even with a call running.
 func TestMaxConnectionAge(t *testing.T) {
 	leakcheck.Check(t)
-	_, addr := serveEcho(t, ServerConfig{MaxConnectionAge: 50 * time.Millisecond, MaxConnectionAgeGrace: 50 * time.Millisecond})
+	_, addr := serveEcho(t, ServerConfig{Limits: Limits{MaxConnectionAge: 50 * time.Millisecond, MaxConnectionAgeGrace: 50 * time.Millisecond}})
 	cc := dial(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -84,16 +84,21 @@ func (f *connFlow) adjust(n, dt int64, urgent bool) uint32 {
 }
 
 func (f *connFlow) grantLocked(urgent bool) uint32 {
-	d := f.target - f.win - f.buffered
-	if d <= 0 || (!urgent && d < f.base/4) {
-		return 0
-	}
-	d = min(d, maxWindow-f.win)
-	if d <= 0 {
-		return 0
-	}
+	d := grant(f.target, f.win, f.buffered, f.base, urgent)
 	f.win += d
 	return uint32(d)
+}
+
+// grant returns the window increment that brings a credit (win plus
+// buffered) back to target: at once when urgent, else once the deficit
+// reaches a quarter of base, so that small reads cost no frame; never
+// taking the window past maxWindow.
+func grant(target, win, buffered, base int64, urgent bool) int64 {
+	d := target - win - buffered
+	if d <= 0 || (!urgent && d < base/4) {
+		return 0
+	}
+	return max(min(d, maxWindow-win), 0)
 }
 
 // held reports the bytes received and not released (for tests).
@@ -336,14 +341,7 @@ func (r *recvBuffer) grantLocked(urgent bool) uint32 {
 	if r.eof || r.closed || r.err != nil {
 		return 0
 	}
-	d := r.target - r.win - r.buffered
-	if d <= 0 || (!urgent && d < r.w0/4) {
-		return 0
-	}
-	d = min(d, maxWindow-r.win)
-	if d <= 0 {
-		return 0
-	}
+	d := grant(r.target, r.win, r.buffered, r.w0, urgent)
 	r.win += d
 	return uint32(d)
 }

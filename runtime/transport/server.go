@@ -29,55 +29,18 @@ type Handler interface {
 	Serve(st *ServerStream)
 }
 
-// ServerConfig configures a Server. Every bound a client could push has a
-// default an operator need not touch; zero fields take it.
+// ServerConfig configures a Server.
 type ServerConfig struct {
 	Handler Handler
 	// MaxRecvMsgSize bounds a received message, after decompression;
 	// 4 MiB when 0.
 	MaxRecvMsgSize int
 	// MaxConcurrentStreams is advertised per connection and bounds the
-	// handlers running for it; 256 when 0.
+	// handlers running for it, including those of streams the client
+	// reset; 256 when 0.
 	MaxConcurrentStreams uint32
-	// MaxHeaderListSize bounds a request's header block; 64 KiB when 0.
-	MaxHeaderListSize uint32
-	// InitialWindowSize is each stream's receive window; 64 KiB when 0.
-	InitialWindowSize int32
-	// InitialConnWindowSize is each connection's receive window; 16 MiB
-	// when 0, and never less than InitialWindowSize times
-	// MaxConcurrentStreams.
-	InitialConnWindowSize int32
-	// MaxBufferedRequestBytes bounds, across all connections, the request
-	// messages held that were too large for a stream's window; 256 MiB
-	// when 0, and never less than one message.
-	MaxBufferedRequestBytes int64
-	// HandshakeTimeout bounds the wait for a new connection's preface and
-	// first SETTINGS; 10 s when 0.
-	HandshakeTimeout time.Duration
-	// WriteTimeout bounds each write to a connection: a peer that stops
-	// reading is disconnected after it; 30 s when 0, none when negative.
-	WriteTimeout time.Duration
-	// IdleTimeout closes (with GOAWAY) a connection without calls for that
-	// long; 5 min when 0, never when negative.
-	IdleTimeout time.Duration
-	// MaxConnectionAge, when positive, drains a connection after that long
-	// (±10%), so clients rebalance; calls get MaxConnectionAgeGrace to
-	// finish (unbounded when 0).
-	MaxConnectionAge      time.Duration
-	MaxConnectionAgeGrace time.Duration
-	// KeepaliveTime is how long a connection may be silent before the
-	// server pings it, and KeepaliveTimeout how long it waits for the
-	// answer before closing; 2 h and 20 s when 0.
-	KeepaliveTime    time.Duration
-	KeepaliveTimeout time.Duration
-	// PingMinTime is the shortest interval between a client's PINGs the
-	// server tolerates when it has sent nothing since: three closer ones
-	// end the connection with GOAWAY ENHANCE_YOUR_CALM (grpc-go's
-	// enforcement policy); 5 min when 0. PermitPingWithoutCalls lets a
-	// connection with no calls ping at that rate too; without it such
-	// PINGs count as too frequent.
-	PingMinTime            time.Duration
-	PermitPingWithoutCalls bool
+	// Limits bounds the rest of what a client can make the server hold.
+	Limits
 	// SendCompression names the compressor (see package compress) for
 	// responses to clients that accept it; a compressed request is always
 	// answered in its own encoding. None when empty.
@@ -86,6 +49,57 @@ type ServerConfig struct {
 	BaseContext context.Context
 	// ErrorLog receives connection-level errors; dropped when nil.
 	ErrorLog func(msg string, err error)
+}
+
+// Limits bounds the resources a client can make a server hold. Every
+// field has a default an operator need not change; a zero field takes it.
+type Limits struct {
+	// MaxHeaderListSize bounds a request's header block (names, values
+	// and 32 bytes a field); 64 KiB by default. Larger requests fail with
+	// RESOURCE_EXHAUSTED.
+	MaxHeaderListSize uint32
+	// InitialWindowSize is each call's receive window, returned as the
+	// handler reads; 64 KiB by default. A larger message is admitted
+	// against MaxBufferedRequestBytes and granted its size.
+	InitialWindowSize int32
+	// InitialConnWindowSize is each connection's receive window, returned
+	// as handlers read; 16 MiB by default and never less than
+	// InitialWindowSize times MaxConcurrentStreams, so that one call's
+	// unread data never blocks another's.
+	InitialConnWindowSize int32
+	// MaxBufferedRequestBytes bounds, across all connections, the request
+	// messages held that were larger than a call's window; 256 MiB by
+	// default and never less than one message. Further ones wait, their
+	// senders stalled by flow control.
+	MaxBufferedRequestBytes int64
+	// HandshakeTimeout bounds a new connection's TLS handshake, preface
+	// and first SETTINGS; 10 s by default.
+	HandshakeTimeout time.Duration
+	// WriteTimeout disconnects a client that does not read what it is
+	// sent for that long; 30 s by default, never when negative.
+	WriteTimeout time.Duration
+	// IdleTimeout closes, with GOAWAY, a connection without calls for that
+	// long; 5 min by default, never when negative.
+	IdleTimeout time.Duration
+	// MaxConnectionAge drains a connection after that long (±10%), so that
+	// clients reconnect and rebalance; never by default.
+	// MaxConnectionAgeGrace then bounds how long its calls may finish
+	// (unbounded when 0).
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	// KeepaliveTime is how long a silent connection waits before the
+	// server pings it; KeepaliveTimeout how long the answer may take
+	// before the connection is closed. 2 h and 20 s by default.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+	// PingMinTime is the shortest interval between a client's PINGs
+	// tolerated while the server has sent nothing (5 min by default); a
+	// client that pings more often three times is disconnected with
+	// GOAWAY ENHANCE_YOUR_CALM, as grpc-go's servers do. Without
+	// PermitPingWithoutCalls, PINGs on a connection with no calls count as
+	// too frequent.
+	PingMinTime            time.Duration
+	PermitPingWithoutCalls bool
 }
 
 func (cfg *ServerConfig) setDefaults() {

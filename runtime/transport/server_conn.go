@@ -317,29 +317,39 @@ func (sc *serverConn) startPending() {
 }
 
 // frameError turns an error of the framer into what the reader does: a
-// stream reset (nil), or the error that ends the connection. x/net's
-// connection errors may come without detail; nothing here assumes one.
+// stream reset (nil), or the error that ends the connection.
 func (sc *serverConn) frameError(err error) error {
+	id, code, err := classifyFrameError(sc.fr, err)
+	if err == nil {
+		sc.resetStream(id, code)
+	}
+	return err
+}
+
+// classifyFrameError sorts an error of x/net's framer: a stream error, to
+// be answered by resetting stream id with code, or (err non-nil) the
+// error that ends the connection. x/net's connection errors may come
+// without detail; nothing here assumes one.
+func classifyFrameError(fr *http2.Framer, err error) (id uint32, code http2.ErrCode, connErr error) {
 	var se http2.StreamError
 	if errors.As(err, &se) {
-		if se.StreamID != 0 {
-			sc.resetStream(se.StreamID, se.Code)
-			return nil
+		if se.StreamID == 0 {
+			return 0, 0, connError{se.Code, "stream error on stream 0"}
 		}
-		return connError{se.Code, "stream error on stream 0"}
+		return se.StreamID, se.Code, nil
 	}
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		msg := "malformed frame"
-		if d := sc.fr.ErrorDetail(); d != nil {
+		if d := fr.ErrorDetail(); d != nil {
 			msg = d.Error()
 		}
-		return connError{http2.ErrCode(ce), msg}
+		return 0, 0, connError{http2.ErrCode(ce), msg}
 	}
 	if errors.Is(err, http2.ErrFrameTooLarge) {
-		return connError{http2.ErrCodeFrameSize, "frame larger than the advertised maximum"}
+		return 0, 0, connError{http2.ErrCodeFrameSize, "frame larger than the advertised maximum"}
 	}
-	return err
+	return 0, 0, err
 }
 
 // waste charges the peer for a frame that does nothing useful (an empty
