@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +239,34 @@ func TestServerSpeaksFirst(t *testing.T) {
 			t.Fatalf("Header before sending: %v %v", h, err)
 		}
 	})
+}
+
+// TestMetadataHTTP2CannotCarry: metadata with a control character in a
+// value, or a key that is not a lower-case token, is refused with a clear
+// error on both sides rather than sent (or silently dropped).
+func TestMetadataHTTP2CannotCarry(t *testing.T) {
+	leakcheck.Check(t)
+	setErr := make(chan error, 1)
+	srv := serveGreeter(t, &funcGreeter{
+		hello: func(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
+			setErr <- server.SetHeader(ctx, metadata.Pairs("x-bad", "line\nbreak"))
+			out.Message = "ok"
+			return nil
+		},
+	})
+	g := greeterAt(newTestClient(t), srv.Address())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, md := range []metadata.MD{{"x-nul": {"a\x00b"}}, {"x key": {"v"}}} {
+		_, err := g.SayHello(metadata.NewOutgoingContext(ctx, md), &greeterpb.HelloRequest{Name: "m"})
+		if status.CodeOf(err) != status.Internal || !strings.Contains(err.Error(), "metadata") {
+			t.Fatalf("call with metadata %q: %v, want Internal naming the metadata", md, err)
+		}
+	}
+	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-setErr; status.CodeOf(err) != status.Internal {
+		t.Fatalf("server.SetHeader with a newline in a value: %v, want Internal", err)
+	}
 }

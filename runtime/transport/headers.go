@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -73,6 +74,30 @@ func validHeaderName(k string) bool {
 	return true
 }
 
+// checkMD refuses metadata HTTP/2 cannot carry: keys that are not
+// lower-case tokens, and text values with control characters (NUL, CR, LF
+// and the like); -bin values are base64-encoded and may hold anything.
+// Reserved keys are accepted and never sent.
+func checkMD(md metadata.MD) error {
+	for k, vs := range md {
+		if reservedHeader(k) {
+			continue
+		}
+		if !validHeaderName(k) {
+			return status.Errorf(status.Internal, "transport: metadata key %q is not a valid HTTP/2 header name", k)
+		}
+		if isBinHeader(k) {
+			continue
+		}
+		for _, v := range vs {
+			if !validFieldValue(v) {
+				return status.Errorf(status.Internal, "transport: metadata value of %q contains a control character HTTP/2 forbids", k)
+			}
+		}
+	}
+	return nil
+}
+
 // writeMD hpack-encodes custom metadata, base64-encoding -bin values and
 // skipping keys the protocol reserves or HTTP/2 forbids.
 func writeMD(enc *hpack.Encoder, md metadata.MD) {
@@ -84,6 +109,8 @@ func writeMD(enc *hpack.Encoder, md metadata.MD) {
 		for _, v := range vs {
 			if bin {
 				v = encodeBin(v)
+			} else if !validFieldValue(v) {
+				continue // checked when set; never put on the wire
 			}
 			enc.WriteField(hpack.HeaderField{Name: k, Value: v})
 		}

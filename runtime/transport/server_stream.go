@@ -423,6 +423,9 @@ func (st *ServerStream) SendMsg(m any) error {
 
 // SetHeader merges md into the response headers.
 func (st *ServerStream) SetHeader(md metadata.MD) error {
+	if err := checkMD(md); err != nil {
+		return err
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.headerSent || st.finished {
@@ -434,6 +437,9 @@ func (st *ServerStream) SetHeader(md metadata.MD) error {
 
 // SendHeader merges md into the response headers and sends them now.
 func (st *ServerStream) SendHeader(md metadata.MD) error {
+	if err := checkMD(md); err != nil {
+		return err
+	}
 	st.mu.Lock()
 	if st.headerSent || st.finished {
 		st.mu.Unlock()
@@ -447,7 +453,15 @@ func (st *ServerStream) SendHeader(md metadata.MD) error {
 }
 
 // SetTrailer merges md into the trailers sent with the status.
+// Metadata HTTP/2 cannot carry is left out and reported to the server's
+// ErrorLog (the method has no error to return).
 func (st *ServerStream) SetTrailer(md metadata.MD) {
+	if err := checkMD(md); err != nil {
+		if log := st.conn.cfg.ErrorLog; log != nil {
+			log("SetTrailer for "+st.method, err)
+		}
+		return
+	}
 	st.mu.Lock()
 	if !st.finished {
 		st.trailer = mergeMD(st.trailer, md)
