@@ -954,7 +954,9 @@ func (sc *serverConn) onPriority(f *http2.PriorityFrame) error {
 }
 
 // startTimers arms the connection's housekeeping: the idle timeout, the
-// keepalive check and the maximum age. Called with sc.mu held.
+// keepalive check and the maximum age. Called with sc.mu held; a callback
+// re-arms its timer under sc.mu too, and never once the connection is
+// closed, so a closed connection leaves no timer holding it.
 func (sc *serverConn) startTimers() {
 	if d := sc.cfg.IdleTimeout; d > 0 {
 		var seen uint64
@@ -969,7 +971,7 @@ func (sc *serverConn) startTimers() {
 				sc.drain()
 				return
 			}
-			t.Reset(d)
+			sc.rearm(&t, d)
 		})
 		sc.timers = append(sc.timers, t)
 	}
@@ -978,7 +980,7 @@ func (sc *serverConn) startTimers() {
 		var t *time.Timer
 		t = time.AfterFunc(d, func() {
 			if sc.activity.Swap(false) {
-				t.Reset(d)
+				sc.rearm(&t, d)
 				return
 			}
 			sc.mu.Lock()
@@ -991,7 +993,7 @@ func (sc *serverConn) startTimers() {
 			sc.pingOut = true
 			sc.mu.Unlock()
 			sc.w.push(item{kind: itPing, ping: keepalivePing})
-			t.Reset(timeout)
+			sc.rearm(&t, timeout)
 		})
 		sc.timers = append(sc.timers, t)
 	}
@@ -1000,13 +1002,23 @@ func (sc *serverConn) startTimers() {
 		sc.timers = append(sc.timers, time.AfterFunc(age, func() {
 			sc.drain()
 			if g := sc.cfg.MaxConnectionAgeGrace; g > 0 {
-				t := time.AfterFunc(g, func() { sc.close(errors.New("max connection age and grace passed")) })
 				sc.mu.Lock()
-				sc.timers = append(sc.timers, t)
+				if !sc.closed {
+					sc.timers = append(sc.timers, time.AfterFunc(g, func() { sc.close(errors.New("max connection age and grace passed")) }))
+				}
 				sc.mu.Unlock()
 			}
 		}))
 	}
+}
+
+// rearm resets *t, read under sc.mu, which startTimers held when it set it.
+func (sc *serverConn) rearm(t **time.Timer, d time.Duration) {
+	sc.mu.Lock()
+	if !sc.closed {
+		(*t).Reset(d)
+	}
+	sc.mu.Unlock()
 }
 
 // drain starts a graceful close: a GOAWAY that still admits streams in
