@@ -5,12 +5,13 @@
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
 # make fuzz      every fuzz target for FUZZTIME each (5s in make test; e.g. FUZZTIME=10m)
 # make conformance  connectrpc's conformance suite against our server and client (see conformance/doc.go)
+# make soak      ten minutes of mixed load with attacks taking turns (see internal/soak; make test runs 20 s)
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
 MODULES := . interop bench conformance
 
-.PHONY: all demo test generate plugin bench conformance fmt-check vet protoc-check fuzz
+.PHONY: all demo test generate plugin bench conformance soak fmt-check vet protoc-check fuzz
 
 all: test
 
@@ -87,6 +88,7 @@ FUZZTIME ?= 5s
 FUZZ := ./runtime/transport:FuzzServerConn ./runtime/transport:FuzzClientConn \
 	./runtime/transport:FuzzRecvBuffer ./runtime/transport:FuzzDecodeTimeout \
 	./runtime/transport:FuzzMetadata ./runtime/status:FuzzMessage ./runtime/status:FuzzUnmarshalDetails \
+	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
 	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT
 
 fuzz:
@@ -101,6 +103,16 @@ fuzz:
 # test runs the same test; every case must pass.
 conformance:
 	cd conformance && $(GO) test -count=1 -run '^TestConformance$$' -v .
+
+# soak: mixed unary and streaming load from clients that come and go while
+# the attack classes take turns, sampling goroutines, heap and RSS every
+# SOAK_INTERVAL; it fails unless they end flat and every well-behaved call
+# got its answer. make test runs the same test for 20 s with -race.
+SOAK_DURATION ?= 10m
+SOAK_INTERVAL ?= 30s
+soak:
+	$(GO) test -count=1 -run '^TestSoak$$' -v -timeout 30m ./internal/soak \
+		-soak.duration $(SOAK_DURATION) -soak.interval $(SOAK_INTERVAL) -soak.workers 16
 
 # bench: the Go benchmarks side by side (ours, grpc-go, connect-go) with
 # speed-ups over grpc-go, then each server pinned to one core under a fixed
