@@ -802,3 +802,67 @@ func TestLateFramesOnResetStream(t *testing.T) {
 	rc.data(3, false, []byte{0})
 	rc.expectGoAway(http2.ErrCodeStreamClosed)
 }
+
+// TestBusyConnectionDoesNotStarveOthers: a connection kept as busy as a
+// client can make it (64 unary calls at a time and 8 endless server
+// streams read as fast as they come) does not hold back another
+// connection's calls: each of 200 calls made one after another on a second
+// connection is answered, while the busy one is served too. (The soak in
+// internal/soak checks the same with the attack classes as the busy
+// connections.)
+func TestBusyConnectionDoesNotStarveOthers(t *testing.T) {
+	leakcheck.Check(t)
+	srv, _ := startVictim(t)
+	at := client.WithAddress(srv.Address())
+	busy := client.NewClient()
+	defer busy.(io.Closer).Close()
+	svc := greeterpb.NewGreeterService("greeter", busy)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	var served atomic.Int64
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if _, err := svc.SayHello(ctx, &greeterpb.HelloRequest{Name: "busy"}, at); err == nil {
+					served.Add(1)
+				}
+			}
+		}()
+	}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := svc.LotsOfReplies(ctx, &greeterpb.HelloRequest{}, at)
+			if err != nil {
+				return
+			}
+			for {
+				if _, err := s.Recv(); err != nil {
+					return
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	waitFor(t, func() bool { return served.Load() > 1000 })
+
+	bystander := client.NewClient()
+	defer bystander.(io.Closer).Close()
+	bsvc := greeterpb.NewGreeterService("greeter", bystander)
+	before := served.Load()
+	for i := range 200 {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rsp, err := bsvc.SayHello(cctx, &greeterpb.HelloRequest{Name: "bystander"}, at)
+		cancel()
+		if err != nil || rsp.Message != "Hello bystander" {
+			t.Fatalf("call %d on another connection while one is busy: %v %v", i, rsp, err)
+		}
+	}
+	if served.Load() == before {
+		t.Fatal("the busy connection was not served while the other called")
+	}
+}
