@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/internal/rawframe"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -585,6 +586,16 @@ func (r *rawConn) headers(id uint32, end bool, path string, extra ...hpack.Heade
 	return r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.block(path, extra...), EndStream: end, EndHeaders: true})
 }
 
+// split writes a request's header block of more than 16 KiB as HEADERS
+// and CONTINUATION frames.
+func (r *rawConn) split(id uint32, blk []byte) {
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk[:16384], EndStream: true})
+	for off := 16384; off < len(blk); off += 16384 {
+		end := min(off+16384, len(blk))
+		r.fr.WriteContinuation(id, end == len(blk), blk[off:end])
+	}
+}
+
 // flood writes b again and again, n times at most, in a goroutine of its
 // own (the server may stop reading); wait returns when it has stopped.
 func (r *rawConn) flood(b []byte, n int) (wait func()) {
@@ -653,15 +664,6 @@ func (r *rawConn) hold() string {
 	}
 }
 
-func frame(typ http2.FrameType, flags http2.Flags, id uint32, payload []byte) []byte {
-	b := make([]byte, 9+len(payload))
-	b[0], b[1], b[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
-	b[3], b[4] = byte(typ), byte(flags)
-	binary.BigEndian.PutUint32(b[5:], id)
-	copy(b[9:], payload)
-	return b
-}
-
 func repeat(b []byte, n int) []byte { return bytes.Repeat(b, n) }
 
 // envelope frames a message; compressed sets its flag.
@@ -694,7 +696,7 @@ var gzipBomb = sync.OnceValue(func() []byte {
 var attackList = []attack{
 	{"malformed frame length", func(r *rawConn) string {
 		r.preface()
-		r.c.Write(frame(http2.FramePing, 0, 0, make([]byte, 7)))
+		r.c.Write(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 7)))
 		return r.answer()
 	}},
 	{"empty header name", func(r *rawConn) string {
@@ -733,7 +735,7 @@ var attackList = []attack{
 		for r.hbuf.Len()+1100 < 16384 {
 			r.henc.WriteField(hpack.HeaderField{Name: "x-flood", Value: strings.Repeat("c", 1000), Sensitive: true})
 		}
-		wait := r.flood(frame(http2.FrameContinuation, 0, 1, r.hbuf.Bytes()), 10000)
+		wait := r.flood(rawframe.Frame(http2.FrameContinuation, 0, 1, r.hbuf.Bytes()), 10000)
 		defer wait()
 		return r.answer()
 	}},
@@ -741,11 +743,7 @@ var attackList = []attack{
 		r.preface()
 		blk := r.block(greeterpb.GreeterSayHelloProcedure, hpack.HeaderField{Name: "x-bomb", Value: strings.Repeat("b", 4000)})
 		blk = append(blk, repeat([]byte{0x80 | 62}, 100000)...)
-		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk[:16384], EndStream: true})
-		for off := 16384; off < len(blk); off += 16384 {
-			end := min(off+16384, len(blk))
-			r.fr.WriteContinuation(1, end == len(blk), blk[off:end])
-		}
+		r.split(1, blk)
 		return r.answer()
 	}},
 	{"huge header list", func(r *rawConn) string {
@@ -755,17 +753,13 @@ var attackList = []attack{
 			extra = append(extra, hpack.HeaderField{Name: "x-big-" + strconv.Itoa(i), Value: strings.Repeat("h", 4000), Sensitive: true})
 		}
 		blk := r.block(greeterpb.GreeterSayHelloProcedure, extra...)
-		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk[:16384], EndStream: true})
-		for off := 16384; off < len(blk); off += 16384 {
-			end := min(off+16384, len(blk))
-			r.fr.WriteContinuation(1, end == len(blk), blk[off:end])
-		}
+		r.split(1, blk)
 		return r.answer()
 	}},
 	{"PING flood, never reading", func(r *rawConn) string {
 		r.preface()
 		// Write until the server stops reading or closes, reading nothing.
-		b := repeat(frame(http2.FramePing, 0, 0, make([]byte, 8)), 4096)
+		b := repeat(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 8)), 4096)
 		for range 1000 {
 			if _, err := r.c.Write(b); err != nil {
 				var ne net.Error
@@ -779,14 +773,14 @@ var attackList = []attack{
 	}},
 	{"SETTINGS flood", func(r *rawConn) string {
 		r.preface()
-		wait := r.flood(repeat(frame(http2.FrameSettings, 0, 0, []byte{0, byte(http2.SettingMaxFrameSize), 0, 0, 0x40, 0}), 5000), 1)
+		wait := r.flood(repeat(rawframe.Frame(http2.FrameSettings, 0, 0, []byte{0, byte(http2.SettingMaxFrameSize), 0, 0, 0x40, 0}), 5000), 1)
 		defer wait()
 		return r.answer()
 	}},
 	{"empty DATA flood", func(r *rawConn) string {
 		r.preface()
 		r.headers(1, false, greeterpb.GreeterLotsOfGreetingsProcedure)
-		wait := r.flood(repeat(frame(http2.FrameData, 0, 1, nil), 5000), 1)
+		wait := r.flood(repeat(rawframe.Frame(http2.FrameData, 0, 1, nil), 5000), 1)
 		defer wait()
 		return r.answer()
 	}},
@@ -860,7 +854,7 @@ var attackList = []attack{
 	{"oversized frame", func(r *rawConn) string {
 		r.preface()
 		r.headers(1, false, greeterpb.GreeterLotsOfGreetingsProcedure)
-		r.c.Write(frame(http2.FrameData, 0, 1, make([]byte, 20000)))
+		r.c.Write(rawframe.Frame(http2.FrameData, 0, 1, make([]byte, 20000)))
 		return r.answer()
 	}},
 	{"gzip bomb", func(r *rawConn) string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/rawframe"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
@@ -129,15 +130,6 @@ func (sc *scriptConn) block(fields ...string) []byte {
 
 func (sc *scriptConn) raw(b []byte) { sc.c.Write(b) }
 
-func rawFrame(typ http2.FrameType, flags http2.Flags, id uint32, payload []byte) []byte {
-	b := make([]byte, 9+len(payload))
-	b[0], b[1], b[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
-	b[3], b[4] = byte(typ), byte(flags)
-	binary.BigEndian.PutUint32(b[5:], id)
-	copy(b[9:], payload)
-	return b
-}
-
 func replyBytes(t *testing.T, msg string) []byte {
 	b, err := proto.Marshal(&greeterpb.HelloReply{Message: msg})
 	if err != nil {
@@ -169,56 +161,56 @@ func TestHostileServerFrames(t *testing.T) {
 		code   status.Code
 	}{
 		{"PING of 7 bytes", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FramePing, 0, 0, make([]byte, 7)))
+			sc.raw(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 7)))
 		}, status.Unavailable},
 		{"SETTINGS ACK with a payload", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameSettings, http2.FlagSettingsAck, 0, make([]byte, 6)))
+			sc.raw(rawframe.Frame(http2.FrameSettings, http2.FlagSettingsAck, 0, make([]byte, 6)))
 		}, status.Unavailable},
 		{"WINDOW_UPDATE of 3 bytes", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameWindowUpdate, 0, id, make([]byte, 3)))
+			sc.raw(rawframe.Frame(http2.FrameWindowUpdate, 0, id, make([]byte, 3)))
 		}, status.Unavailable},
 		{"frame over 16 KiB", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
-			sc.raw(rawFrame(http2.FrameData, 0, id, make([]byte, 20000)))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+			sc.raw(rawframe.Frame(http2.FrameData, 0, id, make([]byte, 20000)))
 		}, status.Unavailable},
 		{"empty header name", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "", "x")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "", "x")))
 		}, status.Internal},
 		{"upper-case header name", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "X-Up", "x")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "X-Up", "x")))
 		}, status.Internal},
 		{"no :status", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block("content-type", "application/grpc")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block("content-type", "application/grpc")))
 		}, status.Internal},
 		{"request pseudo-header", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", ":path", "/")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", ":path", "/")))
 		}, status.Internal},
 		{"pseudo-header in trailers", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
-			sc.raw(rawFrame(http2.FrameData, 0, id, replyBytes(t, "hi")))
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block(":status", "200", "grpc-status", "0")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+			sc.raw(rawframe.Frame(http2.FrameData, 0, id, replyBytes(t, "hi")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block(":status", "200", "grpc-status", "0")))
 		}, status.Internal},
 		{"DATA beyond the stream window", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
 			// A 2 MiB message is granted its size on top of the 1 MiB
 			// window; 4 MiB overruns that.
-			sc.raw(rawFrame(http2.FrameData, 0, id, []byte{0, 0, 0x20, 0, 0}))
+			sc.raw(rawframe.Frame(http2.FrameData, 0, id, []byte{0, 0, 0x20, 0, 0}))
 			for i := 0; i < 256; i++ {
-				sc.raw(rawFrame(http2.FrameData, 0, id, make([]byte, 16384)))
+				sc.raw(rawframe.Frame(http2.FrameData, 0, id, make([]byte, 16384)))
 			}
 		}, status.Internal},
 		{"message over the receive limit", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
-			sc.raw(rawFrame(http2.FrameData, 0, id, []byte{0, 0xff, 0xff, 0xff, 0xff}))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+			sc.raw(rawframe.Frame(http2.FrameData, 0, id, []byte{0, 0xff, 0xff, 0xff, 0xff}))
 		}, status.ResourceExhausted},
 		{"second message on a unary call", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
-			sc.raw(rawFrame(http2.FrameData, 0, id, append(replyBytes(t, "a"), replyBytes(t, "b")...)))
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+			sc.raw(rawframe.Frame(http2.FrameData, 0, id, append(replyBytes(t, "a"), replyBytes(t, "b")...)))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
 		}, status.Unimplemented},
 		{"no message on a unary call", func(sc *scriptConn, id uint32) {
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
-			sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+			sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
 		}, status.Unimplemented},
 		{"WINDOW_UPDATE overflowing the connection", func(sc *scriptConn, id uint32) {
 			sc.fr.WriteWindowUpdate(0, 1<<31-1)
@@ -246,7 +238,7 @@ func TestHostileServerFrames(t *testing.T) {
 func TestHostileServerNoSettings(t *testing.T) {
 	leakcheck.Check(t)
 	addr := scriptServer(t, true, func(sc *scriptConn) {
-		sc.raw(rawFrame(http2.FramePing, 0, 0, make([]byte, 8)))
+		sc.raw(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 8)))
 		sc.readUntil(func(http2.Frame) bool { return false })
 	})
 	if _, err := callOnce(t, addr, 10*time.Second); status.CodeOf(err) != status.Unavailable {
@@ -265,15 +257,15 @@ func TestCancelBetweenHeadersAndContinuation(t *testing.T) {
 			return
 		}
 		block := sc.block(":status", "200", "content-type", "application/grpc", "x-a", "b")
-		sc.raw(rawFrame(http2.FrameHeaders, 0, id, block[:2]))
+		sc.raw(rawframe.Frame(http2.FrameHeaders, 0, id, block[:2]))
 		// Wait for the client's RST_STREAM, then end the block.
 		sc.readUntil(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok })
-		sc.raw(rawFrame(http2.FrameContinuation, http2.FlagContinuationEndHeaders, id, block[2:]))
+		sc.raw(rawframe.Frame(http2.FrameContinuation, http2.FlagContinuationEndHeaders, id, block[2:]))
 		// The connection is still usable: answer the next call.
 		id = sc.nextHeaders()
-		sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
-		sc.raw(rawFrame(http2.FrameData, 0, id, replyBytes(t, "after")))
-		sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
+		sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+		sc.raw(rawframe.Frame(http2.FrameData, 0, id, replyBytes(t, "after")))
+		sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
 		sc.readUntil(func(http2.Frame) bool { return false })
 	})
 	c := client.NewClient()
@@ -330,9 +322,9 @@ func TestDialNotBoundToFirstCaller(t *testing.T) {
 		<-proceed
 		sc.fr.WriteSettings()
 		id := sc.nextHeaders()
-		sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
-		sc.raw(rawFrame(http2.FrameData, 0, id, replyBytes(t, "patient")))
-		sc.raw(rawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
+		sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
+		sc.raw(rawframe.Frame(http2.FrameData, 0, id, replyBytes(t, "patient")))
+		sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
 		sc.readUntil(func(http2.Frame) bool { return false })
 	})
 	c := client.NewClient()

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/rawframe"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"golang.org/x/net/http2"
@@ -135,17 +135,6 @@ func (rc *rawConn) raw(b []byte) {
 	}
 }
 
-// frame builds a frame header and payload by hand, so tests can send what
-// x/net's Framer refuses to write.
-func frame(typ http2.FrameType, flags http2.Flags, id uint32, payload []byte) []byte {
-	b := make([]byte, 9+len(payload))
-	b[0], b[1], b[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
-	b[3], b[4] = byte(typ), byte(flags)
-	binary.BigEndian.PutUint32(b[5:], id)
-	copy(b[9:], payload)
-	return b
-}
-
 // expectGoAway reads until GOAWAY and checks its code.
 func (rc *rawConn) expectGoAway(code http2.ErrCode) {
 	rc.t.Helper()
@@ -181,13 +170,13 @@ func TestAttackMalformedFrameLengths(t *testing.T) {
 		name  string
 		frame []byte
 	}{
-		{"PING of 7 bytes", frame(http2.FramePing, 0, 0, make([]byte, 7))},
-		{"PING ACK of 9 bytes", frame(http2.FramePing, http2.FlagPingAck, 0, make([]byte, 9))},
-		{"RST_STREAM of 3 bytes", frame(http2.FrameRSTStream, 0, 1, make([]byte, 3))},
-		{"WINDOW_UPDATE of 5 bytes", frame(http2.FrameWindowUpdate, 0, 0, []byte{0, 0, 0, 1, 0})},
-		{"SETTINGS of 7 bytes", frame(http2.FrameSettings, 0, 0, make([]byte, 7))},
-		{"SETTINGS ACK with a payload", frame(http2.FrameSettings, http2.FlagSettingsAck, 0, make([]byte, 6))},
-		{"PRIORITY of 4 bytes", frame(http2.FramePriority, 0, 1, make([]byte, 4))},
+		{"PING of 7 bytes", rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 7))},
+		{"PING ACK of 9 bytes", rawframe.Frame(http2.FramePing, http2.FlagPingAck, 0, make([]byte, 9))},
+		{"RST_STREAM of 3 bytes", rawframe.Frame(http2.FrameRSTStream, 0, 1, make([]byte, 3))},
+		{"WINDOW_UPDATE of 5 bytes", rawframe.Frame(http2.FrameWindowUpdate, 0, 0, []byte{0, 0, 0, 1, 0})},
+		{"SETTINGS of 7 bytes", rawframe.Frame(http2.FrameSettings, 0, 0, make([]byte, 7))},
+		{"SETTINGS ACK with a payload", rawframe.Frame(http2.FrameSettings, http2.FlagSettingsAck, 0, make([]byte, 6))},
+		{"PRIORITY of 4 bytes", rawframe.Frame(http2.FramePriority, 0, 1, make([]byte, 4))},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -286,8 +275,8 @@ func TestAttackRapidReset(t *testing.T) {
 		for _, f := range grpcHeaders(greeterpb.GreeterChatProcedure) {
 			rc.henc.WriteField(f)
 		}
-		buf = append(buf, frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, rc.hbuf.Bytes())...)
-		buf = append(buf, frame(http2.FrameRSTStream, 0, id, []byte{0, 0, 0, byte(http2.ErrCodeCancel)})...)
+		buf = append(buf, rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, rc.hbuf.Bytes())...)
+		buf = append(buf, rawframe.Frame(http2.FrameRSTStream, 0, id, []byte{0, 0, 0, byte(http2.ErrCodeCancel)})...)
 		id += 2
 	}
 	go rc.c.Write(buf) // the server may stop reading before the end
@@ -319,7 +308,7 @@ func TestAttackTooManyStreams(t *testing.T) {
 		for _, f := range grpcHeaders(greeterpb.GreeterChatProcedure) {
 			rc.henc.WriteField(f)
 		}
-		buf = append(buf, frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, rc.hbuf.Bytes())...)
+		buf = append(buf, rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, rc.hbuf.Bytes())...)
 	}
 	go rc.c.Write(buf)
 	rc.expectGoAway(http2.ErrCodeEnhanceYourCalm)
@@ -349,12 +338,12 @@ func TestAttackContinuationFlood(t *testing.T) {
 	srv, _ := startVictim(t)
 	before := heapInUse()
 	rc := dialRaw(t, srv.Address())
-	rc.raw(frame(http2.FrameHeaders, 0, 1, headerBlock(grpcHeaders(greeterpb.GreeterSayHelloProcedure))))
+	rc.raw(rawframe.Frame(http2.FrameHeaders, 0, 1, headerBlock(grpcHeaders(greeterpb.GreeterSayHelloProcedure))))
 	field := headerBlock([]hpack.HeaderField{{Name: "x-flood", Value: strings.Repeat("f", 4000)}})
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; i < 100000; i++ {
-			if _, err := rc.c.Write(frame(http2.FrameContinuation, 0, 1, field)); err != nil {
+			if _, err := rc.c.Write(rawframe.Frame(http2.FrameContinuation, 0, 1, field)); err != nil {
 				done <- err
 				return
 			}
@@ -370,11 +359,11 @@ func TestAttackContinuationFlood(t *testing.T) {
 	// Empty CONTINUATION frames cost nothing to send: they are wasted
 	// frames, and a stream of them ends the connection too.
 	rc = dialRaw(t, srv.Address())
-	rc.raw(frame(http2.FrameHeaders, 0, 1, headerBlock(grpcHeaders(greeterpb.GreeterSayHelloProcedure))))
+	rc.raw(rawframe.Frame(http2.FrameHeaders, 0, 1, headerBlock(grpcHeaders(greeterpb.GreeterSayHelloProcedure))))
 	go func() {
 		var buf []byte
 		for i := 0; i < 20000; i++ {
-			buf = append(buf, frame(http2.FrameContinuation, 0, 1, nil)...)
+			buf = append(buf, rawframe.Frame(http2.FrameContinuation, 0, 1, nil)...)
 		}
 		rc.c.Write(buf)
 	}()
@@ -401,14 +390,14 @@ func TestAttackHPACKBomb(t *testing.T) {
 	for i := 0; i < 100000; i++ {
 		block = append(block, 0x80|62)
 	}
-	rc.raw(frame(http2.FrameHeaders, http2.FlagHeadersEndStream, 1, block[:16384]))
+	rc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndStream, 1, block[:16384]))
 	for off := 16384; off < len(block); off += 16384 {
 		end := min(off+16384, len(block))
 		flags := http2.Flags(0)
 		if end == len(block) {
 			flags = http2.FlagContinuationEndHeaders
 		}
-		rc.raw(frame(http2.FrameContinuation, flags, 1, block[off:end]))
+		rc.raw(rawframe.Frame(http2.FrameContinuation, flags, 1, block[off:end]))
 	}
 	rc.read(1).expectStatus(t, "8", "header list larger than")
 	checkHeap(t, before, 4<<20, "HPACK bomb")
@@ -432,8 +421,8 @@ func TestAttackHugeHeaderList(t *testing.T) {
 		id := uint32(1 + 2*i)
 		block := headerBlock(fields)
 		half := len(block) / 2
-		rc.raw(frame(http2.FrameHeaders, http2.FlagHeadersEndStream, id, block[:half]))
-		rc.raw(frame(http2.FrameContinuation, http2.FlagContinuationEndHeaders, id, block[half:]))
+		rc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndStream, id, block[:half]))
+		rc.raw(rawframe.Frame(http2.FrameContinuation, http2.FlagContinuationEndHeaders, id, block[half:]))
 		rc.read(id).expectStatus(t, "8", "header list larger than")
 	}
 	wellBehaved(t, srv.Address())
@@ -451,7 +440,7 @@ func TestAttackPingFloodNoRead(t *testing.T) {
 	}))
 	before := heapInUse()
 	rc := dialRaw(t, srv.Address())
-	ping := frame(http2.FramePing, 0, 0, make([]byte, 8))
+	ping := rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 8))
 	var buf []byte
 	for i := 0; i < 4096; i++ {
 		buf = append(buf, ping...)
@@ -500,7 +489,7 @@ func TestAttackSettingsFlood(t *testing.T) {
 	rc := dialRaw(t, srv.Address())
 	var buf []byte
 	for i := 0; i < 5000; i++ {
-		buf = append(buf, frame(http2.FrameSettings, 0, 0, []byte{0, byte(http2.SettingMaxFrameSize), 0, 0, 0x40, 0})...)
+		buf = append(buf, rawframe.Frame(http2.FrameSettings, 0, 0, []byte{0, byte(http2.SettingMaxFrameSize), 0, 0, 0x40, 0})...)
 	}
 	go rc.c.Write(buf)
 	rc.expectGoAway(http2.ErrCodeEnhanceYourCalm)
@@ -517,7 +506,7 @@ func TestAttackEmptyDataFlood(t *testing.T) {
 	rc.headers(1, false, grpcHeaders(greeterpb.GreeterLotsOfGreetingsProcedure))
 	var buf []byte
 	for i := 0; i < 5000; i++ {
-		buf = append(buf, frame(http2.FrameData, 0, 1, nil)...)
+		buf = append(buf, rawframe.Frame(http2.FrameData, 0, 1, nil)...)
 	}
 	go rc.c.Write(buf)
 	rc.expectGoAway(http2.ErrCodeEnhanceYourCalm)
@@ -751,7 +740,7 @@ func TestAttackFirstFrameNotSettings(t *testing.T) {
 	}
 	defer c.Close()
 	c.Write([]byte(http2.ClientPreface))
-	c.Write(frame(http2.FramePing, 0, 0, make([]byte, 8)))
+	c.Write(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 8)))
 	fr := http2.NewFramer(c, c)
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -776,7 +765,7 @@ func TestAttackOversizedFrame(t *testing.T) {
 	srv, _ := startVictim(t)
 	rc := dialRaw(t, srv.Address())
 	rc.headers(1, false, grpcHeaders(greeterpb.GreeterLotsOfGreetingsProcedure))
-	rc.raw(frame(http2.FrameData, 0, 1, make([]byte, 16385)))
+	rc.raw(rawframe.Frame(http2.FrameData, 0, 1, make([]byte, 16385)))
 	rc.expectGoAway(http2.ErrCodeFrameSize)
 	wellBehaved(t, srv.Address())
 }
