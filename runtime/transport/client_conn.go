@@ -529,6 +529,7 @@ func (cc *ClientConn) removeStream(cs *ClientStream) {
 	cc.mu.Lock()
 	if cs.id != 0 && cc.streams[cs.id] == cs {
 		delete(cc.streams, cs.id)
+		cc.w.streams.Store(int32(len(cc.streams)))
 	}
 	if cs.slot {
 		cs.slot = false

@@ -86,6 +86,7 @@ func (cs *ClientStream) opened(id uint32) bool {
 	cs.id = id
 	cs.recv.id = id
 	cc.streams[id] = cs
+	cc.w.streams.Store(int32(len(cc.streams)))
 	cc.mu.Unlock()
 	return true
 }

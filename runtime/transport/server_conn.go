@@ -701,6 +701,7 @@ func (sc *serverConn) start(st *ServerStream) {
 		return
 	}
 	sc.running++
+	sc.w.streams.Store(int32(sc.running))
 	st.started = true
 	sc.mu.Unlock()
 	sc.srv.dispatch(st)
@@ -720,6 +721,7 @@ func (sc *serverConn) handlerDone() {
 		next.started = true
 		sc.running++
 	}
+	sc.w.streams.Store(int32(sc.running))
 	sc.mu.Unlock()
 	if next != nil {
 		sc.srv.dispatch(next)

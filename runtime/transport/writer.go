@@ -169,6 +169,10 @@ type writer struct {
 	// wroteData is set when HEADERS or DATA go out; the keepalive policy
 	// forgives a peer's PINGs after we have sent something.
 	wroteData atomic.Bool
+	// streams is how many calls may be queueing items (handlers running,
+	// or a client's open streams), kept by the connection. With one, the
+	// writer flushes without waiting for others to add to the write.
+	streams atomic.Int32
 
 	// Owned by the writer goroutine.
 	spare      []item
@@ -300,10 +304,12 @@ func (w *writer) waitRoom(limit time.Duration) bool {
 	return true
 }
 
-// run writes the queue. After a batch it yields once, so that handlers
-// made runnable by the reader can queue their responses into the same
-// write, then flushes whatever it holds: at most one yield per flush, so a
-// busy connection never keeps responses in its buffer.
+// run writes the queue. After a batch, when more than one call is under
+// way, it yields once, so that handlers made runnable by the reader can
+// queue their responses into the same write, then flushes whatever it
+// holds: at most one yield per flush, so a busy connection never keeps
+// responses in its buffer. With one call (a ping-pong stream, one caller)
+// there is nobody to wait for, and it flushes at once.
 func (w *writer) run() {
 	defer close(w.done)
 	yielded := false
@@ -313,7 +319,7 @@ func (w *writer) run() {
 			closed := w.closed
 			w.mu.Unlock()
 			if w.bw.Buffered() > 0 && !w.failed {
-				if !yielded {
+				if !yielded && w.streams.Load() > 1 {
 					yielded = true
 					runtime.Gosched()
 					continue
