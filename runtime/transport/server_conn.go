@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -170,7 +171,9 @@ func (sc *serverConn) serve() {
 		sc.mu.Unlock()
 		if ce, ok := err.(connError); ok {
 			sc.w.fr.WriteGoAway(0, ce.code, []byte(ce.msg))
-			sc.w.bw.Flush()
+			if sc.w.bw.Flush() == nil {
+				sc.discardInput()
+			}
 		}
 		sc.conn.Close()
 		return
@@ -190,8 +193,29 @@ func (sc *serverConn) serve() {
 		sc.mu.Unlock()
 		sc.w.push(item{kind: itGoAway, n: last, code: ce.code, debug: ce.msg})
 		sc.logf("closing connection", err)
+		sc.closeConn(err, true)
+		return
 	}
 	sc.close(err)
+}
+
+// Closing on a protocol error, the server reads and drops what the peer
+// still sends for at most this long and this much: closing a socket with
+// unread input resets the connection, and the reset can destroy the
+// GOAWAY that says why before the peer reads it.
+const (
+	discardTime  = time.Second
+	discardBytes = 256 << 10
+)
+
+// discardInput half-closes the connection and drops the peer's input
+// until it closes its side, discardTime passes or discardBytes arrive.
+func (sc *serverConn) discardInput() {
+	if cw, ok := sc.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	sc.conn.SetReadDeadline(timeNow().Add(discardTime))
+	io.CopyN(io.Discard, sc.conn, discardBytes)
 }
 
 func (sc *serverConn) logf(msg string, err error) {
@@ -202,7 +226,12 @@ func (sc *serverConn) logf(msg string, err error) {
 
 // close ends every stream and the connection. It flushes what the writer
 // holds first, so a GOAWAY explaining a protocol error reaches the peer.
-func (sc *serverConn) close(err error) {
+func (sc *serverConn) close(err error) { sc.closeConn(err, false) }
+
+// closeConn is close; with discard, called by the reader, it also drops
+// the peer's input for a moment once the writer has flushed (see
+// discardInput).
+func (sc *serverConn) closeConn(err error, discard bool) {
 	sc.mu.Lock()
 	if sc.closed {
 		sc.mu.Unlock()
@@ -230,6 +259,9 @@ func (sc *serverConn) close(err error) {
 	sc.w.close()
 	select {
 	case <-sc.w.done:
+		if discard {
+			sc.discardInput()
+		}
 	case <-time.After(time.Second):
 	}
 	sc.conn.Close()
