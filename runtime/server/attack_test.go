@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -854,4 +855,41 @@ func TestBusyConnectionDoesNotStarveOthers(t *testing.T) {
 	if served.Load() == before {
 		t.Fatal("the busy connection was not served while the other called")
 	}
+}
+
+// TestAttackKeepsSendingAfterGoAway: after a protocol error the server
+// reads and drops the client's input for a moment, so that its GOAWAY is
+// not lost to a TCP reset, but no longer than 1 s or 256 KiB: a client
+// that goes on writing is disconnected all the same.
+func TestAttackKeepsSendingAfterGoAway(t *testing.T) {
+	leakcheck.Check(t)
+	srv, _ := startVictim(t)
+	rc := dialRaw(t, srv.Address())
+	rc.raw(rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 7)))
+	junk := rawframe.Frame(http2.FramePing, 0, 0, make([]byte, 8))
+	junk = bytes.Repeat(junk, 64<<10/len(junk))
+	done := make(chan int)
+	go func() {
+		sent := 0
+		rc.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for sent < 64<<20 {
+			n, err := rc.c.Write(junk)
+			sent += n
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				sent = 64 << 20 // the server stopped reading but kept the connection
+			}
+			if err != nil {
+				break
+			}
+		}
+		done <- sent
+	}()
+	rc.expectGoAway(http2.ErrCodeFrameSize)
+	// The writes end when the server closes; not within 64 MiB or 10 s
+	// means it kept reading.
+	if sent := <-done; sent >= 64<<20 {
+		t.Fatalf("the server read %d MiB after its GOAWAY", sent>>20)
+	}
+	wellBehaved(t, srv.Address())
 }
