@@ -251,6 +251,9 @@ func TestHostileServerNoSettings(t *testing.T) {
 // twice in the reader and panic.
 func TestCancelBetweenHeadersAndContinuation(t *testing.T) {
 	leakcheck.Check(t)
+	// The call's HEADERS must reach the server before it is cancelled (a
+	// call cancelled sooner is never sent at all).
+	began := make(chan struct{})
 	addr := scriptServer(t, false, func(sc *scriptConn) {
 		id := sc.nextHeaders()
 		if id == 0 {
@@ -258,11 +261,23 @@ func TestCancelBetweenHeadersAndContinuation(t *testing.T) {
 		}
 		block := sc.block(":status", "200", "content-type", "application/grpc", "x-a", "b")
 		sc.raw(rawframe.Frame(http2.FrameHeaders, 0, id, block[:2]))
-		// Wait for the client's RST_STREAM, then end the block.
-		sc.readUntil(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok })
+		close(began)
+		// Wait for the client's RST_STREAM, then end the block. The next
+		// call's HEADERS may come first: the reset is pushed by whichever
+		// of the cancelled call's goroutines ends it, so it can be late.
+		next := uint32(0)
+		sc.readUntil(func(f http2.Frame) bool {
+			if h, ok := f.(*http2.HeadersFrame); ok && h.StreamID != id {
+				next = h.StreamID
+			}
+			_, ok := f.(*http2.RSTStreamFrame)
+			return ok
+		})
 		sc.raw(rawframe.Frame(http2.FrameContinuation, http2.FlagContinuationEndHeaders, id, block[2:]))
 		// The connection is still usable: answer the next call.
-		id = sc.nextHeaders()
+		if id = next; id == 0 {
+			id = sc.nextHeaders()
+		}
 		sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, id, sc.block(":status", "200", "content-type", "application/grpc")))
 		sc.raw(rawframe.Frame(http2.FrameData, 0, id, replyBytes(t, "after")))
 		sc.raw(rawframe.Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id, sc.block("grpc-status", "0")))
@@ -280,6 +295,7 @@ func TestCancelBetweenHeadersAndContinuation(t *testing.T) {
 	go func() { _, err := st.Header(); hdr <- err }()
 	// Header waits (the bug needs a waiter); cancelling ends it and
 	// resets the stream.
+	<-began
 	waitBlocked(t, "(*ClientStream).Header")
 	cancel()
 	if err := <-hdr; status.CodeOf(err) != status.Canceled {
