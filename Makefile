@@ -85,9 +85,9 @@ test: fmt-check vet protoc-check
 # Fuzz targets, as package:target. Each runs for FUZZTIME; what it finds
 # is written to the package's testdata/fuzz, to be kept as a seed.
 FUZZTIME ?= 5s
-FUZZ := ./runtime/transport:FuzzServerConn ./runtime/transport:FuzzClientConn \
-	./runtime/transport:FuzzRecvBuffer ./runtime/transport:FuzzDecodeTimeout \
-	./runtime/transport:FuzzMetadata ./runtime/status:FuzzMessage ./runtime/status:FuzzUnmarshalDetails \
+FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn \
+	./internal/transport:FuzzRecvBuffer ./internal/transport:FuzzDecodeTimeout \
+	./internal/transport:FuzzMetadata ./runtime/status:FuzzMessage ./runtime/status:FuzzUnmarshalDetails \
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
 	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT
 

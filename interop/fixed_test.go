@@ -41,7 +41,7 @@ func (headerThenError) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest,
 // server.SetHeader by a handler that then fails reach a grpc-go client as
 // trailers, not headers.
 //
-// ServerStream.finish (runtime/transport/server_stream.go) answers a call
+// ServerStream.finish (internal/transport/server_stream.go) answers a call
 // that sent no message with a trailers-only response and writes st.header
 // into that single block (writeHeaderFields). A trailers-only response has
 // no headers, so grpc-go's client reports an empty Header() and finds the
@@ -115,7 +115,7 @@ func TestCallOptionsFilledByCloseAndRecv(t *testing.T) {
 //
 // Opening a client stream writes nothing; cancelling its context ends it
 // from a context.AfterFunc goroutine (ClientConn.NewStream,
-// runtime/transport/client_conn.go). ClientStream.CloseSend and SendMsg
+// internal/transport/client_conn.go). ClientStream.CloseSend and SendMsg
 // (client_stream.go) do not look at the context, so a CloseSend right after
 // cancel() queues the request; if the writer sends it before the AfterFunc
 // goroutine has run, the server answers, and recvBuffer.next returns that
@@ -142,7 +142,7 @@ func TestNothingSentAfterCancel(t *testing.T) {
 // TestDeadlineWatchRace: under -race, a stream whose deadline passes
 // with no call on it in between reports a data race.
 //
-// ClientConn.NewStream (runtime/transport/client_conn.go) assigns
+// ClientConn.NewStream (internal/transport/client_conn.go) assigns
 // cs.stopWatch = context.AfterFunc(ctx, ...) after registering the
 // function; when the deadline fires, the function runs ClientStream.end
 // (client_stream.go), which reads cs.stopWatch, on the timer's goroutine
@@ -172,7 +172,7 @@ func TestDeadlineWatchRace(t *testing.T) {
 // DeadlineExceeded.
 //
 // The client dials with the first call's context (connPool.dial,
-// runtime/client/http2.go); transport.Dial (runtime/transport/client_conn.go)
+// runtime/client/http2.go); transport.Dial (internal/transport/client_conn.go)
 // turns the context's expiry during the TCP connect or the TLS handshake
 // into Unavailable ("i/o timeout"), and rpcClient.call returns that error as
 // it is once ctx is done. grpc-go fails such a call with DeadlineExceeded,

@@ -197,7 +197,7 @@ func checkFlat(t *testing.T, base stats, during []stats, after stats) {
 }
 
 // maxIdleWorkers is how many goroutines a running server keeps waiting for
-// calls once they have ended (runtime/transport's worker pool).
+// calls once they have ended (internal/transport's worker pool).
 const maxIdleWorkers = 256
 
 // settle waits, for at most 20 s, until goroutines are back to the

@@ -17,7 +17,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"github.com/protoc-gen-micro/micro/runtime/status"
-	"github.com/protoc-gen-micro/micro/runtime/transport"
+	"github.com/protoc-gen-micro/micro/internal/transport"
 )
 
 // deadAddr returns a loopback address nothing listens on.

@@ -15,7 +15,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
-	"github.com/protoc-gen-micro/micro/runtime/transport"
+	"github.com/protoc-gen-micro/micro/internal/transport"
 )
 
 // NewClient returns a client speaking gRPC over HTTP/2. With neither a

@@ -20,7 +20,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
-	"github.com/protoc-gen-micro/micro/runtime/transport"
+	"github.com/protoc-gen-micro/micro/internal/transport"
 )
 
 // sayHello is greeter's SayHello as generated: NO_SIDE_EFFECTS.

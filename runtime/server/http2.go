@@ -20,7 +20,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
-	"github.com/protoc-gen-micro/micro/runtime/transport"
+	"github.com/protoc-gen-micro/micro/internal/transport"
 )
 
 // NewServer returns a server speaking gRPC over HTTP/2.

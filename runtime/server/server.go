@@ -17,7 +17,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
-	"github.com/protoc-gen-micro/micro/runtime/transport"
+	"github.com/protoc-gen-micro/micro/internal/transport"
 )
 
 // Server serves RPC handlers. NewServer returns the HTTP/2 implementation;
