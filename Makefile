@@ -87,7 +87,7 @@ test: fmt-check vet protoc-check
 FUZZTIME ?= 5s
 FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn \
 	./internal/transport:FuzzRecvBuffer ./internal/transport:FuzzDecodeTimeout \
-	./internal/transport:FuzzMetadata ./runtime/status:FuzzMessage ./runtime/status:FuzzUnmarshalDetails \
+	./internal/transport:FuzzMetadata ./internal/wire:FuzzMessage ./internal/wire:FuzzUnmarshalStatus \
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
 	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -653,7 +654,7 @@ func (cc *ClientConn) NewStream(ctx context.Context, sc StreamConfig) (*ClientSt
 	cs := &ClientStream{cc: cc, ctx: ctx, method: sc.Method, codec: c, slot: true, sendComp: sc.Compressor}
 	cs.ws.src = cs
 	cs.recv.init(cc.flow, nil, cc.w, clientStreamWindow, cc.cfg.MaxRecvMsgSize)
-	cs.contentType = codec.ContentType(c.Name())
+	cs.contentType = wire.ContentType(c.Name())
 	if d, ok := ctx.Deadline(); ok {
 		cs.deadline, cs.hasDeadline = d, true
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"io"
 	"strconv"
 	"sync"
@@ -413,10 +414,10 @@ func (cs *ClientStream) endHeaders(trailers, end bool) {
 			if cs.respCT != "" {
 				msg += "; content-type " + strconv.Quote(cs.respCT)
 			}
-			cs.endWithHeaderMD(md, status.New(status.HTTPToCode(code), msg), end)
+			cs.endWithHeaderMD(md, status.New(wire.HTTPToCode(code), msg), end)
 			return
 		}
-		if _, ok := codec.Subtype(cs.respCT); !ok && !cs.hasGrpcStatus {
+		if _, ok := wire.Subtype(cs.respCT); !ok && !cs.hasGrpcStatus {
 			cs.endWithHeaderMD(md, status.Errorf(status.Unknown, "transport: received unexpected content-type %q", cs.respCT), end)
 			return
 		}
@@ -476,18 +477,18 @@ func (cs *ClientStream) parseStatus() *status.Error {
 	if !cs.hasGrpcStatus {
 		return status.New(status.Internal, "transport: server ended the call without grpc-status")
 	}
-	code, ok := status.ParseCode(cs.grpcStatus)
+	code, ok := wire.ParseCode(cs.grpcStatus)
 	if !ok {
 		return status.Errorf(status.Internal, "transport: malformed grpc-status %q", cs.grpcStatus)
 	}
 	if code == status.OK {
 		return nil
 	}
-	msg := status.DecodeMessage(cs.grpcMessage)
+	msg := wire.DecodeMessage(cs.grpcMessage)
 	if cs.details != "" {
 		raw, err := decodeBin(cs.details)
 		if err == nil {
-			if d, err := status.UnmarshalDetails([]byte(raw)); err == nil && d.Code() == code {
+			if d, err := wire.UnmarshalStatus([]byte(raw)); err == nil && d.Code() == code {
 				return d
 			}
 		}

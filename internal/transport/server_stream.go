@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"fmt"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"net"
 	"strings"
 	"sync"
@@ -94,7 +95,7 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 		st.method = f.Value
 	case ":scheme", ":authority", "te", "grpc-message-type":
 	case "content-type":
-		sub, ok := codec.Subtype(f.Value)
+		sub, ok := wire.Subtype(f.Value)
 		if !ok {
 			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q", f.Value))
 			return
@@ -581,12 +582,12 @@ func (st *ServerStream) writeHeaderFields(enc *hpack.Encoder, kind itemKind) boo
 		}
 	}
 	s := st.final
-	enc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: s.Code().WireString()})
+	enc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: wire.CodeString(s.Code())})
 	if msg := s.Message(); msg != "" {
-		enc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: status.EncodeMessage(msg)})
+		enc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: wire.EncodeMessage(msg)})
 	}
 	if len(s.Details()) > 0 {
-		enc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBin(string(s.MarshalDetails()))})
+		enc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBin(string(wire.MarshalStatus(s)))})
 	}
 	writeMD(enc, st.trailer)
 	return true

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
+
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -77,7 +79,7 @@ func TestJSONWireForm(t *testing.T) {
 	}
 }
 
-func TestGetAndContentType(t *testing.T) {
+func TestGet(t *testing.T) {
 	for _, tc := range []struct {
 		sub  string
 		want codec.Codec
@@ -91,44 +93,6 @@ func TestGetAndContentType(t *testing.T) {
 		got, ok := codec.Get(tc.sub)
 		if ok != tc.ok || got != tc.want {
 			t.Errorf("Get(%q) = %v, %v", tc.sub, got, ok)
-		}
-	}
-	for name, want := range map[string]string{
-		"":      "application/grpc",
-		"proto": "application/grpc",
-		"json":  "application/grpc+json",
-		"cbor":  "application/grpc+cbor",
-	} {
-		if got := codec.ContentType(name); got != want {
-			t.Errorf("ContentType(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
-func TestSubtype(t *testing.T) {
-	for _, tc := range []struct {
-		ct  string
-		sub string
-		ok  bool
-	}{
-		{"application/grpc", "", true},
-		{"application/grpc+proto", "proto", true},
-		{"application/grpc+json", "json", true},
-		{"application/grpc+json; charset=utf-8", "json", true},
-		{"application/grpc+JSON", "json", true},
-		{"Application/GRPC+Proto", "proto", true},
-		{"application/grpc;charset=utf-8", "", true},
-		{"application/grpc; charset=utf-8", "", true},
-		{"application/grpcx", "", false},
-		{"application/grpc-web", "", false},
-		{"application/grp", "", false},
-		{"application/json", "", false},
-		{"text/plain", "", false},
-		{"", "", false},
-	} {
-		sub, ok := codec.Subtype(tc.ct)
-		if sub != tc.sub || ok != tc.ok {
-			t.Errorf("Subtype(%q) = %q, %v; want %q, %v", tc.ct, sub, ok, tc.sub, tc.ok)
 		}
 	}
 }
@@ -145,7 +109,7 @@ func TestRegister(t *testing.T) {
 	}
 	// Content types are parsed case-insensitively, so the lookup after
 	// Subtype finds it too.
-	sub, _ := codec.Subtype("application/grpc+TestUpper")
+	sub, _ := wire.Subtype("application/grpc+TestUpper")
 	if _, ok := codec.Get(sub); !ok {
 		t.Fatalf("Get(%q) after Subtype failed", sub)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"io"
 	"net"
 	"net/http"
@@ -445,7 +446,7 @@ func TestJSONResponseContentType(t *testing.T) {
 	// trailers-only response carries its status in the headers.
 	resp, _ := h2cRoundTrip(t, srv.Address(), greeterpb.GreeterSayHelloProcedure, "application/grpc+json", []byte(`{"name":`))
 	got := resp.Trailer.Get("grpc-status") + resp.Header.Get("grpc-status")
-	if got != status.Internal.WireString() {
+	if got != wire.CodeString(status.Internal) {
 		t.Fatalf("malformed JSON: grpc-status %q, want Internal", got)
 	}
 }

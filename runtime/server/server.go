@@ -15,9 +15,9 @@ import (
 	"crypto/tls"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
-	"github.com/protoc-gen-micro/micro/internal/transport"
 )
 
 // Server serves RPC handlers. NewServer returns the HTTP/2 implementation;

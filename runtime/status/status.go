@@ -3,8 +3,7 @@
 //
 // Every error a client call returns, and every error a handler returns that
 // the caller should see as more than Unknown, is an *Error; errors.As finds
-// it through any wrapping. status knows nothing of the wire beyond the
-// encoding of grpc-message and grpc-status-details-bin.
+// it through any wrapping. status knows nothing of the wire.
 package status
 
 import (
@@ -12,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -87,11 +85,16 @@ func (e *Error) Is(target error) bool {
 	return e.code == t.code && (t.message == "" || t.message == e.message)
 }
 
-// WithDetails returns a copy of e carrying the messages as details.
+// WithDetails returns a copy of e carrying the messages as details. Each is
+// packed in an Any, except an *anypb.Any, which is attached as it is.
 func (e *Error) WithDetails(msgs ...proto.Message) (*Error, error) {
 	out := *e
 	out.details = append([]*anypb.Any(nil), e.details...)
 	for _, m := range msgs {
+		if a, ok := m.(*anypb.Any); ok {
+			out.details = append(out.details, a)
+			continue
+		}
 		a, err := anypb.New(m)
 		if err != nil {
 			return nil, fmt.Errorf("status: packing detail %T: %w", m, err)
@@ -135,71 +138,4 @@ func CodeOf(err error) Code {
 		return OK
 	}
 	return Convert(err).Code()
-}
-
-// MarshalDetails encodes e as a google.rpc.Status message, the payload of the
-// grpc-status-details-bin trailer. It writes the fields by hand so the runtime
-// need not depend on the googleapis Go module.
-func (e *Error) MarshalDetails() []byte {
-	var b []byte
-	if e.code != OK {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(e.code))
-	}
-	if e.message != "" {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendString(b, e.message)
-	}
-	for _, d := range e.details {
-		raw, err := proto.Marshal(d)
-		if err != nil {
-			continue
-		}
-		b = protowire.AppendTag(b, 3, protowire.BytesType)
-		b = protowire.AppendBytes(b, raw)
-	}
-	return b
-}
-
-// UnmarshalDetails decodes a google.rpc.Status message into an *Error.
-func UnmarshalDetails(b []byte) (*Error, error) {
-	e := &Error{}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, fmt.Errorf("status: bad google.rpc.Status: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return nil, fmt.Errorf("status: bad code: %w", protowire.ParseError(n))
-			}
-			e.code, b = Code(v), b[n:]
-		case num == 2 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeString(b)
-			if n < 0 {
-				return nil, fmt.Errorf("status: bad message: %w", protowire.ParseError(n))
-			}
-			e.message, b = v, b[n:]
-		case num == 3 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return nil, fmt.Errorf("status: bad detail: %w", protowire.ParseError(n))
-			}
-			a := &anypb.Any{}
-			if err := proto.Unmarshal(v, a); err != nil {
-				return nil, fmt.Errorf("status: bad detail: %w", err)
-			}
-			e.details, b = append(e.details, a), b[n:]
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return nil, fmt.Errorf("status: bad google.rpc.Status: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-		}
-	}
-	return e, nil
 }

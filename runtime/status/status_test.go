@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"testing"
-	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -27,174 +24,9 @@ func TestCodeStrings(t *testing.T) {
 		if got := c.String(); got != name {
 			t.Errorf("Code(%d).String() = %q, want %q", i, got, name)
 		}
-		if got, want := c.WireString(), fmt.Sprint(i); got != want {
-			t.Errorf("Code(%d).WireString() = %q, want %q", i, got, want)
-		}
-		if got, ok := status.ParseCode(c.WireString()); !ok || got != c {
-			t.Errorf("ParseCode(%q) = %v, %v", c.WireString(), got, ok)
-		}
 	}
 	if got := status.Code(17).String(); got != "Code(17)" {
 		t.Errorf("Code(17).String() = %q", got)
-	}
-	if got := status.Code(1234).WireString(); got != "1234" {
-		t.Errorf("Code(1234).WireString() = %q", got)
-	}
-}
-
-func TestParseCode(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want status.Code
-		ok   bool
-	}{
-		{"0", status.OK, true},
-		{"00", status.OK, true},
-		{"5", status.NotFound, true},
-		{"16", status.Unauthenticated, true},
-		// Well-formed but outside 0-16: Unknown, as the spec asks.
-		{"17", status.Unknown, true},
-		{"4294967295", status.Unknown, true},
-		{"9999999999", status.Unknown, true},
-		// Malformed.
-		{"", status.Unknown, false},
-		{"-1", status.Unknown, false},
-		{"+1", status.Unknown, false},
-		{" 1", status.Unknown, false},
-		{"1a", status.Unknown, false},
-		{"12345678901", status.Unknown, false},
-	} {
-		got, ok := status.ParseCode(tc.in)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("ParseCode(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestHTTPToCode(t *testing.T) {
-	for in, want := range map[int]status.Code{
-		400: status.Internal, 401: status.Unauthenticated, 403: status.PermissionDenied,
-		404: status.Unimplemented, 429: status.Unavailable, 502: status.Unavailable,
-		503: status.Unavailable, 504: status.Unavailable, 500: status.Unknown, 200: status.Unknown,
-	} {
-		if got := status.HTTPToCode(in); got != want {
-			t.Errorf("HTTPToCode(%d) = %v, want %v", in, got, want)
-		}
-	}
-}
-
-func TestMessageEncoding(t *testing.T) {
-	for _, tc := range []struct{ in, wire string }{
-		{"", ""},
-		{"plain ascii, no escapes ~!", "plain ascii, no escapes ~!"},
-		{"100%", "100%25"},
-		{"%%", "%25%25"},
-		{"tab\tnewline\n", "tab%09newline%0A"},
-		{"héllo", "h%C3%A9llo"},
-		{"日本", "%E6%97%A5%E6%9C%AC"},
-		{"emoji 🙂 %41", "emoji %F0%9F%99%82 %2541"},
-		{"\x00\x7f\xff", "%00%7F%FF"},
-	} {
-		wire := status.EncodeMessage(tc.in)
-		if wire != tc.wire {
-			t.Errorf("EncodeMessage(%q) = %q, want %q", tc.in, wire, tc.wire)
-		}
-		for i := 0; i < len(wire); i++ {
-			if c := wire[i]; c < ' ' || c > '~' {
-				t.Errorf("EncodeMessage(%q) left byte %#x unescaped", tc.in, c)
-			}
-		}
-		if got := status.DecodeMessage(wire); got != tc.in {
-			t.Errorf("DecodeMessage(%q) = %q, want %q", wire, got, tc.in)
-		}
-	}
-	// Every byte value survives the round trip.
-	var all []byte
-	for i := 0; i < 256; i++ {
-		all = append(all, byte(i))
-	}
-	if got := status.DecodeMessage(status.EncodeMessage(string(all))); got != string(all) {
-		t.Errorf("round trip of all bytes: got %q", got)
-	}
-}
-
-func TestDecodeMessageLenient(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"%zz", "%zz"},
-		{"abc%", "abc%"},
-		{"abc%4", "abc%4"},
-		{"%4g", "%4g"},
-		{"%g4", "%g4"},
-		{"%%41", "%A"},
-		{"%41", "A"},
-		{"%e2%82%ac", "€"}, // lower-case hex is accepted
-		{"x%2", "x%2"},
-		{"%", "%"},
-		{"%%", "%%"},
-	} {
-		if got := status.DecodeMessage(tc.in); got != tc.want {
-			t.Errorf("DecodeMessage(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestDetailsRoundTrip(t *testing.T) {
-	base := status.New(status.FailedPrecondition, "quota: 100% used — ünïcode")
-	e, err := base.WithDetails(durationpb.New(1500*time.Millisecond), wrapperspb.String("why"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(base.Details()) != 0 {
-		t.Fatal("WithDetails changed the receiver")
-	}
-	got, err := status.UnmarshalDetails(e.MarshalDetails())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Code() != e.Code() || got.Message() != e.Message() {
-		t.Fatalf("got %v, want %v", got, e)
-	}
-	if len(got.Details()) != 2 {
-		t.Fatalf("got %d details", len(got.Details()))
-	}
-	var d durationpb.Duration
-	if err := got.Details()[0].UnmarshalTo(&d); err != nil || d.AsDuration() != 1500*time.Millisecond {
-		t.Fatalf("detail 0: %v %v", d.AsDuration(), err)
-	}
-	var s wrapperspb.StringValue
-	if err := got.Details()[1].UnmarshalTo(&s); err != nil || s.Value != "why" {
-		t.Fatalf("detail 1: %v %v", s.Value, err)
-	}
-	// A second WithDetails appends and leaves e alone.
-	e2, err := e.WithDetails(wrapperspb.Int32(7))
-	if err != nil || len(e2.Details()) != 3 || len(e.Details()) != 2 {
-		t.Fatalf("chained WithDetails: %d, %d, %v", len(e2.Details()), len(e.Details()), err)
-	}
-}
-
-func TestUnmarshalDetails(t *testing.T) {
-	// Empty input is an OK status without a message.
-	e, err := status.UnmarshalDetails(nil)
-	if err != nil || e.Code() != status.OK || e.Message() != "" {
-		t.Fatalf("empty: %v %v", e, err)
-	}
-	// Unknown fields are skipped.
-	a, _ := anypb.New(wrapperspb.Bool(true))
-	raw, _ := proto.Marshal(a)
-	b := []byte{0x08, 0x05, 0x12, 0x01, 'x'}
-	b = append(b, 0x20, 0x01)           // field 4, varint: unknown
-	b = append(b, 0x1a, byte(len(raw))) // field 3: detail
-	b = append(b, raw...)               //
-	b = append(b, 0x2a, 0x02, 'h', 'i') // field 5, bytes: unknown
-	e, err = status.UnmarshalDetails(b)
-	if err != nil || e.Code() != status.NotFound || e.Message() != "x" || len(e.Details()) != 1 {
-		t.Fatalf("with unknown fields: %v %v", e, err)
-	}
-	// Truncated input is an error, not a panic.
-	for _, bad := range [][]byte{{0x08}, {0x12, 0x05, 'a'}, {0x1a, 0x03, 0xff}, {0xff}} {
-		if _, err := status.UnmarshalDetails(bad); err == nil {
-			t.Errorf("UnmarshalDetails(%x) succeeded", bad)
-		}
 	}
 }
 
@@ -288,4 +120,23 @@ func TestErrorsIsNilPointers(t *testing.T) {
 	}
 	check("errors.Is(err, nil *Error)", func() bool { return errors.Is(status.New(status.NotFound, "x"), nilErr) }, false)
 	check("errors.Is(nil *Error, New(NotFound))", func() bool { return errors.Is(error(nilErr), status.New(status.NotFound, "")) }, false)
+}
+
+func TestWithDetailsKeepsAny(t *testing.T) {
+	a, err := anypb.New(wrapperspb.String("why"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := status.New(status.NotFound, "gone").WithDetails(a, wrapperspb.Int32(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.Details()
+	if len(d) != 2 || d[0] != a {
+		t.Fatalf("an *anypb.Any was not attached as it is: %v", d)
+	}
+	var n wrapperspb.Int32Value
+	if err := d[1].UnmarshalTo(&n); err != nil || n.Value != 7 {
+		t.Fatalf("other message not packed: %v %v", n.Value, err)
+	}
 }

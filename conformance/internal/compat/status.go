@@ -2,6 +2,7 @@ package compat
 
 import (
 	"github.com/protoc-gen-micro/micro/conformance/internal/conformancepb"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -13,7 +14,7 @@ import (
 // status offers no constructor that takes details already packed in Any
 // (WithDetails packs proto.Messages, so an Any would be wrapped in a second
 // Any), so the error is built from the google.rpc.Status encoding that
-// status.UnmarshalDetails reads.
+// wire.UnmarshalStatus reads.
 func Status(e *conformancepb.Error) *status.Error {
 	var b []byte
 	if code := uint64(e.GetCode()); code != 0 {
@@ -32,7 +33,7 @@ func Status(e *conformancepb.Error) *status.Error {
 		b = protowire.AppendTag(b, 3, protowire.BytesType)
 		b = protowire.AppendBytes(b, raw)
 	}
-	s, err := status.UnmarshalDetails(b)
+	s, err := wire.UnmarshalStatus(b)
 	if err != nil {
 		return status.Errorf(status.Internal, "compat: %v", err)
 	}

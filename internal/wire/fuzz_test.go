@@ -1,7 +1,9 @@
-package status
+package wire
 
 import (
 	"testing"
+
+	"github.com/protoc-gen-micro/micro/runtime/status"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -28,23 +30,23 @@ func FuzzMessage(f *testing.F) {
 	})
 }
 
-// FuzzUnmarshalDetails: grpc-status-details-bin decodes or fails cleanly,
+// FuzzUnmarshalStatus: grpc-status-details-bin decodes or fails cleanly,
 // and what decodes encodes back to an equivalent status.
-func FuzzUnmarshalDetails(f *testing.F) {
-	withDetail, err := New(NotFound, "gone").WithDetails(wrapperspb.String("why"), durationpb.New(1))
+func FuzzUnmarshalStatus(f *testing.F) {
+	withDetail, err := status.New(status.NotFound, "gone").WithDetails(wrapperspb.String("why"), durationpb.New(1))
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(withDetail.MarshalDetails())
-	f.Add(New(Internal, "x").MarshalDetails())
+	f.Add(MarshalStatus(withDetail))
+	f.Add(MarshalStatus(status.New(status.Internal, "x")))
 	f.Add([]byte{0x08, 0x03, 0x12, 0x01, 'a', 0x1a, 0x00})
 	f.Add([]byte{0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := UnmarshalDetails(b)
+		s, err := UnmarshalStatus(b)
 		if err != nil {
 			return
 		}
-		back, err := UnmarshalDetails(s.MarshalDetails())
+		back, err := UnmarshalStatus(MarshalStatus(s))
 		if err != nil {
 			t.Fatalf("re-encoded status does not decode: %v", err)
 		}
