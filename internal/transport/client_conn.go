@@ -6,15 +6,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/protoc-gen-micro/micro/internal/wire"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/mdctx"
+	"github.com/protoc-gen-micro/micro/internal/wire"
+
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
-	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -583,7 +584,7 @@ func (cc *ClientConn) checkHeaders(ctx context.Context, method string) error {
 	// grpc-timeout and grpc-accept-encoding, 32 bytes of overhead each.
 	size := 8*32 + len(method) + len(cc.authority) + 128
 	var bad error
-	metadata.RangeOutgoing(ctx, func(k, v string) {
+	mdctx.RangeOutgoing(ctx, func(k, v string) {
 		if bad != nil {
 			return
 		}

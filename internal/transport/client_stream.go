@@ -2,11 +2,13 @@ package transport
 
 import (
 	"context"
-	"github.com/protoc-gen-micro/micro/internal/wire"
 	"io"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/protoc-gen-micro/micro/internal/mdctx"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
@@ -117,7 +119,7 @@ func (cs *ClientStream) writeHeaderFields(enc *hpack.Encoder, _ itemKind) bool {
 	if cs.hasDeadline {
 		enc.WriteField(hpack.HeaderField{Name: "grpc-timeout", Value: encodeTimeout(time.Until(cs.deadline))})
 	}
-	metadata.RangeOutgoing(cs.ctx, func(k, v string) {
+	mdctx.RangeOutgoing(cs.ctx, func(k, v string) {
 		k = lowerASCII(k)
 		if reservedHeader(k) || !validHeaderName(k) || k == "user-agent" {
 			return

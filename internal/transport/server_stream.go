@@ -3,11 +3,13 @@ package transport
 import (
 	"context"
 	"fmt"
-	"github.com/protoc-gen-micro/micro/internal/wire"
 	"net"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/protoc-gen-micro/micro/internal/mdctx"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
@@ -228,8 +230,8 @@ func (st *ServerStream) Codec() codec.Codec { return st.codec }
 func (st *ServerStream) RemoteAddr() net.Addr { return st.conn.conn.RemoteAddr() }
 
 // IncomingMetadata returns the request's custom metadata, decoded on first
-// use. It implements metadata.Source.
-func (st *ServerStream) IncomingMetadata() metadata.MD {
+// use. It implements mdctx.Source.
+func (st *ServerStream) IncomingMetadata() map[string][]string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.md == nil {
@@ -285,8 +287,8 @@ func (st *ServerStream) Value(key any) any {
 	switch key {
 	case serverStreamKey{}:
 		return st
-	case metadata.IncomingKey:
-		return metadata.Source(st)
+	case mdctx.IncomingKey{}:
+		return mdctx.Source(st)
 	}
 	return st.conn.srv.cfg.BaseContext.Value(key)
 }

@@ -9,6 +9,8 @@ package metadata
 import (
 	"context"
 	"strings"
+
+	"github.com/protoc-gen-micro/micro/internal/mdctx"
 )
 
 // MD maps lower-case keys to their values. A key may carry several values.
@@ -91,17 +93,10 @@ func Join(mds ...MD) MD {
 	return out
 }
 
-type outgoingKey struct{}
-
-type outgoing struct {
-	md    MD
-	added [][]string
-}
-
 // NewOutgoingContext returns a context carrying md, to be sent with calls
 // made with it. It replaces any outgoing metadata already in ctx.
 func NewOutgoingContext(ctx context.Context, md MD) context.Context {
-	return context.WithValue(ctx, outgoingKey{}, outgoing{md: md})
+	return context.WithValue(ctx, mdctx.OutgoingKey{}, mdctx.Outgoing{MD: md})
 }
 
 // AppendToOutgoingContext returns a context whose outgoing metadata has the
@@ -110,9 +105,9 @@ func AppendToOutgoingContext(ctx context.Context, kv ...string) context.Context 
 	if len(kv)%2 == 1 {
 		panic("metadata: AppendToOutgoingContext got an odd number of arguments")
 	}
-	o, _ := ctx.Value(outgoingKey{}).(outgoing)
-	added := make([][]string, len(o.added)+1)
-	copy(added, o.added)
+	o, _ := ctx.Value(mdctx.OutgoingKey{}).(mdctx.Outgoing)
+	added := make([][]string, len(o.Added)+1)
+	copy(added, o.Added)
 	pairs := make([]string, len(kv))
 	for i := range kv {
 		if i%2 == 0 {
@@ -122,17 +117,17 @@ func AppendToOutgoingContext(ctx context.Context, kv ...string) context.Context 
 		}
 	}
 	added[len(added)-1] = pairs
-	return context.WithValue(ctx, outgoingKey{}, outgoing{md: o.md, added: added})
+	return context.WithValue(ctx, mdctx.OutgoingKey{}, mdctx.Outgoing{MD: o.MD, Added: added})
 }
 
 // FromOutgoingContext returns a copy of the outgoing metadata of ctx.
 func FromOutgoingContext(ctx context.Context) (MD, bool) {
-	o, ok := ctx.Value(outgoingKey{}).(outgoing)
+	o, ok := ctx.Value(mdctx.OutgoingKey{}).(mdctx.Outgoing)
 	if !ok {
 		return nil, false
 	}
-	out := o.md.Copy()
-	for _, pairs := range o.added {
+	out := MD(o.MD).Copy()
+	for _, pairs := range o.Added {
 		for i := 0; i < len(pairs); i += 2 {
 			out[pairs[i]] = append(out[pairs[i]], pairs[i+1])
 		}
@@ -140,50 +135,17 @@ func FromOutgoingContext(ctx context.Context) (MD, bool) {
 	return out, true
 }
 
-// RangeOutgoing calls f for every outgoing key/value pair of ctx without
-// copying anything; the transport writes headers with it.
-func RangeOutgoing(ctx context.Context, f func(key, value string)) {
-	o, ok := ctx.Value(outgoingKey{}).(outgoing)
-	if !ok {
-		return
-	}
-	for k, vs := range o.md {
-		for _, v := range vs {
-			f(k, v)
-		}
-	}
-	for _, pairs := range o.added {
-		for i := 0; i < len(pairs); i += 2 {
-			f(pairs[i], pairs[i+1])
-		}
-	}
-}
-
-type incomingKey struct{}
-
-// Source supplies incoming metadata on demand. A server transport's stream
-// implements it so that headers are turned into an MD only for handlers that
-// ask for them.
-type Source interface {
-	IncomingMetadata() MD
-}
-
 // NewIncomingContext returns a context carrying md as metadata received.
 func NewIncomingContext(ctx context.Context, md MD) context.Context {
-	return context.WithValue(ctx, incomingKey{}, md)
+	return context.WithValue(ctx, mdctx.IncomingKey{}, md)
 }
-
-// IncomingKey is the context key under which incoming metadata, an MD or a
-// Source, is stored. A server whose per-call context answers Value itself
-// returns its Source for this key instead of wrapping the context again.
-var IncomingKey any = incomingKey{}
 
 // FromIncomingContext returns the metadata received with the call of ctx.
 func FromIncomingContext(ctx context.Context) (MD, bool) {
-	switch v := ctx.Value(incomingKey{}).(type) {
+	switch v := ctx.Value(mdctx.IncomingKey{}).(type) {
 	case MD:
 		return v, true
-	case Source:
+	case mdctx.Source:
 		return v.IncomingMetadata(), true
 	}
 	return nil, false

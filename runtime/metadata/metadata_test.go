@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/protoc-gen-micro/micro/internal/mdctx"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 )
 
@@ -92,11 +93,11 @@ func TestOutgoingContext(t *testing.T) {
 
 	// RangeOutgoing sees every pair, base and appended.
 	seen := metadata.MD{}
-	metadata.RangeOutgoing(ctx2, func(k, v string) { seen[k] = append(seen[k], v) })
+	mdctx.RangeOutgoing(ctx2, func(k, v string) { seen[k] = append(seen[k], v) })
 	if !reflect.DeepEqual(seen, want) {
 		t.Fatalf("RangeOutgoing = %v", seen)
 	}
-	metadata.RangeOutgoing(context.Background(), func(k, v string) { t.Fatal("called on empty context") })
+	mdctx.RangeOutgoing(context.Background(), func(k, v string) { t.Fatal("called on empty context") })
 
 	// NewOutgoingContext replaces what was there, appended pairs included.
 	ctx3 := metadata.NewOutgoingContext(ctx2, metadata.Pairs("z", "9"))
@@ -126,16 +127,16 @@ type source struct {
 	calls int
 }
 
-func (s *source) IncomingMetadata() metadata.MD { s.calls++; return s.md }
+func (s *source) IncomingMetadata() map[string][]string { s.calls++; return s.md }
 
 // sourceCtx answers the incoming key with a Source, as a server stream does.
 type sourceCtx struct {
 	context.Context
-	src metadata.Source
+	src mdctx.Source
 }
 
 func (c sourceCtx) Value(key any) any {
-	if key == metadata.IncomingKey {
+	if key == (mdctx.IncomingKey{}) {
 		return c.src
 	}
 	return c.Context.Value(key)

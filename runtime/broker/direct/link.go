@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/mdctx"
 	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/brokerpb"
@@ -61,7 +62,7 @@ func (l link) Deliver(ctx context.Context, t *engine.Target, msgs []engine.Outgo
 		if len(m.Msg.Header) > 0 {
 			x = &brokerpb.Extras{Header: m.Msg.Header}
 		}
-		metadata.RangeOutgoing(m.Ctx, func(k, v string) {
+		mdctx.RangeOutgoing(m.Ctx, func(k, v string) {
 			if x == nil {
 				x = &brokerpb.Extras{}
 			}

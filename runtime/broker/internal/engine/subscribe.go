@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/mdctx"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 )
@@ -340,7 +341,7 @@ func (c *msgContext) Deadline() (time.Time, bool) {
 }
 
 func (c *msgContext) Value(key any) any {
-	if key == metadata.IncomingKey {
+	if key == (mdctx.IncomingKey{}) {
 		if c.md == nil {
 			return nil
 		}
