@@ -187,7 +187,7 @@ type microPubSub struct {
 func newMicro(b *testing.B, subs int, onMsg func([]byte), async bool) *microPubSub {
 	reg := memory.NewRegistry()
 	newBroker := func() broker.Broker {
-		br := direct.NewBroker(direct.Registry(reg), direct.Address("127.0.0.1:0"))
+		br := direct.NewBroker(direct.WithRegistry(reg), direct.WithAddress("127.0.0.1:0"))
 		if err := br.Connect(); err != nil {
 			b.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func newMicro(b *testing.B, subs int, onMsg func([]byte), async bool) *microPubS
 		s := newBroker()
 		var opts []broker.SubscribeOption
 		if subs > 1 {
-			opts = append(opts, broker.Queue("workers"))
+			opts = append(opts, broker.WithQueue("workers"))
 		}
 		if _, err := s.Subscribe(benchTopic, func(_ context.Context, msg *broker.Message) error {
 			onMsg(msg.Body)
@@ -209,7 +209,7 @@ func newMicro(b *testing.B, subs int, onMsg func([]byte), async bool) *microPubS
 		m.subs = append(m.subs, s)
 	}
 	if async {
-		m.async = []broker.PublishOption{broker.Async(func(error) { m.errs.Add(1) })}
+		m.async = []broker.PublishOption{broker.WithAsync(func(error) { m.errs.Add(1) })}
 	}
 	return m
 }

@@ -240,7 +240,7 @@ func pingPong(ctx context.Context, tc testgrpc.TestServiceClient, rounds int) er
 
 func startMicroServerWith(t *testing.T, h testpb.TestServiceHandler) string {
 	t.Helper()
-	s := server.NewServer(server.Address("127.0.0.1:0"))
+	s := server.NewServer(server.WithAddress("127.0.0.1:0"))
 	if err := testpb.RegisterTestServiceHandler(s, h); err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func TestCallOptionsFilledByCloseAndRecv(t *testing.T) {
 	leakcheck.Check(t)
 	addr := startMicroServerWith(t, trailerOnInput{})
 	var trailer metadata.MD
-	s, err := microService(t).StreamingInputCall(context.Background(), client.WithAddress(addr), client.Trailer(&trailer))
+	s, err := microService(t).StreamingInputCall(context.Background(), client.WithAddress(addr), client.WithResponseTrailer(&trailer))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -230,7 +230,7 @@ func newMicroClient(t *testing.T, cfg *tls.Config) client.Client {
 	t.Helper()
 	var opts []client.Option
 	if cfg != nil {
-		opts = append(opts, client.TLSConfig(cfg))
+		opts = append(opts, client.WithTLSConfig(cfg))
 	}
 	c := client.NewClient(opts...)
 	t.Cleanup(func() {

@@ -16,7 +16,7 @@ import (
 
 // The tests run this test binary as the plugin: with runMainEnv set, it
 // runs main instead of the tests.
-const runMainEnv = "PROTOC_GEN_MICRO_TEST_RUN_MAIN"
+const runMainEnv = "PROTOC_GEN_MICROTEST_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {

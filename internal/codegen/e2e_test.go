@@ -267,6 +267,9 @@ type fakeClient struct {
 	handlers sync.WaitGroup // stream handlers running
 }
 
+// Close does nothing: the fake holds no connections.
+func (c *fakeClient) Close() error { return nil }
+
 // wait fails t if a stream handler is still running after a while.
 func (c *fakeClient) wait(t *testing.T) {
 	t.Helper()

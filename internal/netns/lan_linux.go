@@ -45,7 +45,7 @@ var lans atomic.Uint32
 //
 // It needs TestMain to call RunInNamespace. When the LAN cannot be built
 // (e.g. veth is missing from the kernel) the test is skipped, or fails if
-// MICRO_REQUIRE_NETNS=1.
+// MICROTEST_REQUIRE_NETNS=1.
 func NewLAN(t testing.TB, n int) *LAN {
 	t.Helper()
 	if os.Getenv(envInside) != stateReady || IsHelper() {

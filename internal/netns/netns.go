@@ -19,7 +19,7 @@
 //
 // When a namespace cannot be created (no unshare, user namespaces
 // forbidden) the tests are skipped with a message, unless
-// MICRO_REQUIRE_NETNS=1 is set (CI sets it), in which case they fail.
+// MICROTEST_REQUIRE_NETNS=1 is set (CI sets it), in which case they fail.
 //
 // It is test support for this module, Linux only, and not a general
 // container or network-emulation library.

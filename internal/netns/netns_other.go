@@ -14,7 +14,7 @@ import (
 
 // EnvRequire, set to 1, turns "cannot create a namespace" from a skip into
 // a failure.
-const EnvRequire = "MICRO_REQUIRE_NETNS"
+const EnvRequire = "MICROTEST_REQUIRE_NETNS"
 
 // RunInNamespace skips every test: network namespaces are Linux only.
 func RunInNamespace(m *testing.M) {

@@ -112,7 +112,7 @@ func TestHelperSend(t *testing.T) {
 }
 
 // Without unshare the tests are skipped with a message, or fail when
-// MICRO_REQUIRE_NETNS=1; a binary claiming to be inside a namespace it is
+// MICROTEST_REQUIRE_NETNS=1; a binary claiming to be inside a namespace it is
 // not in refuses to run.
 func TestUnavailable(t *testing.T) {
 	self, err := os.Executable()
@@ -125,7 +125,7 @@ func TestUnavailable(t *testing.T) {
 	}
 	var clean []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MICRO_") && !strings.HasPrefix(kv, "PATH=") {
+		if !strings.HasPrefix(kv, "MICRO") && !strings.HasPrefix(kv, "PATH=") {
 			clean = append(clean, kv)
 		}
 	}
@@ -136,8 +136,8 @@ func TestUnavailable(t *testing.T) {
 		want string
 	}{
 		{"skip", []string{"PATH=/nonexistent"}, 0, "skipping: cannot create a private network namespace: unshare (util-linux) is not installed"},
-		{"required", []string{"PATH=/nonexistent", netns.EnvRequire + "=1"}, 1, "FAIL: cannot create a private network namespace (MICRO_REQUIRE_NETNS=1)"},
-		{"not inside", []string{"MICRO_NETNS=ready", "MICRO_NETNS_OUTER=" + outer}, 1, "refusing to run tests that send multicast: still in the network namespace we started from"},
+		{"required", []string{"PATH=/nonexistent", netns.EnvRequire + "=1"}, 1, "FAIL: cannot create a private network namespace (MICROTEST_REQUIRE_NETNS=1)"},
+		{"not inside", []string{"MICROTEST_NETNS=ready", "MICROTEST_NETNS_OUTER=" + outer}, 1, "refusing to run tests that send multicast: still in the network namespace we started from"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(self, "-test.run=^TestPrivateNamespace$")

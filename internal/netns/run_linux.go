@@ -52,19 +52,19 @@ func RunInNamespace(m *testing.M) {
 const (
 	// envInside is stateNew in the process unshare starts, and stateReady
 	// once it has set up its namespace (inherited by its helpers).
-	envInside  = "MICRO_NETNS"
+	envInside  = "MICROTEST_NETNS"
 	stateNew   = "1"
 	stateReady = "ready"
 	// envOuter holds the network namespace RunInNamespace started from; a
 	// child that finds itself still there refuses to run.
-	envOuter = "MICRO_NETNS_OUTER"
+	envOuter = "MICROTEST_NETNS_OUTER"
 	// envHold marks a process that only holds a NewLAN namespace open.
-	envHold = "MICRO_NETNS_HOLD"
+	envHold = "MICROTEST_NETNS_HOLD"
 	// envHelper marks a helper process started by Start or Host.Start.
-	envHelper = "MICRO_NETNS_HELPER"
+	envHelper = "MICROTEST_NETNS_HELPER"
 	// EnvRequire, set to 1, turns "cannot create a namespace" from a skip
 	// into a failure.
-	EnvRequire = "MICRO_REQUIRE_NETNS"
+	EnvRequire = "MICROTEST_REQUIRE_NETNS"
 )
 
 // reexec runs the test binary again in a new user and network namespace
@@ -167,7 +167,7 @@ func checkPrivate(fresh bool) error {
 }
 
 // unavailable reports that no namespace can be had: a failure when
-// MICRO_REQUIRE_NETNS=1, otherwise a skip of every test.
+// MICROTEST_REQUIRE_NETNS=1, otherwise a skip of every test.
 func unavailable(err error) {
 	if os.Getenv(EnvRequire) == "1" {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot create a private network namespace (%s=1): %v\n", EnvRequire, err)

@@ -59,7 +59,7 @@ var limits = server.Limits{
 // leak), or if goroutines and heap do not come back once the load stops.
 func TestSoak(t *testing.T) {
 	before := sample()
-	srv := server.NewServer(server.Address("127.0.0.1:0"), server.GracePeriod(5*time.Second), server.WithLimits(limits))
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithGracePeriod(5*time.Second), server.WithLimits(limits))
 	if err := greeterpb.RegisterGreeterHandler(srv, handler{}); err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func (l *load) worker(ctx context.Context, id int) {
 			}
 			var opts []client.Option
 			if rng.IntN(3) == 0 {
-				opts = append(opts, client.SendCompression("gzip"))
+				opts = append(opts, client.WithSendCompression("gzip"))
 			}
 			c = client.NewClient(opts...)
 			svc = greeterpb.NewGreeterService("greeter", c)

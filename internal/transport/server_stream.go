@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -228,6 +229,17 @@ func (st *ServerStream) Codec() codec.Codec { return st.codec }
 
 // RemoteAddr returns the client's address.
 func (st *ServerStream) RemoteAddr() net.Addr { return st.conn.conn.RemoteAddr() }
+
+// TLSState returns the state of the call's TLS connection, nil for
+// cleartext.
+func (st *ServerStream) TLSState() *tls.ConnectionState {
+	c, ok := st.conn.conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := c.ConnectionState()
+	return &cs
+}
 
 // IncomingMetadata returns the request's custom metadata, decoded on first
 // use. It implements mdctx.Source.

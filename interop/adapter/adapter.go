@@ -150,10 +150,10 @@ func translate(ctx context.Context, base []client.CallOption, opts []grpc.CallOp
 		switch o := o.(type) {
 		case grpc.HeaderCallOption:
 			c.headerAddr = o.HeaderAddr
-			c.opts = append(c.opts, client.Header(&c.header))
+			c.opts = append(c.opts, client.WithResponseHeader(&c.header))
 		case grpc.TrailerCallOption:
 			c.trailerAddr = o.TrailerAddr
-			c.opts = append(c.opts, client.Trailer(&c.trailer))
+			c.opts = append(c.opts, client.WithResponseTrailer(&c.trailer))
 		default:
 			return nil, nil, grpcstatus.Errorf(codes.Internal, "adapter: call option %T has no micro equivalent", o)
 		}

@@ -31,7 +31,7 @@ const procedure = "/greeter.v1.Greeter/SayHello"
 
 // serveEnv names the server TestServe runs in a child process: "micro" or
 // "grpc".
-const serveEnv = "MICRO_H2SPEC_SERVE"
+const serveEnv = "MICROTEST_H2SPEC_SERVE"
 
 // allowed are the cases ours may fail while grpc-go's passes, each with
 // the reason the difference is right for a gRPC server. A case listed here
@@ -125,7 +125,7 @@ func TestServe(t *testing.T) {
 }
 
 func serveMicro(t *testing.T) string {
-	srv := server.NewServer(server.Address("127.0.0.1:0"), server.GracePeriod(time.Second))
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithGracePeriod(time.Second))
 	if err := greeterpb.RegisterGreeterHandler(srv, greeter{}); err != nil {
 		t.Fatal(err)
 	}

@@ -50,9 +50,9 @@ func Register(s server.Server) error {
 // Start starts a server on addr (TLS when cfg is not nil) serving
 // TestService. The caller stops it.
 func Start(addr string, cfg *tls.Config) (server.Server, error) {
-	opts := []server.Option{server.Address(addr)}
+	opts := []server.Option{server.WithAddress(addr)}
 	if cfg != nil {
-		opts = append(opts, server.TLSConfig(cfg))
+		opts = append(opts, server.WithTLSConfig(cfg))
 	}
 	s := server.NewServer(opts...)
 	if err := Register(s); err != nil {

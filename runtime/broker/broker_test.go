@@ -40,11 +40,11 @@ func TestCodecOf(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	p := broker.NewPublishOptions(broker.Attempts(0), broker.Backoff(time.Second, time.Millisecond))
+	p := broker.NewPublishOptions(broker.WithAttempts(0), broker.WithBackoff(time.Second, time.Millisecond))
 	if p.Attempts != 1 || p.MaxBackoff != time.Second || p.Timeout != broker.DefaultTimeout {
 		t.Errorf("publish options %+v", p)
 	}
-	s := broker.NewSubscribeOptions(broker.Concurrency(8), broker.MaxInFlight(2))
+	s := broker.NewSubscribeOptions(broker.WithConcurrency(8), broker.WithMaxInFlight(2))
 	if s.Concurrency != 8 || s.MaxInFlight != 8 {
 		t.Errorf("subscribe options %+v: MaxInFlight must cover Concurrency", s)
 	}

@@ -29,7 +29,7 @@ func Example() {
 		broker.Subscribe(b, "orders.created", func(ctx context.Context, m *wrapperspb.StringValue) error {
 			fmt.Println("one billing worker bills", m.GetValue())
 			return nil
-		}, broker.Queue("billing"))
+		}, broker.WithQueue("billing"))
 	}
 
 	pub := broker.NewPublisher[*wrapperspb.StringValue](b, "orders.created")
@@ -54,7 +54,7 @@ func Example_redelivery() {
 		return errors.New("database down")
 	})
 	err := broker.NewPublisher[*wrapperspb.StringValue](b, "invoices").
-		Publish(context.Background(), wrapperspb.String("invoice 7"), broker.Attempts(2), broker.Backoff(0, 0))
+		Publish(context.Background(), wrapperspb.String("invoice 7"), broker.WithAttempts(2), broker.WithBackoff(0, 0))
 	var pe *broker.PublishError
 	if errors.As(err, &pe) {
 		fmt.Println(len(pe.Failed), "of", pe.Targets, "targets did not acknowledge:", pe.Failed[0].Err)

@@ -90,45 +90,45 @@ func NewPublishOptions(opts ...PublishOption) PublishOptions {
 // a publication that some target did not acknowledge, or the error that
 // stopped it; it runs on the broker's goroutine and must not block.
 // Without it such errors are logged with slog.
-func Async(onError func(error)) PublishOption {
+func WithAsync(onError func(error)) PublishOption {
 	return func(o *PublishOptions) { o.Async, o.OnError = true, onError }
 }
 
 // FailFast makes a delivery fail at once with ErrBusy when its target is at
 // capacity (after trying the other members of a queue group) instead of
 // waiting for room until the deadline.
-func FailFast() PublishOption { return func(o *PublishOptions) { o.FailFast = true } }
+func WithFailFast() PublishOption { return func(o *PublishOptions) { o.FailFast = true } }
 
 // RequireSubscribers makes publishing to a topic without subscribers fail
 // with ErrNoSubscribers.
-func RequireSubscribers() PublishOption {
+func WithRequireSubscribers() PublishOption {
 	return func(o *PublishOptions) { o.RequireSubscribers = true }
 }
 
 // Attempts bounds how many times the message is delivered to one target
 // whose handler fails (n ≥ 1; 1 means no redelivery).
-func Attempts(n int) PublishOption { return func(o *PublishOptions) { o.Attempts = n } }
+func WithAttempts(n int) PublishOption { return func(o *PublishOptions) { o.Attempts = n } }
 
 // Backoff sets the wait before the first redelivery and its cap; each
 // redelivery waits twice as long as the one before.
-func Backoff(initial, max time.Duration) PublishOption {
+func WithBackoff(initial, max time.Duration) PublishOption {
 	return func(o *PublishOptions) { o.Backoff, o.MaxBackoff = initial, max }
 }
 
 // Timeout sets the deadline of a publication whose context has none.
-func Timeout(d time.Duration) PublishOption { return func(o *PublishOptions) { o.Timeout = d } }
+func WithTimeout(d time.Duration) PublishOption { return func(o *PublishOptions) { o.Timeout = d } }
 
 // ContentType sets the codec by name ("proto", the default, or "json"):
 // the typed Publisher encodes with it, and Publish records it in the
 // header of a message without a content type.
-func ContentType(name string) PublishOption {
+func WithContentType(name string) PublishOption {
 	return func(o *PublishOptions) { o.ContentType = name }
 }
 
 // Key routes messages with the same key to the same member of each queue
 // group while the group's members stay the same (rendezvous hashing), e.g.
 // all events of one order to one worker.
-func Key(k string) PublishOption { return func(o *PublishOptions) { o.Key = k } }
+func WithKey(k string) PublishOption { return func(o *PublishOptions) { o.Key = k } }
 
 // WithHeader adds a header to the messages the typed Publisher sends.
 func WithHeader(key, value string) PublishOption {
@@ -178,18 +178,18 @@ func NewSubscribeOptions(opts ...SubscribeOption) SubscribeOptions {
 
 // Queue joins the subscription to a queue group: each message goes to one
 // member of the group.
-func Queue(group string) SubscribeOption { return func(o *SubscribeOptions) { o.Queue = group } }
+func WithQueue(group string) SubscribeOption { return func(o *SubscribeOptions) { o.Queue = group } }
 
 // Concurrency sets how many handler calls may run at once (n ≥ 1). Order
 // is kept only with 1, the default.
-func Concurrency(n int) SubscribeOption {
+func WithConcurrency(n int) SubscribeOption {
 	return func(o *SubscribeOptions) { o.Concurrency = n }
 }
 
 // MaxInFlight bounds the deliveries accepted at once, running or waiting for
 // a handler; a subscription beyond it refuses more and publishers back off
 // (or fail with ErrBusy under FailFast).
-func MaxInFlight(n int) SubscribeOption {
+func WithMaxInFlight(n int) SubscribeOption {
 	return func(o *SubscribeOptions) { o.MaxInFlight = n }
 }
 
@@ -198,4 +198,4 @@ func MaxInFlight(n int) SubscribeOption {
 // msg.Nack, a handler error, or when its deadline passes unacknowledged.
 // Ack may be called after the handler returns, from another goroutine; the
 // delivery holds its place in MaxInFlight until then.
-func ManualAck() SubscribeOption { return func(o *SubscribeOptions) { o.ManualAck = true } }
+func WithManualAck() SubscribeOption { return func(o *SubscribeOptions) { o.ManualAck = true } }

@@ -57,10 +57,10 @@ func BenchmarkUnarySelected(b *testing.B) {
 	for _, st := range []selector.Strategy{selector.Random, selector.LeastRequest} {
 		b.Run(st.String(), func(b *testing.B) {
 			srv, _ := startGreeter(b)
-			reg := memory.NewRegistry(memory.Services(&registry.Service{
+			reg := memory.NewRegistry(memory.WithServices(&registry.Service{
 				Name: "greeter", Nodes: []*registry.Node{{ID: "a", Address: srv.Address()}},
 			}))
-			c := client.NewClient(client.WithSelector(selector.NewSelector(selector.Registry(reg), selector.SetStrategy(st))))
+			c := client.NewClient(client.WithSelector(selector.NewSelector(selector.WithRegistry(reg), selector.WithStrategy(st))))
 			b.Cleanup(func() { c.(io.Closer).Close() })
 			g := greeterpb.NewGreeterService("greeter", c)
 			ctx := context.Background()

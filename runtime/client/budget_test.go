@@ -43,17 +43,17 @@ func TestRetryBudgetTokens(t *testing.T) {
 	}
 	// A minimum above the burst raises the cap to one second's worth.
 	if n := drain(newRetryBudget(0, 500, now)); n != 500 {
-		t.Fatalf("RetryBudget(0, 500) allowed %d retries at once, want 500", n)
+		t.Fatalf("WithRetryBudget(0, 500) allowed %d retries at once, want 500", n)
 	}
 
-	// RetryBudget(0, 0) allows none, ever.
+	// WithRetryBudget(0, 0) allows none, ever.
 	off := newRetryBudget(0, 0, now)
 	for range 1000 {
 		off.call()
 	}
 	clock = clock.Add(time.Hour)
 	if off.retry() {
-		t.Fatal("RetryBudget(0, 0) allowed a retry")
+		t.Fatal("WithRetryBudget(0, 0) allowed a retry")
 	}
 }
 

@@ -55,10 +55,10 @@ func TestJSONCodecEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	name := `ünïcode "quoted" \ 100%`
 
-	jsonClient := greeterAt(newTestClient(t, client.ContentType("json")), srv.Address())
+	jsonClient := greeterAt(newTestClient(t, client.WithContentType("json")), srv.Address())
 	rsp, err := jsonClient.SayHello(ctx, &greeterpb.HelloRequest{Name: name})
 	if err != nil || rsp.Message != "json:"+name {
-		t.Fatalf("client.ContentType(json): %v %v", rsp, err)
+		t.Fatalf("client.WithContentType(json): %v %v", rsp, err)
 	}
 	// A per-call proto overrides the client's json.
 	rsp, err = jsonClient.SayHello(ctx, &greeterpb.HelloRequest{Name: "x"}, client.WithContentType("proto"))
@@ -100,15 +100,15 @@ func TestJSONCodecEndToEnd(t *testing.T) {
 	if status.CodeOf(err) != status.Internal || !strings.Contains(err.Error(), "xml") {
 		t.Fatalf("unknown codec: %v", err)
 	}
-	bad := greeterAt(newTestClient(t, client.ContentType("xml")), srv.Address())
+	bad := greeterAt(newTestClient(t, client.WithContentType("xml")), srv.Address())
 	if _, err := bad.SayHello(ctx, &greeterpb.HelloRequest{Name: "z"}); status.CodeOf(err) != status.Internal {
-		t.Fatalf("client.ContentType(xml): %v", err)
+		t.Fatalf("client.WithContentType(xml): %v", err)
 	}
 }
 
 func TestServerRecvLimit(t *testing.T) {
 	leakcheck.Check(t)
-	srv := serveGreeter(t, nil, server.MaxRecvMsgSize(1024))
+	srv := serveGreeter(t, nil, server.WithMaxRecvMsgSize(1024))
 	g := greeterAt(newTestClient(t), srv.Address())
 	ctx := context.Background()
 
@@ -155,7 +155,7 @@ func TestClientRecvLimit(t *testing.T) {
 			return nil
 		},
 	})
-	g := greeterAt(newTestClient(t, client.MaxRecvMsgSize(1024)), srv.Address())
+	g := greeterAt(newTestClient(t, client.WithMaxRecvMsgSize(1024)), srv.Address())
 	ctx := context.Background()
 	for _, name := range []string{"big", "huge"} {
 		_, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: name})
@@ -193,8 +193,8 @@ func TestLargeMessages(t *testing.T) {
 				}
 			}
 		},
-	}, server.MaxRecvMsgSize(limit))
-	g := greeterAt(newTestClient(t, client.MaxRecvMsgSize(limit)), srv.Address())
+	}, server.WithMaxRecvMsgSize(limit))
+	g := greeterAt(newTestClient(t, client.WithMaxRecvMsgSize(limit)), srv.Address())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

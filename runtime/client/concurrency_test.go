@@ -24,8 +24,8 @@ func TestManyConcurrentCalls(t *testing.T) {
 	var peers sync.Map
 	srv := serveGreeter(t, &funcGreeter{
 		hello: func(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
-			if a, ok := server.PeerAddr(ctx); ok {
-				peers.Store(a.String(), true)
+			if a, ok := server.PeerFromContext(ctx); ok {
+				peers.Store(a.Addr.String(), true)
 			}
 			out.Message = "Hello " + in.Name
 			return nil

@@ -36,7 +36,7 @@ func TestDeadlinePropagation(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, deadlineEcho())
 	g := greeterAt(newTestClient(t), srv.Address())
-	withDefault := greeterAt(newTestClient(t, client.RequestTimeout(3*time.Second)), srv.Address())
+	withDefault := greeterAt(newTestClient(t, client.WithRequestTimeout(3*time.Second)), srv.Address())
 
 	left := func(t *testing.T, g greeterpb.GreeterService, ctx context.Context, opts ...client.CallOption) string {
 		t.Helper()

@@ -77,7 +77,7 @@ func (greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) er
 
 func startGreeter(t testing.TB, opts ...server.Option) (server.Server, greeterpb.GreeterService) {
 	t.Helper()
-	srv := server.NewServer(append([]server.Option{server.Address("127.0.0.1:0")}, opts...)...)
+	srv := server.NewServer(append([]server.Option{server.WithAddress("127.0.0.1:0")}, opts...)...)
 	if err := greeterpb.RegisterGreeterHandler(srv, greeter{}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestMetadata(t *testing.T) {
 	_, g := startGreeter(t)
 	var hdr, trl metadata.MD
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-in", "v1")
-	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "meta"}, client.Header(&hdr), client.Trailer(&trl)); err != nil {
+	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "meta"}, client.WithResponseHeader(&hdr), client.WithResponseTrailer(&trl)); err != nil {
 		t.Fatal(err)
 	}
 	if hdr.Value("x-header") != "v1" {

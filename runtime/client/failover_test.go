@@ -37,7 +37,7 @@ func registryOf(addrs ...string) registry.Registry {
 	for i, a := range addrs {
 		s.Nodes = append(s.Nodes, &registry.Node{ID: fmt.Sprint("node-", i), Address: a})
 	}
-	return memory.NewRegistry(memory.Services(s))
+	return memory.NewRegistry(memory.WithServices(s))
 }
 
 // TestRetryOnRefusedNode: a node that refuses connections costs no call
@@ -85,10 +85,10 @@ func TestRetryOnRefusedNode(t *testing.T) {
 		t.Fatalf("none of %d calls without retries failed, though half should have tried the dead node", calls)
 	}
 
-	// A client-wide Retries(0) behaves the same.
+	// A client-wide WithRetries(0) behaves the same.
 	failed = 0
 	for i := 0; i < calls; i++ {
-		c := client.NewClient(client.WithRegistry(reg), client.Retries(0))
+		c := client.NewClient(client.WithRegistry(reg), client.WithRetries(0))
 		_, err := greeterpb.NewGreeterService("greeter", c).SayHello(ctx, &greeterpb.HelloRequest{Name: "r"})
 		c.(interface{ Close() error }).Close()
 		if err != nil {
@@ -96,7 +96,7 @@ func TestRetryOnRefusedNode(t *testing.T) {
 		}
 	}
 	if failed == 0 {
-		t.Fatalf("client.Retries(0): no call failed")
+		t.Fatalf("client.WithRetries(0): no call failed")
 	}
 }
 
@@ -105,7 +105,7 @@ func TestRetryOnRefusedNode(t *testing.T) {
 func TestRetryManyCallsOneClient(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, nil)
-	c := newTestClient(t, client.WithRegistry(registryOf(deadAddr(t), srv.Address(), deadAddr(t))), client.Retries(2))
+	c := newTestClient(t, client.WithRegistry(registryOf(deadAddr(t), srv.Address(), deadAddr(t))), client.WithRetries(2))
 	g := greeterpb.NewGreeterService("greeter", c)
 	for i := 0; i < 200; i++ {
 		if _, err := g.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "m"}); err != nil {
@@ -144,7 +144,7 @@ func TestMaxConcurrentStreamsWaits(t *testing.T) {
 			out.Message = in.Name
 			return nil
 		},
-	}, server.MaxConcurrentStreams(1))
+	}, server.WithMaxConcurrentStreams(1))
 	g := greeterAt(newTestClient(t), srv.Address())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -209,7 +209,7 @@ func TestGracefulStopInFlight(t *testing.T) {
 			out.Message = "Hello " + in.Name
 			return nil
 		},
-	}, server.GracePeriod(5*time.Second))
+	}, server.WithGracePeriod(5*time.Second))
 	g := greeterAt(newTestClient(t), srv.Address())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -270,7 +270,7 @@ func TestGracefulStopInFlight(t *testing.T) {
 // stops gracefully under load.
 func TestFailoverWhenNodeStops(t *testing.T) {
 	leakcheck.Check(t)
-	a := serveGreeter(t, nil, server.GracePeriod(2*time.Second))
+	a := serveGreeter(t, nil, server.WithGracePeriod(2*time.Second))
 	b := serveGreeter(t, nil)
 	c := newTestClient(t, client.WithRegistry(registryOf(a.Address(), b.Address())))
 	g := greeterpb.NewGreeterService("greeter", c)

@@ -32,7 +32,7 @@ func TestClientSendBackpressure(t *testing.T) {
 			handlerDone <- ctx.Err()
 			return ctx.Err()
 		},
-	}, server.MaxRecvMsgSize(2<<20))
+	}, server.WithMaxRecvMsgSize(2<<20))
 	g := greeterAt(newTestClient(t), srv.Address())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -100,7 +100,7 @@ func TestServerSendBackpressure(t *testing.T) {
 			return nil
 		},
 	})
-	g := greeterAt(newTestClient(t, client.MaxRecvMsgSize(2<<20)), srv.Address())
+	g := greeterAt(newTestClient(t, client.WithMaxRecvMsgSize(2<<20)), srv.Address())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rs, err := g.LotsOfReplies(ctx, &greeterpb.HelloRequest{Name: "x"})
@@ -141,7 +141,7 @@ func TestMaxConcurrentStreamsFreshConnection(t *testing.T) {
 			out.Message = in.Name
 			return nil
 		},
-	}, server.MaxConcurrentStreams(1))
+	}, server.WithMaxConcurrentStreams(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for round := 0; round < 3; round++ {
@@ -188,7 +188,7 @@ func TestLargeMetadata(t *testing.T) {
 	big := strings.Repeat("abcdefghij", 10<<10) // 100 KiB
 	var hdr, trl metadata.MD
 	_, err := g.SayHello(metadata.AppendToOutgoingContext(ctx, "x-big", big), &greeterpb.HelloRequest{Name: "m"},
-		client.Header(&hdr), client.Trailer(&trl))
+		client.WithResponseHeader(&hdr), client.WithResponseTrailer(&trl))
 	if err != nil {
 		t.Fatal(err)
 	}

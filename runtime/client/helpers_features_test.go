@@ -75,7 +75,7 @@ func serveGreeter(t *testing.T, h *funcGreeter, opts ...server.Option) server.Se
 	if h == nil {
 		h = &funcGreeter{}
 	}
-	srv := server.NewServer(append([]server.Option{server.Address("127.0.0.1:0")}, opts...)...)
+	srv := server.NewServer(append([]server.Option{server.WithAddress("127.0.0.1:0")}, opts...)...)
 	if err := greeterpb.RegisterGreeterHandler(srv, h); err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/chain"
 	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
@@ -21,80 +23,80 @@ import (
 // NewClient returns a client speaking gRPC over HTTP/2. With neither a
 // registry nor a selector, calls must name addresses with WithAddress.
 func NewClient(opts ...Option) Client {
-	o := Options{DialTimeout: 5 * time.Second, Retries: 2, RetryRatio: 0.2, RetryMinPerSecond: 10}
+	o := options{dialTimeout: 5 * time.Second, retries: 2, retryRatio: 0.2, retryMinPerSecond: 10}
 	for _, opt := range opts {
-		opt(&o)
+		opt.applyToClient(&o)
 	}
-	if o.Selector == nil && o.Registry != nil {
-		o.Selector = selector.NewSelector(selector.Registry(o.Registry))
+	if o.selector == nil && o.registry != nil {
+		o.selector = selector.NewSelector(selector.WithRegistry(o.registry))
 	}
-	c := &rpcClient{opts: o, budget: newRetryBudget(o.RetryRatio, o.RetryMinPerSecond, time.Now)}
+	c := &rpcClient{opts: o, budget: newRetryBudget(o.retryRatio, o.retryMinPerSecond, time.Now)}
 	c.codec = codec.Proto
-	if o.ContentType != "" {
-		if cd, ok := codec.Get(o.ContentType); ok {
+	if o.contentType != "" {
+		if cd, ok := codec.Get(o.contentType); ok {
 			c.codec = cd
 		} else {
-			c.badCodec = o.ContentType
+			c.badCodec = o.contentType
 		}
 	}
 	c.pool = &connPool{
-		cfg:         transport.DialConfig{TLSConfig: o.TLSConfig, MaxRecvMsgSize: o.MaxRecvMsgSize},
-		dialTimeout: o.DialTimeout,
+		cfg:         transport.DialConfig{TLSConfig: o.tlsConfig, MaxRecvMsgSize: o.maxRecvMsgSize},
+		dialTimeout: o.dialTimeout,
 		conns:       map[string]*poolEntry{},
 	}
 	c.pool.ctx, c.pool.cancel = context.WithCancel(context.Background())
-	c.invoke = c.call
-	for i := len(o.UnaryInterceptors) - 1; i >= 0; i-- {
-		c.invoke = o.UnaryInterceptors[i](c.invoke)
-	}
-	c.streamer = c.newStream
-	for i := len(o.StreamInterceptors) - 1; i >= 0; i-- {
-		c.streamer = o.StreamInterceptors[i](c.streamer)
-	}
 	return c
 }
 
 type rpcClient struct {
-	opts     Options
+	opts     options
 	codec    codec.Codec
 	badCodec string
 	pool     *connPool
 	budget   *retryBudget
-	invoke   Invoker
-	streamer Streamer
-	noOpts   CallOptions // shared, read-only: the options of a call given none
+	noOpts   callOptions // shared, read-only: the options of a call given none
 }
 
-func (c *rpcClient) callOptions(opts []CallOption) *CallOptions {
+func (c *rpcClient) callOptions(opts []CallOption) *callOptions {
 	if len(opts) == 0 {
 		return &c.noOpts
 	}
-	co := &CallOptions{}
+	co := &callOptions{}
 	for _, o := range opts {
-		o(co)
+		o.applyToCall(co)
 	}
 	return co
 }
 
 func (c *rpcClient) Call(ctx context.Context, service string, m *spec.Method, req, rsp any, opts ...CallOption) error {
-	return c.invoke(ctx, service, m, req, rsp, c.callOptions(opts))
+	co := c.callOptions(opts)
+	if len(c.opts.interceptors) == 0 {
+		return c.call(ctx, service, m, req, rsp, co)
+	}
+	f := func(ctx context.Context, req, rsp any) error { return c.call(ctx, service, m, req, rsp, co) }
+	return chain.Unary(c.opts.interceptors, m, f)(ctx, req, rsp)
 }
 
 func (c *rpcClient) Stream(ctx context.Context, service string, m *spec.Method, opts ...CallOption) (Stream, error) {
-	return c.streamer(ctx, service, m, c.callOptions(opts))
+	co := c.callOptions(opts)
+	if len(c.opts.interceptors) == 0 {
+		return c.newStream(ctx, service, m, co)
+	}
+	f := func(ctx context.Context) (interceptor.ClientStream, error) { return c.newStream(ctx, service, m, co) }
+	return chain.StreamingClient(c.opts.interceptors, m, f)(ctx)
 }
 
 // Close closes every pooled connection and the selector.
 func (c *rpcClient) Close() error {
 	c.pool.closeAll()
-	if c.opts.Selector != nil {
-		return c.opts.Selector.Close()
+	if c.opts.selector != nil {
+		return c.opts.selector.Close()
 	}
 	return nil
 }
 
-func (c *rpcClient) codecFor(co *CallOptions) (codec.Codec, error) {
-	name := co.ContentType
+func (c *rpcClient) codecFor(co *callOptions) (codec.Codec, error) {
+	name := co.contentType
 	if name == "" {
 		if c.badCodec != "" {
 			return nil, status.Errorf(status.Internal, "client: no codec registered for content type %q", c.badCodec)
@@ -109,10 +111,10 @@ func (c *rpcClient) codecFor(co *CallOptions) (codec.Codec, error) {
 }
 
 // compressorFor returns the compressor of a call's requests, nil for none.
-func (c *rpcClient) compressorFor(co *CallOptions) (compress.Compressor, error) {
-	name := co.SendCompression
+func (c *rpcClient) compressorFor(co *callOptions) (compress.Compressor, error) {
+	name := co.sendCompression
 	if name == "" {
-		name = c.opts.SendCompression
+		name = c.opts.sendCompression
 	}
 	if name == "" || name == compress.Identity {
 		return nil, nil
@@ -124,13 +126,13 @@ func (c *rpcClient) compressorFor(co *CallOptions) (compress.Compressor, error) 
 	return comp, nil
 }
 
-func (c *rpcClient) withTimeout(ctx context.Context, co *CallOptions) (context.Context, context.CancelFunc) {
-	d := co.Timeout
+func (c *rpcClient) withTimeout(ctx context.Context, co *callOptions) (context.Context, context.CancelFunc) {
+	d := co.timeout
 	if d == 0 {
 		if _, ok := ctx.Deadline(); ok {
 			return ctx, nil
 		}
-		d = c.opts.RequestTimeout
+		d = c.opts.requestTimeout
 	}
 	if d <= 0 {
 		return ctx, nil
@@ -138,28 +140,28 @@ func (c *rpcClient) withTimeout(ctx context.Context, co *CallOptions) (context.C
 	return context.WithTimeout(ctx, d)
 }
 
-func (c *rpcClient) retries(co *CallOptions) int {
+func (c *rpcClient) retries(co *callOptions) int {
 	if co.retriesSet {
-		return co.Retries
+		return co.retries
 	}
-	return c.opts.Retries
+	return c.opts.retries
 }
 
 // pick chooses where an attempt goes: one of the call's addresses, or a
 // node from the selector, which must then hear how the attempt went (see
 // mark). node is nil for direct addresses.
-func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, exclude []string) (string, *registry.Node, error) {
-	if len(co.Addresses) > 0 {
-		start := rand.IntN(len(co.Addresses))
-		for i := range co.Addresses {
-			a := co.Addresses[(start+i)%len(co.Addresses)]
+func (c *rpcClient) pick(ctx context.Context, service string, co *callOptions, exclude []string) (string, *registry.Node, error) {
+	if len(co.addresses) > 0 {
+		start := rand.IntN(len(co.addresses))
+		for i := range co.addresses {
+			a := co.addresses[(start+i)%len(co.addresses)]
 			if !contains(exclude, a) {
 				return a, nil, nil
 			}
 		}
 		return "", nil, status.Errorf(status.Unavailable, "client: every address given for %s failed", service)
 	}
-	sel := c.opts.Selector
+	sel := c.opts.selector
 	if sel == nil {
 		return "", nil, status.Errorf(status.Unavailable, "client: no registry or selector to find service %q; use client.WithRegistry or call with client.WithAddress", service)
 	}
@@ -173,7 +175,7 @@ func (c *rpcClient) pick(ctx context.Context, service string, co *CallOptions, e
 // mark tells the selector how a call to node went.
 func (c *rpcClient) mark(service string, node *registry.Node, err error) {
 	if node != nil {
-		c.opts.Selector.Mark(service, node, nodeFault(err))
+		c.opts.selector.Mark(service, node, nodeFault(err))
 	}
 }
 
@@ -182,11 +184,11 @@ func (c *rpcClient) mark(service string, node *registry.Node, err error) {
 // after it was sent, only for methods that declare themselves idempotent
 // (option idempotency_level), which a second execution cannot harm, or
 // when the caller says so; never on a deadline, which is not Unavailable.
-func retryable(err error, m *spec.Method, co *CallOptions) bool {
+func retryable(err error, m *spec.Method, co *callOptions) bool {
 	if errors.Is(err, transport.ErrUnprocessed) {
 		return true
 	}
-	return status.CodeOf(err) == status.Unavailable && (m.Idempotency != spec.IdempotencyUnknown || co.RetryOnUnavailable)
+	return status.CodeOf(err) == status.Unavailable && (m.Idempotency != spec.IdempotencyUnknown || co.retryOnUnavailable)
 }
 
 // nodeFault keeps only the errors that say something about the node, not
@@ -210,10 +212,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// call is the base Invoker: it retries on another node a call that failed
+// call makes a unary call: it retries on another node a call that failed
 // retryably (see retryable), within the call's deadline and the client's
 // retry budget.
-func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, req, rsp any, co *CallOptions) error {
+func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, req, rsp any, co *callOptions) error {
 	cd, err := c.codecFor(co)
 	if err != nil {
 		return err
@@ -250,7 +252,7 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 	}
 }
 
-func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, req, rsp any, co *CallOptions, sc transport.StreamConfig) error {
+func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, req, rsp any, co *callOptions, sc transport.StreamConfig) error {
 	cc, err := c.pool.get(ctx, addr)
 	if err != nil {
 		return err
@@ -270,20 +272,20 @@ func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, r
 	case err == nil:
 		err = cs.RecvEnd()
 	}
-	if co.Header != nil {
-		*co.Header, _ = cs.Header()
+	if co.header != nil {
+		*co.header, _ = cs.Header()
 	}
-	if co.Trailer != nil {
-		*co.Trailer = cs.Trailer()
+	if co.trailer != nil {
+		*co.trailer = cs.Trailer()
 	}
 	return err
 }
 
-// newStream is the base Streamer. Opening a stream writes nothing, so only
+// newStream opens a stream. Opening a stream writes nothing, so only
 // a failure to connect is retried on another node. The selector hears how
 // the stream went when it ends, so that LeastRequest counts it in flight
 // until then.
-func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Method, co *CallOptions) (Stream, error) {
+func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Method, co *callOptions) (Stream, error) {
 	cd, err := c.codecFor(co)
 	if err != nil {
 		return nil, err
@@ -357,7 +359,7 @@ func ctxError(ctx context.Context, err error) error {
 type clientStream struct {
 	cs      *transport.ClientStream
 	cancel  context.CancelFunc
-	co      *CallOptions
+	co      *callOptions
 	single  bool // the server sends one message (client-streaming)
 	client  *rpcClient
 	service string
@@ -417,11 +419,11 @@ func (s *clientStream) Close() error {
 func (s *clientStream) done(err error) {
 	s.once.Do(func() {
 		s.client.mark(s.service, s.node, err)
-		if s.co.Header != nil {
-			*s.co.Header, _ = s.cs.Header()
+		if s.co.header != nil {
+			*s.co.header, _ = s.cs.Header()
 		}
-		if s.co.Trailer != nil {
-			*s.co.Trailer = s.cs.Trailer()
+		if s.co.trailer != nil {
+			*s.co.trailer = s.cs.Trailer()
 		}
 		if s.cancel != nil {
 			s.cancel()

@@ -9,6 +9,7 @@ import (
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 )
@@ -36,33 +37,24 @@ func TestClientInterceptors(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, nil)
 	var log callLog
-	unary := func(name string) client.UnaryInterceptor {
-		return func(next client.Invoker) client.Invoker {
-			return func(ctx context.Context, service string, m *spec.Method, req, rsp any, opts *client.CallOptions) error {
-				log.add(name + ">" + service + " " + m.Procedure + " " + m.StreamType.String())
+	unary := func(name string) interceptor.Interceptor {
+		return interceptor.UnaryInterceptorFunc(func(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
+			return func(ctx context.Context, req, rsp any) error {
+				log.add(name + ">" + m.Procedure + " " + m.StreamType.String())
 				if req.(*greeterpb.HelloRequest).Name == "reject-"+name {
 					return status.New(status.PermissionDenied, "rejected by "+name)
 				}
-				err := next(ctx, service, m, req, rsp, opts)
+				err := next(ctx, req, rsp)
 				log.add("<" + name)
 				return err
 			}
-		}
+		})
 	}
-	stream := func(name string) client.StreamInterceptor {
-		return func(next client.Streamer) client.Streamer {
-			return func(ctx context.Context, service string, m *spec.Method, opts *client.CallOptions) (client.Stream, error) {
-				log.add(name + ">" + m.Name + " " + m.StreamType.String())
-				s, err := next(ctx, service, m, opts)
-				log.add("<" + name)
-				return s, err
-			}
-		}
-	}
+	stream := func(name string) interceptor.Interceptor { return streamLogger{name, &log} }
 	c := newTestClient(t,
-		client.WithUnaryInterceptor(unary("A"), unary("B")),
-		client.WithUnaryInterceptor(unary("C")),
-		client.WithStreamInterceptor(stream("S1"), stream("S2")),
+		client.WithInterceptors(unary("A"), unary("B")),
+		client.WithInterceptors(unary("C")),
+		client.WithInterceptors(stream("S1"), stream("S2")),
 	)
 	g := greeterAt(c, srv.Address())
 	ctx := context.Background()
@@ -71,7 +63,7 @@ func TestClientInterceptors(t *testing.T) {
 	if err != nil || rsp.Message != "Hello i" {
 		t.Fatalf("call: %v %v", rsp, err)
 	}
-	const m = "greeter /greeter.v1.Greeter/SayHello unary"
+	const m = "/greeter.v1.Greeter/SayHello unary"
 	want := []string{"A>" + m, "B>" + m, "C>" + m, "<C", "<B", "<A"}
 	if got := log.take(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("unary order:\n got %q\nwant %q", got, want)
@@ -109,4 +101,28 @@ func TestClientInterceptors(t *testing.T) {
 	if got := log.take(); len(got) != 4 || got[0] != "S1>LotsOfReplies server_stream" {
 		t.Fatalf("server stream: %q", got)
 	}
+}
+
+// streamLogger logs the opening of client streams and passes unary calls
+// through.
+type streamLogger struct {
+	name string
+	log  *callLog
+}
+
+func (l streamLogger) WrapUnary(_ *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
+	return next
+}
+
+func (l streamLogger) WrapStreamingClient(m *spec.Method, next interceptor.StreamingClientFunc) interceptor.StreamingClientFunc {
+	return func(ctx context.Context) (interceptor.ClientStream, error) {
+		l.log.add(l.name + ">" + m.Name + " " + m.StreamType.String())
+		s, err := next(ctx)
+		l.log.add("<" + l.name)
+		return s, err
+	}
+}
+
+func (l streamLogger) WrapStreamingHandler(_ *spec.Method, next interceptor.StreamingHandlerFunc) interceptor.StreamingHandlerFunc {
+	return next
 }

@@ -83,7 +83,7 @@ func TestBinaryMetadata(t *testing.T) {
 	ctx = metadata.AppendToOutgoingContext(ctx, "X-Raw-Bin", allBytes(), "x-text", "plain text", "x-raw-bin", "")
 
 	var hdr, trl metadata.MD
-	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "m"}, client.Header(&hdr), client.Trailer(&trl)); err != nil {
+	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "m"}, client.WithResponseHeader(&hdr), client.WithResponseTrailer(&trl)); err != nil {
 		t.Fatal(err)
 	}
 	if hdr.Value("x-echo-bin") != allBytes() {
@@ -179,7 +179,7 @@ func TestSendHeaderBeforeMessage(t *testing.T) {
 	}
 
 	var hdr metadata.MD
-	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "u"}, client.Header(&hdr)); err != nil {
+	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "u"}, client.WithResponseHeader(&hdr)); err != nil {
 		t.Fatal(err)
 	}
 	if hdr.Value("x-unary-early") != "1" || hdr.Value("x-late") != "" {

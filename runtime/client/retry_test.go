@@ -139,7 +139,7 @@ func killAndStop(t *testing.T, m *spec.Method, opts ...client.CallOption) outcom
 	var r runs
 	h := r.greeter(500 * time.Microsecond) // keeps calls in flight at the kill
 	a := serveKillable(t, h)
-	b := serveGreeter(t, h, server.GracePeriod(5*time.Second))
+	b := serveGreeter(t, h, server.WithGracePeriod(5*time.Second))
 	c := serveGreeter(t, h)
 	reg := registryOf(a.Address(), b.Address(), c.Address())
 	cl := newTestClient(t, client.WithRegistry(reg))
@@ -300,12 +300,12 @@ func TestSlowHandlerRunsOnce(t *testing.T) {
 		call   []client.CallOption
 	}{
 		{"call timeout", nil, []client.CallOption{client.WithRequestTimeout(100 * time.Millisecond)}},
-		{"client timeout", []client.Option{client.RequestTimeout(100 * time.Millisecond)}, nil},
+		{"client timeout", []client.Option{client.WithRequestTimeout(100 * time.Millisecond)}, nil},
 		{"deadline", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ran.Store(0)
-			c := newTestClient(t, append(tc.client, client.WithRegistry(reg), client.Retries(5))...)
+			c := newTestClient(t, append(tc.client, client.WithRegistry(reg), client.WithRetries(5))...)
 			name := "slow"
 			if tc.name == "deadline" {
 				name = "deadline"
@@ -360,7 +360,7 @@ func TestRetryGoesToAnotherNode(t *testing.T) {
 	f1, f2 := startFakeServer(t, true), startFakeServer(t, true)
 	srv := serveGreeter(t, nil)
 	reg := registryOf(f1.ln.Addr().String(), f2.ln.Addr().String(), srv.Address())
-	rec := &recorder{Selector: selector.NewSelector(selector.Registry(reg))}
+	rec := &recorder{Selector: selector.NewSelector(selector.WithRegistry(reg))}
 	c := newTestClient(t, client.WithSelector(rec))
 	g := greeterpb.NewGreeterService("greeter", c)
 	for i := range 20 {
@@ -425,7 +425,7 @@ func TestRetryOnUnavailableOptIn(t *testing.T) {
 }
 
 // TestRetryBudget: the client-wide budget caps retries at the configured
-// share of calls, and RetryBudget(0, 0) turns them off.
+// share of calls, and WithRetryBudget(0, 0) turns them off.
 func TestRetryBudget(t *testing.T) {
 	leakcheck.Check(t)
 	reg := registryOf(deadAddr(t), deadAddr(t), deadAddr(t))
@@ -433,8 +433,8 @@ func TestRetryBudget(t *testing.T) {
 		ratio      float64
 		maxRetries int
 	}{{0, 0}, {0.2, 20}, {0.5, 50}} {
-		rec := &recorder{Selector: selector.NewSelector(selector.Registry(reg))}
-		c := newTestClient(t, client.WithSelector(rec), client.RetryBudget(tc.ratio, 0))
+		rec := &recorder{Selector: selector.NewSelector(selector.WithRegistry(reg))}
+		c := newTestClient(t, client.WithSelector(rec), client.WithRetryBudget(tc.ratio, 0))
 		g := greeterpb.NewGreeterService("greeter", c)
 		const calls = 100
 		for range calls {
@@ -443,7 +443,7 @@ func TestRetryBudget(t *testing.T) {
 			}
 		}
 		if retries := len(rec.selects) - calls; retries > tc.maxRetries || retries < tc.maxRetries-1 {
-			t.Errorf("RetryBudget(%v, 0): %d retries for %d calls, want %d", tc.ratio, retries, calls, tc.maxRetries)
+			t.Errorf("WithRetryBudget(%v, 0): %d retries for %d calls, want %d", tc.ratio, retries, calls, tc.maxRetries)
 		}
 	}
 }
@@ -453,7 +453,7 @@ func TestRetryBudget(t *testing.T) {
 func TestStreamMarkedWhenItEnds(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, nil)
-	rec := &recorder{Selector: selector.NewSelector(selector.Registry(registryOf(srv.Address())), selector.SetStrategy(selector.LeastRequest))}
+	rec := &recorder{Selector: selector.NewSelector(selector.WithRegistry(registryOf(srv.Address())), selector.WithStrategy(selector.LeastRequest))}
 	g := greeterpb.NewGreeterService("greeter", newTestClient(t, client.WithSelector(rec)))
 	marks := func() int { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.marks) }
 
@@ -498,7 +498,7 @@ func TestStreamMarkedWhenItEnds(t *testing.T) {
 func TestSelectorCacheNoLookupPerCall(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, nil)
-	reg := &lookups{Registry: memory.NewRegistry(memory.Services(&registry.Service{
+	reg := &lookups{Registry: memory.NewRegistry(memory.WithServices(&registry.Service{
 		Name: "greeter", Nodes: []*registry.Node{{ID: "a", Address: srv.Address()}},
 	}))}
 	g := greeterpb.NewGreeterService("greeter", newTestClient(t, client.WithRegistry(reg)))

@@ -57,11 +57,11 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestTLS(t *testing.T) {
 	leakcheck.Check(t)
 	cert, pool := selfSigned(t)
-	srv := serveGreeter(t, nil, server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}))
+	srv := serveGreeter(t, nil, server.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	g := greeterAt(newTestClient(t, client.TLSConfig(&tls.Config{RootCAs: pool})), srv.Address())
+	g := greeterAt(newTestClient(t, client.WithTLSConfig(&tls.Config{RootCAs: pool})), srv.Address())
 	rsp, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "tls"})
 	if err != nil || rsp.Message != "Hello tls" {
 		t.Fatalf("TLS call: %v %v", rsp, err)
@@ -82,7 +82,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// A client that does not trust the certificate fails to connect.
-	untrusting := greeterAt(newTestClient(t, client.TLSConfig(&tls.Config{})), srv.Address())
+	untrusting := greeterAt(newTestClient(t, client.WithTLSConfig(&tls.Config{})), srv.Address())
 	if _, err := untrusting.SayHello(ctx, &greeterpb.HelloRequest{Name: "x"}); status.CodeOf(err) != status.Unavailable {
 		t.Fatalf("untrusted certificate: %v", err)
 	}
@@ -107,7 +107,7 @@ func TestTLSClientToCleartextServer(t *testing.T) {
 	srv := serveGreeter(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	g := greeterAt(newTestClient(t, client.TLSConfig(&tls.Config{RootCAs: pool})), srv.Address())
+	g := greeterAt(newTestClient(t, client.WithTLSConfig(&tls.Config{RootCAs: pool})), srv.Address())
 	start := time.Now()
 	if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "x"}); status.CodeOf(err) != status.Unavailable {
 		t.Fatalf("TLS client to cleartext server: %v, want Unavailable", err)

@@ -8,10 +8,10 @@ import (
 )
 
 func TestOptions(t *testing.T) {
-	if o := registry.NewRegisterOptions(registry.RegisterTTL(time.Minute)); o.TTL != time.Minute {
+	if o := registry.NewRegisterOptions(registry.WithTTL(time.Minute)); o.TTL != time.Minute {
 		t.Errorf("RegisterOptions %+v", o)
 	}
-	if o := registry.NewWatchOptions(registry.WatchService("greeter")); o.Service != "greeter" {
+	if o := registry.NewWatchOptions(registry.WithService("greeter")); o.Service != "greeter" {
 		t.Errorf("WatchOptions %+v", o)
 	}
 }

@@ -96,7 +96,7 @@ type RegisterOptions struct {
 type RegisterOption func(*RegisterOptions)
 
 // RegisterTTL sets the registration's time to live.
-func RegisterTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
+func WithTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
 
 // NewRegisterOptions returns the options opts set. Registry
 // implementations build their RegisterOptions with it.
@@ -118,7 +118,7 @@ type WatchOptions struct {
 type WatchOption func(*WatchOptions)
 
 // WatchService limits a watch to one service.
-func WatchService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
+func WithService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
 
 // NewWatchOptions returns the options opts set. Registry implementations
 // build their WatchOptions with it.

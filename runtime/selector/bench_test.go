@@ -14,7 +14,7 @@ import (
 func BenchmarkSelect(b *testing.B) {
 	for _, st := range strategies {
 		for _, size := range []int{3, 100} {
-			s := newSelector(b, memory.NewRegistry(memory.Services(service(addrs(size)...))), st)
+			s := newSelector(b, memory.NewRegistry(memory.WithServices(service(addrs(size)...))), st)
 			ctx := selector.WithHashKey(context.Background(), "user-1234")
 			pick(b, s, ctx)
 			b.Run(fmt.Sprintf("%v/%d", st, size), func(b *testing.B) {
@@ -48,7 +48,7 @@ func BenchmarkSelect(b *testing.B) {
 func BenchmarkSelectExclude(b *testing.B) {
 	for _, st := range strategies {
 		for _, size := range []int{3, 100} {
-			s := newSelector(b, memory.NewRegistry(memory.Services(service(addrs(size)...))), st)
+			s := newSelector(b, memory.NewRegistry(memory.WithServices(service(addrs(size)...))), st)
 			ctx := selector.WithHashKey(context.Background(), "user-1234")
 			exclude := []string{addrs(size)[1]}
 			pick(b, s, ctx)

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/rendezvous"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
@@ -81,7 +82,7 @@ func (svc *service) rebuild(snap *cache.Snapshot, old *view) *view {
 			ejected++
 		}
 		v.byAddr[n.Address] = st
-		v.nodes = append(v.nodes, entry{node: n, hash: HashString(n.Address), state: st})
+		v.nodes = append(v.nodes, entry{node: n, hash: rendezvous.Hash(n.Address), state: st})
 	}
 	// A failure reported between this and the view's publication counts
 	// in the old view's state; should that node have left, the count is

@@ -58,8 +58,8 @@ func has(s selector.Selector, name, addr string, others ...string) bool {
 func TestCacheFollowsRegistry(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
-	reg := &counting{Registry: memory.NewRegistry(memory.Services(service("a:1", "b:1")))}
-	s := selector.NewSelector(selector.Registry(reg))
+	reg := &counting{Registry: memory.NewRegistry(memory.WithServices(service("a:1", "b:1")))}
+	s := selector.NewSelector(selector.WithRegistry(reg))
 	defer s.Close()
 
 	for range 1000 {
@@ -116,8 +116,8 @@ func TestCacheFollowsRegistry(t *testing.T) {
 func TestDeleteLatency(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
-	reg := memory.NewRegistry(memory.Services(service("a:1", "b:1")))
-	s := selector.NewSelector(selector.Registry(reg))
+	reg := memory.NewRegistry(memory.WithServices(service("a:1", "b:1")))
+	s := selector.NewSelector(selector.WithRegistry(reg))
 	defer s.Close()
 	var worst, total time.Duration
 	const rounds = 100
@@ -146,7 +146,7 @@ func TestDeleteLatency(t *testing.T) {
 
 func TestCloseStopsWatch(t *testing.T) {
 	leakcheck.Check(t)
-	s := selector.NewSelector(selector.Registry(memory.NewRegistry(memory.Services(service("a:1")))))
+	s := selector.NewSelector(selector.WithRegistry(memory.NewRegistry(memory.WithServices(service("a:1")))))
 	pick(t, s, context.Background())
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -158,5 +158,5 @@ func TestCloseStopsWatch(t *testing.T) {
 		t.Fatal("Select after Close succeeded")
 	}
 	// A selector never used holds nothing to close.
-	selector.NewSelector(selector.Registry(memory.NewRegistry())).Close()
+	selector.NewSelector(selector.WithRegistry(memory.NewRegistry())).Close()
 }

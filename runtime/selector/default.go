@@ -46,16 +46,16 @@ var errClosed = errors.New("selector: closed")
 // Ejections are kept per service and node address.
 //
 // The selector needs a registry or a cache; without either, Select fails.
-// Close closes the selector's own cache; a cache given with Cache stays
+// Close closes the selector's own cache; a cache given with WithCache stays
 // open for its other users.
 func NewSelector(opts ...Option) Selector {
-	var o Options
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &selector{cache: o.Cache, strategy: o.Strategy, now: time.Now}
-	if s.cache == nil && o.Registry != nil {
-		s.cache, s.ownCache = cache.New(o.Registry), true
+	s := &selector{cache: o.cache, strategy: o.strategy, now: time.Now}
+	if s.cache == nil && o.registry != nil {
+		s.cache, s.ownCache = cache.New(o.registry), true
 	}
 	return s
 }

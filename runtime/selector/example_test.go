@@ -10,11 +10,11 @@ import (
 )
 
 func ExampleNewSelector() {
-	reg := memory.NewRegistry(memory.Services(&registry.Service{
+	reg := memory.NewRegistry(memory.WithServices(&registry.Service{
 		Name:  "greeter",
 		Nodes: []*registry.Node{{ID: "a", Address: "10.0.0.1:8080"}, {ID: "b", Address: "10.0.0.2:8080"}},
 	}))
-	sel := selector.NewSelector(selector.Registry(reg))
+	sel := selector.NewSelector(selector.WithRegistry(reg))
 	defer sel.Close()
 
 	// A retry excludes the node the first attempt went to.
@@ -29,13 +29,13 @@ func ExampleNewSelector() {
 }
 
 func ExampleWithHashKey() {
-	reg := memory.NewRegistry(memory.Services(&registry.Service{
+	reg := memory.NewRegistry(memory.WithServices(&registry.Service{
 		Name: "carts",
 		Nodes: []*registry.Node{
 			{ID: "a", Address: "10.0.0.1:8080"}, {ID: "b", Address: "10.0.0.2:8080"}, {ID: "c", Address: "10.0.0.3:8080"},
 		},
 	}))
-	sel := selector.NewSelector(selector.Registry(reg), selector.SetStrategy(selector.ConsistentHash))
+	sel := selector.NewSelector(selector.WithRegistry(reg), selector.WithStrategy(selector.ConsistentHash))
 	defer sel.Close()
 
 	// Every call for the same cart goes to the same node.

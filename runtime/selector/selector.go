@@ -72,30 +72,27 @@ func (s Strategy) String() string {
 	return "unknown"
 }
 
-// Options configures NewSelector.
-type Options struct {
-	// Registry is where the selector finds services, through a cache of
-	// its own. Registry or Cache is required.
-	Registry registry.Registry
-	// Cache is a registry cache to find services in, shared with its
-	// other users; it takes precedence over Registry.
-	Cache *cache.Cache
-	// Strategy chooses among a service's nodes; Random by default.
-	Strategy Strategy
+// options are the settings of a selector.
+type options struct {
+	registry registry.Registry
+	cache    *cache.Cache
+	strategy Strategy
 }
 
-// Option sets a selector option.
-type Option func(*Options)
+// Option configures a selector.
+type Option func(*options)
 
-// Registry sets the registry the selector finds services in.
-func Registry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
+// WithRegistry sets where the selector finds services, through a cache of
+// its own. WithRegistry or WithCache is required.
+func WithRegistry(r registry.Registry) Option { return func(o *options) { o.registry = r } }
 
-// Cache makes the selector find services in c, a registry cache it shares
-// (with a broker, say) and does not close.
-func Cache(c *cache.Cache) Option { return func(o *Options) { o.Cache = c } }
+// WithCache sets a registry cache to find services in, shared with its
+// other users; it takes precedence over WithRegistry.
+func WithCache(c *cache.Cache) Option { return func(o *options) { o.cache = c } }
 
-// SetStrategy sets how the selector chooses among a service's nodes.
-func SetStrategy(s Strategy) Option { return func(o *Options) { o.Strategy = s } }
+// WithStrategy sets how the selector chooses among a service's nodes;
+// Random by default.
+func WithStrategy(s Strategy) Option { return func(o *options) { o.strategy = s } }
 
 type hashKey struct{}
 

@@ -23,7 +23,7 @@ func nodes(addrs ...string) []*registry.Node {
 // greeter has three nodes spread over two versions.
 func greeter() registry.Registry {
 	n := nodes("a:1", "b:1", "c:1")
-	return memory.NewRegistry(memory.Services(
+	return memory.NewRegistry(memory.WithServices(
 		&registry.Service{Name: "greeter", Version: "v1", Nodes: n[:2]},
 		&registry.Service{Name: "greeter", Version: "v2", Nodes: n[2:]},
 	))
@@ -46,7 +46,7 @@ func chiSquare(counts map[string]int, want []string, draws int) float64 {
 const chiSquareBound = 40
 
 func TestSelectIsUniformOverVersions(t *testing.T) {
-	s := selector.NewSelector(selector.Registry(greeter()))
+	s := selector.NewSelector(selector.WithRegistry(greeter()))
 	const draws = 30000
 	counts := map[string]int{}
 	for range draws {
@@ -62,7 +62,7 @@ func TestSelectIsUniformOverVersions(t *testing.T) {
 }
 
 func TestSelectExclude(t *testing.T) {
-	s := selector.NewSelector(selector.Registry(greeter()))
+	s := selector.NewSelector(selector.WithRegistry(greeter()))
 	for range 300 {
 		n, err := s.Select(context.Background(), "greeter", []string{"a:1", "c:1"})
 		if err != nil {
@@ -79,7 +79,7 @@ func TestSelectExclude(t *testing.T) {
 }
 
 func TestSelectNotFound(t *testing.T) {
-	s := selector.NewSelector(selector.Registry(memory.NewRegistry()))
+	s := selector.NewSelector(selector.WithRegistry(memory.NewRegistry()))
 	_, err := s.Select(context.Background(), "greeter", nil)
 	if !errors.Is(err, selector.ErrNoneAvailable) || !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("err = %v, want both ErrNoneAvailable and registry.ErrNotFound", err)
@@ -90,7 +90,7 @@ func TestSelectNotFound(t *testing.T) {
 }
 
 func TestSelectRegistryError(t *testing.T) {
-	s := selector.NewSelector(selector.Registry(greeter()))
+	s := selector.NewSelector(selector.WithRegistry(greeter()))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := s.Select(ctx, "greeter", nil)
@@ -112,7 +112,7 @@ func TestSelectWithoutRegistry(t *testing.T) {
 func TestSelectSkipsFailedNode(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.String(), func(t *testing.T) {
-			s := selector.NewSelector(selector.Registry(greeter()), selector.SetStrategy(st))
+			s := selector.NewSelector(selector.WithRegistry(greeter()), selector.WithStrategy(st))
 			defer s.Close()
 			ctx := selector.WithHashKey(context.Background(), "k")
 			a, err := s.Select(ctx, "greeter", []string{"b:1", "c:1"})
@@ -150,7 +150,7 @@ func TestString(t *testing.T) {
 		selector.ConsistentHash: "consistenthash",
 		selector.LeastRequest:   "leastrequest",
 	} {
-		if got := selector.NewSelector(selector.SetStrategy(st)).String(); got != want {
+		if got := selector.NewSelector(selector.WithStrategy(st)).String(); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
 		}
 	}
@@ -158,7 +158,7 @@ func TestString(t *testing.T) {
 
 func TestConcurrentSelectAndMark(t *testing.T) {
 	reg := greeter()
-	s := selector.NewSelector(selector.Registry(reg))
+	s := selector.NewSelector(selector.WithRegistry(reg))
 	defer s.Close()
 	ctx := context.Background()
 	var wg sync.WaitGroup

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/protoc-gen-micro/micro/internal/rendezvous"
 )
 
 // The pickers choose an index into a service's snapshot, or -1 when no
@@ -20,7 +22,7 @@ func (s *selector) pick(ctx context.Context, svc *service, nodes []entry, exclud
 		return pickRoundRobin(svc.rr.Add(1), nodes, exclude, now)
 	case ConsistentHash:
 		if key, ok := ctx.Value(hashKey{}).(string); ok {
-			return pickHash(HashString(key), nodes, exclude, now)
+			return pickHash(rendezvous.Hash(key), nodes, exclude, now)
 		}
 	case LeastRequest:
 		return pickLeastRequest(nodes, exclude, now)
@@ -97,7 +99,7 @@ func pickHash(key uint64, nodes []entry, exclude []string, now int64) int {
 		if !usable(&nodes[i], exclude, now) {
 			continue
 		}
-		if score := Score(key, nodes[i].hash); best < 0 || score > top {
+		if score := rendezvous.Score(key, nodes[i].hash); best < 0 || score > top {
 			best, top = i, score
 		}
 	}
@@ -143,32 +145,4 @@ func lessLoaded(nodes []entry, i, j int) int {
 		return j
 	}
 	return i
-}
-
-// HashString is 64-bit FNV-1a, finished with mix: the hash ConsistentHash
-// gives keys and nodes. It is fixed, unlike hash/maphash's seeded hashes,
-// so every process maps a key to the same node.
-func HashString(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return mix(h)
-}
-
-// Score is a node's score for a key in rendezvous hashing, from their
-// HashStrings: the usable node with the highest score takes the key.
-func Score(key, node uint64) uint64 { return mix(key ^ node) }
-
-// mix is MurmurHash3's 64-bit finalizer: every input bit flips each output
-// bit with probability about 1/2, so the scores of one key on different
-// nodes are as good as independent.
-func mix(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }

@@ -31,7 +31,7 @@ func addrs(n int) []string {
 
 func newSelector(t testing.TB, reg registry.Registry, st selector.Strategy) selector.Selector {
 	t.Helper()
-	s := selector.NewSelector(selector.Registry(reg), selector.SetStrategy(st))
+	s := selector.NewSelector(selector.WithRegistry(reg), selector.WithStrategy(st))
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -62,7 +62,7 @@ func pickErr(t testing.TB, s selector.Selector, ctx context.Context) string {
 func TestExcludeEveryStrategy(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.String(), func(t *testing.T) {
-			s := newSelector(t, memory.NewRegistry(memory.Services(service("a:1", "b:1", "c:1", "d:1"))), st)
+			s := newSelector(t, memory.NewRegistry(memory.WithServices(service("a:1", "b:1", "c:1", "d:1"))), st)
 			for i := range 400 {
 				ctx := selector.WithHashKey(context.Background(), fmt.Sprint("key", i))
 				if got := pick(t, s, ctx, "a:1", "c:1", "d:1"); got != "b:1" {
@@ -83,7 +83,7 @@ func TestExcludeEveryStrategy(t *testing.T) {
 // TestRoundRobinRotates: consecutive Selects take the nodes in turn, and
 // concurrent Selects share the rotation exactly.
 func TestRoundRobinRotates(t *testing.T) {
-	s := newSelector(t, memory.NewRegistry(memory.Services(service("a:1", "b:1", "c:1"))), selector.RoundRobin)
+	s := newSelector(t, memory.NewRegistry(memory.WithServices(service("a:1", "b:1", "c:1"))), selector.RoundRobin)
 	ctx := context.Background()
 	first := []string{pick(t, s, ctx), pick(t, s, ctx), pick(t, s, ctx)}
 	if sorted := slices.Sorted(slices.Values(first)); !slices.Equal(sorted, []string{"a:1", "b:1", "c:1"}) {
@@ -125,7 +125,7 @@ func TestRoundRobinRotates(t *testing.T) {
 // TestRoundRobinSkipsEvenly: with a node excluded the others still
 // alternate, rather than the next node taking the skipped node's turn.
 func TestRoundRobinSkipsEvenly(t *testing.T) {
-	s := newSelector(t, memory.NewRegistry(memory.Services(service("a:1", "b:1", "c:1"))), selector.RoundRobin)
+	s := newSelector(t, memory.NewRegistry(memory.WithServices(service("a:1", "b:1", "c:1"))), selector.RoundRobin)
 	counts := map[string]int{}
 	prev := ""
 	for range 300 {
@@ -142,7 +142,7 @@ func TestRoundRobinSkipsEvenly(t *testing.T) {
 }
 
 func TestRandomIsUniform(t *testing.T) {
-	s := newSelector(t, memory.NewRegistry(memory.Services(service("a:1", "b:1", "c:1"))), selector.Random)
+	s := newSelector(t, memory.NewRegistry(memory.WithServices(service("a:1", "b:1", "c:1"))), selector.Random)
 	const draws = 30000
 	counts := map[string]int{}
 	excluded := map[string]int{}
@@ -172,7 +172,7 @@ func hashAll(t *testing.T, s selector.Selector, keys int, exclude ...string) map
 
 func TestConsistentHash(t *testing.T) {
 	all := addrs(5)
-	reg := memory.NewRegistry(memory.Services(service(all...)))
+	reg := memory.NewRegistry(memory.WithServices(service(all...)))
 	s := newSelector(t, reg, selector.ConsistentHash)
 	const keys = 5000
 	before := hashAll(t, s, keys)
@@ -236,7 +236,7 @@ func TestConsistentHash(t *testing.T) {
 
 // TestConsistentHashWithoutKey: calls without a key are spread at random.
 func TestConsistentHashWithoutKey(t *testing.T) {
-	s := newSelector(t, memory.NewRegistry(memory.Services(service("a:1", "b:1", "c:1"))), selector.ConsistentHash)
+	s := newSelector(t, memory.NewRegistry(memory.WithServices(service("a:1", "b:1", "c:1"))), selector.ConsistentHash)
 	const draws = 30000
 	counts := map[string]int{}
 	for range draws {
@@ -250,7 +250,7 @@ func TestConsistentHashWithoutKey(t *testing.T) {
 // TestLeastRequestPrefersLessLoaded: with calls in flight on one node,
 // LeastRequest sends new calls elsewhere until they end.
 func TestLeastRequestPrefersLessLoaded(t *testing.T) {
-	s := newSelector(t, memory.NewRegistry(memory.Services(service("a:1", "b:1", "c:1"))), selector.LeastRequest)
+	s := newSelector(t, memory.NewRegistry(memory.WithServices(service("a:1", "b:1", "c:1"))), selector.LeastRequest)
 	ctx := context.Background()
 	var busy []*registry.Node
 	for range 20 { // 20 calls in flight on a:1
@@ -308,7 +308,7 @@ func TestLeastRequestPrefersLessLoaded(t *testing.T) {
 // for every strategy, with and without an exclusion.
 func TestSelectDoesNotAllocate(t *testing.T) {
 	for _, st := range strategies {
-		s := newSelector(t, memory.NewRegistry(memory.Services(service(addrs(10)...))), st)
+		s := newSelector(t, memory.NewRegistry(memory.WithServices(service(addrs(10)...))), st)
 		ctx := selector.WithHashKey(context.Background(), "user-1")
 		exclude := []string{addrs(10)[3]}
 		pick(t, s, ctx) // warm the cache

@@ -86,7 +86,7 @@ func (v *victim) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, 
 func startVictim(t *testing.T, opts ...server.Option) (server.Server, *victim) {
 	t.Helper()
 	v := &victim{release: make(chan struct{})}
-	srv := server.NewServer(append([]server.Option{server.Address("127.0.0.1:0"), server.GracePeriod(time.Second)}, opts...)...)
+	srv := server.NewServer(append([]server.Option{server.WithAddress("127.0.0.1:0"), server.WithGracePeriod(time.Second)}, opts...)...)
 	if err := greeterpb.RegisterGreeterHandler(srv, v); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestAttackMalformedHeaders(t *testing.T) {
 func TestAttackRapidReset(t *testing.T) {
 	leakcheck.Check(t)
 	const limit = 10
-	srv, v := startVictim(t, server.MaxConcurrentStreams(limit))
+	srv, v := startVictim(t, server.WithMaxConcurrentStreams(limit))
 	rc := dialRaw(t, srv.Address())
 	before := heapInUse()
 	var buf []byte
@@ -294,7 +294,7 @@ func TestAttackRapidReset(t *testing.T) {
 // told ENHANCE_YOUR_CALM.
 func TestAttackTooManyStreams(t *testing.T) {
 	leakcheck.Check(t)
-	srv, v := startVictim(t, server.MaxConcurrentStreams(4))
+	srv, v := startVictim(t, server.WithMaxConcurrentStreams(4))
 	rc := dialRaw(t, srv.Address())
 	for id := uint32(1); id <= 7; id += 2 {
 		rc.headers(id, false, grpcHeaders(greeterpb.GreeterChatProcedure))

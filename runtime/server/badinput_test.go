@@ -26,7 +26,7 @@ func (hello) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *gree
 
 func startServer(t *testing.T, opts ...server.Option) server.Server {
 	t.Helper()
-	srv := server.NewServer(append([]server.Option{server.Address("127.0.0.1:0")}, opts...)...)
+	srv := server.NewServer(append([]server.Option{server.WithAddress("127.0.0.1:0")}, opts...)...)
 	if err := greeterpb.RegisterGreeterHandler(srv, hello{}); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func helloBytes(t *testing.T, name string) []byte {
 // connection still works.
 func TestBadInput(t *testing.T) {
 	leakcheck.Check(t)
-	srv := startServer(t, server.MaxRecvMsgSize(1024))
+	srv := startServer(t, server.WithMaxRecvMsgSize(1024))
 	rc := dialRaw(t, srv.Address())
 	const path = greeterpb.GreeterSayHelloProcedure
 	type tc struct {

@@ -30,7 +30,7 @@ func gzipped(t *testing.T, b []byte) []byte {
 // compressed, and a client that does not, uncompressed.
 func TestCompressionRoundTrip(t *testing.T) {
 	leakcheck.Check(t)
-	srv, _ := startVictim(t, server.SendCompression("gzip"))
+	srv, _ := startVictim(t, server.WithSendCompression("gzip"))
 	c := client.NewClient()
 	defer c.(io.Closer).Close()
 	g := greeterpb.NewGreeterService("greeter", c)
@@ -105,7 +105,7 @@ func TestUnknownEncoding(t *testing.T) {
 func TestGzipBomb(t *testing.T) {
 	leakcheck.Check(t)
 	const limit = 1 << 20
-	srv, _ := startVictim(t, server.MaxRecvMsgSize(limit))
+	srv, _ := startVictim(t, server.WithMaxRecvMsgSize(limit))
 	// A protobuf string field of 256 MiB of zeros, gzipped: about 256 KiB.
 	var raw bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&raw, gzip.BestCompression)

@@ -45,7 +45,7 @@ func (s *sleeper) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out 
 func TestServerEnforcesDeadline(t *testing.T) {
 	leakcheck.Check(t)
 	s := &sleeper{entered: make(chan struct{}, 2), release: make(chan struct{}), ctxErr: make(chan error, 2)}
-	srv := server.NewServer(server.Address("127.0.0.1:0"))
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
 	if err := greeterpb.RegisterGreeterHandler(srv, s); err != nil {
 		t.Fatal(err)
 	}

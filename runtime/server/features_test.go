@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/protoc-gen-micro/micro/internal/wire"
 	"io"
 	"net"
 	"net/http"
@@ -17,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
+
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -55,7 +57,7 @@ func (g *gateGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, 
 
 func startGate(t *testing.T, g *gateGreeter, opts ...server.Option) (server.Server, greeterpb.GreeterService) {
 	t.Helper()
-	srv := server.NewServer(append([]server.Option{server.Address("127.0.0.1:0")}, opts...)...)
+	srv := server.NewServer(append([]server.Option{server.WithAddress("127.0.0.1:0")}, opts...)...)
 	if err := greeterpb.RegisterGreeterHandler(srv, g); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func startGate(t *testing.T, g *gateGreeter, opts ...server.Option) (server.Serv
 	}
 	t.Cleanup(func() { srv.Stop() })
 	c := client.NewClient()
-	t.Cleanup(func() { c.(io.Closer).Close() })
+	t.Cleanup(func() { c.Close() })
 	return srv, greeterpb.NewGreeterService("greeter", addrClient{c, srv.Address()})
 }
 
@@ -106,7 +108,7 @@ func TestAddressResolvedAfterStart(t *testing.T) {
 		t.Fatalf("Address after Start = %q (%v), want a real port", srv.Address(), err)
 	}
 	c := client.NewClient()
-	t.Cleanup(func() { c.(io.Closer).Close() })
+	t.Cleanup(func() { c.Close() })
 	g := greeterpb.NewGreeterService("greeter", addrClient{c, net.JoinHostPort("127.0.0.1", port)})
 	if rsp, err := g.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "port"}); err != nil || rsp.Message != "Hello port" {
 		t.Fatalf("call to the resolved port: %v %v", rsp, err)
@@ -120,7 +122,7 @@ func TestStopCutsOffAfterGrace(t *testing.T) {
 	const grace = 200 * time.Millisecond
 	g := &gateGreeter{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	defer close(g.release)
-	srv, svc := startGate(t, g, server.GracePeriod(grace))
+	srv, svc := startGate(t, g, server.WithGracePeriod(grace))
 
 	callErr := make(chan error, 1)
 	go func() {
@@ -156,7 +158,7 @@ func TestStopCutsOffAfterGrace(t *testing.T) {
 func TestStopWaitsForCallWithinGrace(t *testing.T) {
 	leakcheck.Check(t)
 	g := &gateGreeter{entered: make(chan struct{}, 1), sleep: 150 * time.Millisecond}
-	srv, svc := startGate(t, g, server.GracePeriod(3*time.Second))
+	srv, svc := startGate(t, g, server.WithGracePeriod(3*time.Second))
 	callErr := make(chan error, 1)
 	go func() {
 		rsp, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "sleep"})
@@ -246,7 +248,8 @@ func (g logGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) er
 	}
 }
 
-// countingStream counts the messages a stream interceptor sees pass.
+// countingStream logs the messages a stream interceptor sees pass, and
+// refuses a request named "deny-<name>".
 type countingStream struct {
 	server.Stream
 	log  *interceptLog
@@ -258,52 +261,81 @@ func (c countingStream) SendMsg(m any) error {
 	return c.Stream.SendMsg(m)
 }
 
+func (c countingStream) RecvMsg(m any) error {
+	if err := c.Stream.RecvMsg(m); err != nil {
+		return err
+	}
+	r := m.(*greeterpb.HelloRequest).Name
+	c.log.add(c.name + " recv " + r)
+	if r == "deny-"+c.name {
+		return status.Errorf(status.PermissionDenied, "denied by %s", c.name)
+	}
+	return nil
+}
+
+// logInterceptor logs the unary calls or the streams it wraps.
+type logInterceptor struct {
+	t      *testing.T
+	name   string
+	stream bool // wraps streams, not unary calls
+	log    *interceptLog
+	wraps  *int
+}
+
+func (li logInterceptor) WrapUnary(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
+	if li.stream {
+		return next
+	}
+	*li.wraps++
+	if m.StreamType != spec.Unary || m.Service != greeterpb.GreeterName {
+		li.t.Errorf("unary interceptor %s wrapped %+v", li.name, m)
+	}
+	return func(ctx context.Context, req, rsp any) error {
+		li.log.add(li.name + ">" + m.Name)
+		if req.(*greeterpb.HelloRequest).Name == "deny-"+li.name {
+			return status.Errorf(status.PermissionDenied, "denied by %s", li.name)
+		}
+		err := next(ctx, req, rsp)
+		li.log.add("<" + li.name)
+		return err
+	}
+}
+
+func (li logInterceptor) WrapStreamingClient(m *spec.Method, next interceptor.StreamingClientFunc) interceptor.StreamingClientFunc {
+	li.t.Errorf("a server called WrapStreamingClient of %s", li.name)
+	return next
+}
+
+func (li logInterceptor) WrapStreamingHandler(m *spec.Method, next interceptor.StreamingHandlerFunc) interceptor.StreamingHandlerFunc {
+	if !li.stream {
+		return next
+	}
+	*li.wraps++
+	return func(ctx context.Context, s interceptor.ServerStream) error {
+		li.log.add(li.name + ">" + m.Name)
+		err := next(ctx, countingStream{s, li.log, li.name})
+		li.log.add("<" + li.name)
+		return err
+	}
+}
+
 func TestServerInterceptors(t *testing.T) {
 	leakcheck.Check(t)
 	var log interceptLog
 	wraps := 0
-	unary := func(name string) server.UnaryInterceptor {
-		return func(m *spec.Method, next server.UnaryHandler) server.UnaryHandler {
-			wraps++
-			if m.StreamType != spec.Unary || m.Service != greeterpb.GreeterName {
-				t.Errorf("unary interceptor %s wrapped %+v", name, m)
-			}
-			return func(ctx context.Context, req, rsp any) error {
-				log.add(name + ">" + m.Name)
-				if req.(*greeterpb.HelloRequest).Name == "deny-"+name {
-					return status.Errorf(status.PermissionDenied, "denied by %s", name)
-				}
-				err := next(ctx, req, rsp)
-				log.add("<" + name)
-				return err
-			}
-		}
+	unary := func(name string) interceptor.Interceptor {
+		return logInterceptor{t: t, name: name, log: &log, wraps: &wraps}
 	}
-	stream := func(name string) server.StreamInterceptor {
-		return func(m *spec.Method, next server.StreamHandler) server.StreamHandler {
-			wraps++
-			return func(ctx context.Context, req any, s server.Stream) error {
-				r := "nil"
-				if hr, ok := req.(*greeterpb.HelloRequest); ok {
-					r = hr.Name
-				}
-				log.add(name + ">" + m.Name + " req=" + r)
-				if r == "deny-"+name {
-					return status.Errorf(status.PermissionDenied, "denied by %s", name)
-				}
-				err := next(ctx, req, countingStream{s, &log, name})
-				log.add("<" + name)
-				return err
-			}
-		}
+	stream := func(name string) interceptor.Interceptor {
+		return logInterceptor{t: t, name: name, stream: true, log: &log, wraps: &wraps}
 	}
-	srv := server.NewServer(server.Address("127.0.0.1:0"),
-		server.WithUnaryInterceptor(unary("A"), unary("B")),
-		server.WithStreamInterceptor(stream("SA")),
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"),
+		server.WithInterceptors(unary("A"), unary("B")),
+		server.WithInterceptors(stream("SA")),
 	)
 	err := greeterpb.RegisterGreeterHandler(srv, logGreeter{log: &log},
-		server.HandlerUnaryInterceptor(unary("H")),
-		server.HandlerStreamInterceptor(stream("SH")),
+		server.WithInterceptors(unary("H")),
+		server.WithInterceptors(stream("SH")),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +350,7 @@ func TestServerInterceptors(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	c := client.NewClient()
-	t.Cleanup(func() { c.(io.Closer).Close() })
+	t.Cleanup(func() { c.Close() })
 	g := greeterpb.NewGreeterService("greeter", addrClient{c, srv.Address()})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -348,7 +380,9 @@ func TestServerInterceptors(t *testing.T) {
 	if _, err := rs.Recv(); err != io.EOF {
 		t.Fatalf("server stream end: %v", err)
 	}
-	want = []string{"SA>LotsOfReplies req=r", "SH>LotsOfReplies req=r", "handler r", "SH send", "SA send", "<SH", "<SA"}
+	// The request of a server-streaming call is read through the
+	// interceptors' streams, innermost first, before the handler runs.
+	want = []string{"SA>LotsOfReplies", "SH>LotsOfReplies", "SA recv r", "SH recv r", "handler r", "SH send", "SA send", "<SH", "<SA"}
 	if got := log.take(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("stream order:\n got %q\nwant %q", got, want)
 	}
@@ -374,7 +408,7 @@ func TestServerInterceptors(t *testing.T) {
 	if _, err := bs.Recv(); err != io.EOF {
 		t.Fatalf("bidi end: %v", err)
 	}
-	if got := log.take(); len(got) < 2 || got[0] != "SA>Chat req=nil" || got[1] != "SH>Chat req=nil" {
+	if got := log.take(); len(got) < 2 || got[0] != "SA>Chat" || got[1] != "SH>Chat" {
 		t.Fatalf("bidi interceptors: %q", got)
 	}
 }
@@ -457,7 +491,7 @@ func TestJSONResponseContentType(t *testing.T) {
 func TestStopWithSilentConnection(t *testing.T) {
 	leakcheck.Check(t)
 	const grace = 200 * time.Millisecond
-	srv, svc := startGate(t, &gateGreeter{}, server.GracePeriod(grace))
+	srv, svc := startGate(t, &gateGreeter{}, server.WithGracePeriod(grace))
 	if _, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "x"}); err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/chain"
 	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -25,9 +27,9 @@ import (
 
 // NewServer returns a server speaking gRPC over HTTP/2.
 func NewServer(opts ...Option) Server {
-	o := Options{Address: ":0", GracePeriod: 10 * time.Second}
+	o := options{address: ":0", gracePeriod: 10 * time.Second}
 	for _, opt := range opts {
-		opt(&o)
+		opt.applyToServer(&o)
 	}
 	s := &rpcServer{opts: o}
 	s.methods.Store(&methodTable{})
@@ -35,7 +37,7 @@ func NewServer(opts ...Option) Server {
 }
 
 type rpcServer struct {
-	opts Options
+	opts options
 
 	mu       sync.Mutex
 	services []*ServiceDesc
@@ -54,8 +56,25 @@ type methodTable struct {
 
 type methodHandler struct {
 	desc   *MethodDesc
-	unary  UnaryHandler
-	stream StreamHandler
+	unary  interceptor.UnaryFunc
+	stream interceptor.StreamingHandlerFunc
+}
+
+// streamHandler returns the innermost handler of a streaming method: for a
+// server-streaming one it first reads the single request, through the
+// stream the interceptors may have wrapped, so they see it.
+func streamHandler(md *MethodDesc, impl any) interceptor.StreamingHandlerFunc {
+	call := md.Stream
+	if md.Method.StreamType != spec.ServerStream {
+		return func(ctx context.Context, st Stream) error { return call(impl, ctx, nil, st) }
+	}
+	return func(ctx context.Context, st Stream) error {
+		req := md.NewRequest()
+		if err := recvOne(ctx, st, req); err != nil {
+			return err
+		}
+		return call(impl, ctx, req, st)
+	}
 }
 
 func (s *rpcServer) Handle(desc *ServiceDesc, impl any, opts ...HandlerOption) error {
@@ -71,9 +90,9 @@ func (s *rpcServer) Handle(desc *ServiceDesc, impl any, opts ...HandlerOption) e
 			return fmt.Errorf("server: Handle(%s): %v does not implement %v", desc.Name, got, want)
 		}
 	}
-	var ho HandlerOptions
+	var ho handlerOptions
 	for _, o := range opts {
-		o(&ho)
+		o.applyToHandler(&ho)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,8 +107,7 @@ func (s *rpcServer) Handle(desc *ServiceDesc, impl any, opts ...HandlerOption) e
 	for k := range old.services {
 		next.services[k] = true
 	}
-	unaryIcs := append(append([]UnaryInterceptor(nil), s.opts.UnaryInterceptors...), ho.UnaryInterceptors...)
-	streamIcs := append(append([]StreamInterceptor(nil), s.opts.StreamInterceptors...), ho.StreamInterceptors...)
+	ics := append(append([]interceptor.Interceptor(nil), s.opts.interceptors...), ho.interceptors...)
 	for i := range desc.Methods {
 		md := &desc.Methods[i]
 		if md.Method == nil || md.NewRequest == nil {
@@ -102,19 +120,12 @@ func (s *rpcServer) Handle(desc *ServiceDesc, impl any, opts ...HandlerOption) e
 				return fmt.Errorf("server: Handle(%s): unary method %s lacks its handler", desc.Name, md.Method.Name)
 			}
 			call := md.Unary
-			h.unary = func(ctx context.Context, req, rsp any) error { return call(impl, ctx, req, rsp) }
-			for j := len(unaryIcs) - 1; j >= 0; j-- {
-				h.unary = unaryIcs[j](md.Method, h.unary)
-			}
+			h.unary = chain.Unary(ics, md.Method, func(ctx context.Context, req, rsp any) error { return call(impl, ctx, req, rsp) })
 		default:
 			if md.Stream == nil {
 				return fmt.Errorf("server: Handle(%s): streaming method %s lacks its handler", desc.Name, md.Method.Name)
 			}
-			call := md.Stream
-			h.stream = func(ctx context.Context, req any, st Stream) error { return call(impl, ctx, req, st) }
-			for j := len(streamIcs) - 1; j >= 0; j-- {
-				h.stream = streamIcs[j](md.Method, h.stream)
-			}
+			h.stream = chain.StreamingHandler(ics, md.Method, streamHandler(md, impl))
 		}
 		next.byPath[md.Method.Procedure] = h
 	}
@@ -137,26 +148,26 @@ func (s *rpcServer) Start() error {
 	if s.tr != nil {
 		return errors.New("server: already started")
 	}
-	if n := s.opts.SendCompression; n != "" && n != compress.Identity {
+	if n := s.opts.sendCompression; n != "" && n != compress.Identity {
 		if _, ok := compress.Get(n); !ok {
-			return fmt.Errorf("server: SendCompression(%q): no such compressor is registered (have %s)", n, compress.AcceptEncoding())
+			return fmt.Errorf("server: WithSendCompression(%q): no such compressor is registered (have %s)", n, compress.AcceptEncoding())
 		}
 	}
-	ln, err := net.Listen("tcp", s.opts.Address)
+	ln, err := net.Listen("tcp", s.opts.address)
 	if err != nil {
-		return fmt.Errorf("server: listen on %s: %w", s.opts.Address, err)
+		return fmt.Errorf("server: listen on %s: %w", s.opts.address, err)
 	}
-	if s.opts.TLSConfig != nil {
-		cfg := s.opts.TLSConfig.Clone()
+	if s.opts.tlsConfig != nil {
+		cfg := s.opts.tlsConfig.Clone()
 		cfg.NextProtos = []string{"h2"}
 		ln = tls.NewListener(ln, cfg)
 	}
 	s.tr = transport.NewServer(transport.ServerConfig{
 		Handler:              s,
-		MaxRecvMsgSize:       s.opts.MaxRecvMsgSize,
-		MaxConcurrentStreams: s.opts.MaxConcurrentStreams,
-		Limits:               s.opts.Limits,
-		SendCompression:      s.opts.SendCompression,
+		MaxRecvMsgSize:       s.opts.maxRecvMsgSize,
+		MaxConcurrentStreams: s.opts.maxConcurrentStreams,
+		Limits:               transport.Limits(s.opts.limits),
+		SendCompression:      s.opts.sendCompression,
 		ErrorLog: func(msg string, err error) {
 			slog.Debug("micro server: "+msg, "err", err)
 		},
@@ -175,14 +186,14 @@ func (s *rpcServer) Stop() error {
 	if tr == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.GracePeriod)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.gracePeriod)
 	defer cancel()
 	err := tr.Shutdown(ctx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, transport.ErrServerClosed) && err == nil {
 		err = serr
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("server: calls still running after the %v grace period were cut off", s.opts.GracePeriod)
+		return fmt.Errorf("server: calls still running after the %v grace period were cut off", s.opts.gracePeriod)
 	}
 	return err
 }
@@ -193,7 +204,7 @@ func (s *rpcServer) Address() string {
 	if s.addr != "" {
 		return s.addr
 	}
-	return s.opts.Address
+	return s.opts.address
 }
 
 // Route implements transport.Handler: it finds the method's handler on the
@@ -232,7 +243,7 @@ func (s *rpcServer) Serve(st *transport.ServerStream) {
 	switch h.desc.Method.StreamType {
 	case spec.Unary:
 		req := h.desc.NewRequest()
-		if err := recvOne(st, req); err != nil {
+		if err := recvOne(st, st, req); err != nil {
 			st.Finish(err)
 			return
 		}
@@ -242,21 +253,19 @@ func (s *rpcServer) Serve(st *transport.ServerStream) {
 			return
 		}
 		st.FinishWithMessage(rsp)
-	case spec.ServerStream:
-		req := h.desc.NewRequest()
-		if err := recvOne(st, req); err != nil {
-			st.Finish(err)
-			return
-		}
-		st.Finish(h.stream(st, req, st))
 	default:
-		st.Finish(h.stream(st, nil, st))
+		st.Finish(h.stream(st, st))
 	}
 }
 
-// recvOne reads the single request of a unary or server-streaming call.
-func recvOne(st *transport.ServerStream, req any) error {
-	if err := st.RecvMsg(req); err != nil {
+// recvOne reads the single request of a unary or server-streaming call
+// from s, which may wrap the transport's stream of ctx.
+func recvOne(ctx context.Context, s Stream, req any) error {
+	st, ok := transport.ServerStreamFromContext(ctx)
+	if !ok {
+		return status.New(status.Internal, "server: a stream interceptor replaced the call's context with one not derived from it")
+	}
+	if err := s.RecvMsg(req); err != nil {
 		if err == io.EOF {
 			return status.Errorf(status.Unimplemented, "grpc: no request message for %s, which takes exactly one", st.Method())
 		}
@@ -307,11 +316,21 @@ func MethodFromContext(ctx context.Context) (string, bool) {
 	return st.Method(), true
 }
 
-// PeerAddr returns the address of the client of the call of ctx.
-func PeerAddr(ctx context.Context) (net.Addr, bool) {
+// Peer is the client of a call.
+type Peer struct {
+	// Addr is the client's address.
+	Addr net.Addr
+	// TLS is the state of the call's TLS connection; nil for cleartext.
+	// With mutual TLS, TLS.VerifiedChains[0][0] is the client's verified
+	// certificate.
+	TLS *tls.ConnectionState
+}
+
+// PeerFromContext returns the client of the call of a handler's context.
+func PeerFromContext(ctx context.Context) (Peer, bool) {
 	st, ok := transport.ServerStreamFromContext(ctx)
 	if !ok {
-		return nil, false
+		return Peer{}, false
 	}
-	return st.RemoteAddr(), true
+	return Peer{Addr: st.RemoteAddr(), TLS: st.TLSState()}, true
 }

@@ -15,8 +15,7 @@ import (
 	"crypto/tls"
 	"time"
 
-	"github.com/protoc-gen-micro/micro/internal/transport"
-	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 )
 
@@ -66,137 +65,152 @@ type MethodDesc struct {
 
 // Stream is the untyped server side of a streaming call. Generated code wraps
 // it in a typed stream.
-type Stream interface {
-	// Context returns the call's context: deadline, cancellation, metadata.
-	Context() context.Context
-	// SendMsg sends a response message.
-	SendMsg(m any) error
-	// RecvMsg receives the next request message; io.EOF once the client has
-	// half-closed.
-	RecvMsg(m any) error
-	// SetHeader merges md into the response headers, sent with the first
-	// message, by SendHeader, or with the status.
-	SetHeader(md metadata.MD) error
-	// SendHeader sends the response headers now.
-	SendHeader(md metadata.MD) error
-	// SetTrailer merges md into the trailers sent with the status.
-	SetTrailer(md metadata.MD)
+type Stream = interceptor.ServerStream
+
+// Limits bounds the resources a client can make the server hold; zero
+// fields take the defaults below. The README's "Limits" section says what a
+// client gets past each.
+type Limits struct {
+	// MaxHeaderListSize bounds a request's header block (names, values
+	// and 32 bytes a field); 64 KiB by default. Larger requests fail with
+	// RESOURCE_EXHAUSTED.
+	MaxHeaderListSize uint32
+	// InitialWindowSize is each call's receive window, returned as the
+	// handler reads; 64 KiB by default. A larger message is admitted
+	// against MaxBufferedRequestBytes and granted its size.
+	InitialWindowSize int32
+	// InitialConnWindowSize is each connection's receive window, returned
+	// as handlers read; 16 MiB by default and never less than
+	// InitialWindowSize times MaxConcurrentStreams, so that one call's
+	// unread data never blocks another's.
+	InitialConnWindowSize int32
+	// MaxBufferedRequestBytes bounds, across all connections, the request
+	// messages held that were larger than a call's window; 256 MiB by
+	// default and never less than one message. Further ones wait, their
+	// senders stalled by flow control.
+	MaxBufferedRequestBytes int64
+	// HandshakeTimeout bounds a new connection's TLS handshake, preface
+	// and first SETTINGS; 10 s by default.
+	HandshakeTimeout time.Duration
+	// WriteTimeout disconnects a client that does not read what it is
+	// sent for that long; 30 s by default, never when negative.
+	WriteTimeout time.Duration
+	// IdleTimeout closes, with GOAWAY, a connection without calls for that
+	// long; 5 min by default, never when negative.
+	IdleTimeout time.Duration
+	// MaxConnectionAge drains a connection after that long (±10%), so that
+	// clients reconnect and rebalance; never by default.
+	// MaxConnectionAgeGrace then bounds how long its calls may finish
+	// (unbounded when 0).
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	// KeepaliveTime is how long a silent connection waits before the
+	// server pings it; KeepaliveTimeout how long the answer may take
+	// before the connection is closed. 2 h and 20 s by default.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+	// PingMinTime is the shortest interval between a client's PINGs
+	// tolerated while the server has sent nothing (5 min by default); a
+	// client that pings more often three times is disconnected with
+	// GOAWAY ENHANCE_YOUR_CALM, as grpc-go's servers do. Without
+	// PermitPingWithoutCalls, PINGs on a connection with no calls count as
+	// too frequent.
+	PingMinTime            time.Duration
+	PermitPingWithoutCalls bool
 }
 
-// UnaryHandler handles a unary call: it fills rsp from req.
-type UnaryHandler func(ctx context.Context, req, rsp any) error
-
-// UnaryInterceptor wraps a unary handler. It is called once per method when
-// the service is registered, not per call, so an interceptor chain costs no
-// allocation per call.
-type UnaryInterceptor func(m *spec.Method, next UnaryHandler) UnaryHandler
-
-// StreamHandler handles a streaming call. req is the request of a
-// server-streaming call and nil otherwise.
-type StreamHandler func(ctx context.Context, req any, stream Stream) error
-
-// StreamInterceptor wraps a stream handler, once per method at registration.
-type StreamInterceptor func(m *spec.Method, next StreamHandler) StreamHandler
-
-// Options configures a server.
-type Options struct {
-	// Address to listen on; ":0" by default (a free port, all interfaces).
-	Address string
-	// TLSConfig enables TLS with ALPN h2; cleartext HTTP/2 with prior
-	// knowledge when nil.
-	TLSConfig *tls.Config
-	// MaxRecvMsgSize bounds a received message; 4 MiB by default.
-	MaxRecvMsgSize int
-	// MaxConcurrentStreams is advertised per connection and bounds the
-	// handlers running for one connection, including those of calls the
-	// client already reset; 256 by default.
-	MaxConcurrentStreams uint32
-	// Limits bounds what one client can make the server hold; see Limits.
-	Limits Limits
-	// SendCompression names the compressor (package compress: "gzip" or
-	// one registered) for responses to clients that accept it. Requests
-	// in any registered encoding are accepted whatever it is, and a
-	// compressed request is answered in its own encoding.
-	SendCompression string
-	// GracePeriod bounds how long Stop waits for in-flight calls; 10 s by
-	// default.
-	GracePeriod time.Duration
-	// UnaryInterceptors and StreamInterceptors wrap every handler; the first
-	// is outermost.
-	UnaryInterceptors  []UnaryInterceptor
-	StreamInterceptors []StreamInterceptor
+// options are the settings of a server.
+type options struct {
+	address              string
+	tlsConfig            *tls.Config
+	maxRecvMsgSize       int
+	maxConcurrentStreams uint32
+	limits               Limits
+	sendCompression      string
+	gracePeriod          time.Duration
+	interceptors         []interceptor.Interceptor
 }
 
-// Limits bounds the resources a client can make the server hold; the
-// README's "Limits" section says what a client gets past each.
-type Limits = transport.Limits
-
-// Option sets a server option.
-type Option func(*Options)
-
-// Address sets the listen address.
-func Address(addr string) Option { return func(o *Options) { o.Address = addr } }
-
-// TLSConfig serves TLS with ALPN h2.
-func TLSConfig(c *tls.Config) Option { return func(o *Options) { o.TLSConfig = c } }
-
-// MaxRecvMsgSize bounds the size of a received message.
-func MaxRecvMsgSize(n int) Option { return func(o *Options) { o.MaxRecvMsgSize = n } }
-
-// MaxConcurrentStreams sets the per-connection stream limit.
-func MaxConcurrentStreams(n uint32) Option { return func(o *Options) { o.MaxConcurrentStreams = n } }
-
-// SendCompression compresses responses with the named compressor when the
-// client accepts it.
-func SendCompression(name string) Option { return func(o *Options) { o.SendCompression = name } }
-
-// WithLimits sets the bounds on what a client can make the server hold.
-func WithLimits(l Limits) Option { return func(o *Options) { o.Limits = l } }
-
-// GracePeriod bounds how long Stop waits for in-flight calls.
-func GracePeriod(d time.Duration) Option { return func(o *Options) { o.GracePeriod = d } }
-
-// WithUnaryInterceptor appends unary interceptors.
-func WithUnaryInterceptor(i ...UnaryInterceptor) Option {
-	return func(o *Options) { o.UnaryInterceptors = append(o.UnaryInterceptors, i...) }
+// handlerOptions are the settings of one registered service.
+type handlerOptions struct {
+	interceptors []interceptor.Interceptor
 }
 
-// WithStreamInterceptor appends stream interceptors.
-func WithStreamInterceptor(i ...StreamInterceptor) Option {
-	return func(o *Options) { o.StreamInterceptors = append(o.StreamInterceptors, i...) }
+// Option configures a server; see NewServer.
+type Option interface{ applyToServer(*options) }
+
+// HandlerOption configures one service registered with Handle.
+type HandlerOption interface{ applyToHandler(*handlerOptions) }
+
+// SharedOption is an option that NewServer takes for every service and
+// Handle takes for one.
+type SharedOption interface {
+	Option
+	HandlerOption
 }
 
-// HandlerOptions configures one registered service.
-type HandlerOptions struct {
-	// Metadata is advertised with the service's endpoints in the registry.
-	Metadata map[string]string
-	// UnaryInterceptors and StreamInterceptors wrap only this service's
-	// handlers, inside the server-wide ones.
-	UnaryInterceptors  []UnaryInterceptor
-	StreamInterceptors []StreamInterceptor
+type serverOption func(*options)
+
+func (f serverOption) applyToServer(o *options) { f(o) }
+
+type handlerOption func(*handlerOptions)
+
+func (f handlerOption) applyToHandler(o *handlerOptions) { f(o) }
+
+type interceptorsOption []interceptor.Interceptor
+
+func (i interceptorsOption) applyToServer(o *options) {
+	o.interceptors = append(o.interceptors, i...)
 }
 
-// HandlerOption sets a handler option.
-type HandlerOption func(*HandlerOptions)
-
-// EndpointMetadata adds registry metadata for the service.
-func EndpointMetadata(kv map[string]string) HandlerOption {
-	return func(o *HandlerOptions) {
-		if o.Metadata == nil {
-			o.Metadata = map[string]string{}
-		}
-		for k, v := range kv {
-			o.Metadata[k] = v
-		}
-	}
+func (i interceptorsOption) applyToHandler(o *handlerOptions) {
+	o.interceptors = append(o.interceptors, i...)
 }
 
-// HandlerUnaryInterceptor wraps this service's unary handlers.
-func HandlerUnaryInterceptor(i ...UnaryInterceptor) HandlerOption {
-	return func(o *HandlerOptions) { o.UnaryInterceptors = append(o.UnaryInterceptors, i...) }
+// WithAddress sets the address to listen on; ":0" by default (a free port,
+// all interfaces).
+func WithAddress(addr string) Option { return serverOption(func(o *options) { o.address = addr }) }
+
+// WithTLSConfig serves TLS with ALPN h2 instead of cleartext HTTP/2 with
+// prior knowledge. For mutual TLS, set ClientCAs and ClientAuth (e.g.
+// tls.RequireAndVerifyClientCert); handlers find the verified certificate
+// with PeerFromContext.
+func WithTLSConfig(c *tls.Config) Option { return serverOption(func(o *options) { o.tlsConfig = c }) }
+
+// WithMaxRecvMsgSize bounds a received message; 4 MiB by default.
+func WithMaxRecvMsgSize(n int) Option {
+	return serverOption(func(o *options) { o.maxRecvMsgSize = n })
 }
 
-// HandlerStreamInterceptor wraps this service's stream handlers.
-func HandlerStreamInterceptor(i ...StreamInterceptor) HandlerOption {
-	return func(o *HandlerOptions) { o.StreamInterceptors = append(o.StreamInterceptors, i...) }
+// WithMaxConcurrentStreams sets the limit advertised per connection, which
+// also bounds the handlers running for one connection, including those of
+// calls the client already reset; 256 by default.
+func WithMaxConcurrentStreams(n uint32) Option {
+	return serverOption(func(o *options) { o.maxConcurrentStreams = n })
+}
+
+// WithLimits bounds what one client can make the server hold; see Limits.
+func WithLimits(l Limits) Option { return serverOption(func(o *options) { o.limits = l }) }
+
+// WithSendCompression names the compressor (package compress: "gzip" or one
+// registered) for responses to clients that accept it. Requests in any
+// registered encoding are accepted whatever it is, and a compressed request
+// is answered in its own encoding.
+func WithSendCompression(name string) Option {
+	return serverOption(func(o *options) { o.sendCompression = name })
+}
+
+// WithGracePeriod bounds how long Stop waits for calls in flight; 10 s by
+// default.
+func WithGracePeriod(d time.Duration) Option {
+	return serverOption(func(o *options) { o.gracePeriod = d })
+}
+
+// WithInterceptors adds interceptors around handlers, unary and streaming:
+// given to NewServer, around every service's; given to Handle, around that
+// service's, inside the server's. The first is outermost. They are applied
+// once per method when the service is registered, so they cost nothing
+// per call.
+func WithInterceptors(i ...interceptor.Interceptor) SharedOption {
+	return interceptorsOption(i)
 }

@@ -23,11 +23,11 @@ func TestServiceBroker(t *testing.T) {
 	var handled atomic.Int32
 	var workers []service.Service
 	for range 2 {
-		w := service.NewService(service.Name("worker"), service.Address("127.0.0.1:0"), service.Registry(reg), service.Signal(false))
+		w := service.NewService(service.WithName("worker"), service.WithAddress("127.0.0.1:0"), service.WithRegistry(reg), service.WithSignal(false))
 		err := broker.RegisterSubscriber("events.test", w, func(ctx context.Context, m *wrapperspb.StringValue) error {
 			handled.Add(1)
 			return nil
-		}, broker.Queue("pool"))
+		}, broker.WithQueue("pool"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,8 +37,8 @@ func TestServiceBroker(t *testing.T) {
 		defer w.Stop()
 		workers = append(workers, w)
 	}
-	pub := service.NewService(service.Name("publisher"), service.Address("127.0.0.1:0"), service.Registry(reg), service.Signal(false))
-	events := broker.NewPublisher[*wrapperspb.StringValue](pub.Broker(), "events.test", broker.RequireSubscribers())
+	pub := service.NewService(service.WithName("publisher"), service.WithAddress("127.0.0.1:0"), service.WithRegistry(reg), service.WithSignal(false))
+	events := broker.NewPublisher[*wrapperspb.StringValue](pub.Broker(), "events.test", broker.WithRequireSubscribers())
 	if err := pub.Start(); err != nil {
 		t.Fatal(err)
 	}

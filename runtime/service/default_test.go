@@ -13,7 +13,7 @@ import (
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/internal/registrytest"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
-	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
@@ -23,7 +23,7 @@ import (
 
 func TestDefaultServerOnLoopback(t *testing.T) {
 	leakcheck.Check(t)
-	svc := service.NewService(service.Name("greeter"), service.Address("127.0.0.1:0"), service.Signal(false))
+	svc := service.NewService(service.WithName("greeter"), service.WithAddress("127.0.0.1:0"), service.WithSignal(false))
 	srv := svc.Server()
 	if svc.Server() != srv {
 		t.Fatal("Server() created a second server")
@@ -32,7 +32,7 @@ func TestDefaultServerOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Stop()
-	got, err := svc.Options().Registry.GetService(context.Background(), "greeter")
+	got, err := svc.Registry().GetService(context.Background(), "greeter")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,17 +46,17 @@ func TestDefaultServerOnLoopback(t *testing.T) {
 }
 
 func TestLateServerOptionsAreReported(t *testing.T) {
-	svc := service.NewService(service.Name("greeter"), service.Address("127.0.0.1:0"))
+	svc := service.NewService(service.WithName("greeter"), service.WithAddress("127.0.0.1:0"))
 	svc.Server()
-	svc.Init(service.Address("127.0.0.1:1"))
-	if err := svc.Start(); err == nil || !strings.Contains(err.Error(), "after Server()") {
+	svc.Init(service.WithAddress("127.0.0.1:1"))
+	if err := svc.Start(); err == nil || !strings.Contains(err.Error(), "set after Server, Client or Broker") {
 		svc.Stop()
 		t.Fatalf("Start = %v, want an error about Address set too late", err)
 	}
 }
 
 func TestDefaultClient(t *testing.T) {
-	svc := service.NewService(service.Name("greeter"))
+	svc := service.NewService(service.WithName("greeter"))
 	if c := svc.Client(); c == nil || svc.Client() != c {
 		t.Fatal("Client() is nil or not stable")
 	}
@@ -86,10 +86,10 @@ func TestCallBetweenServices(t *testing.T) {
 	reg := memory.NewRegistry()
 	var handled, called atomic.Int32
 	echo := service.NewService(
-		service.Name("echo"), service.Address("127.0.0.1:0"), service.Registry(reg), service.Signal(false),
-		service.WrapHandler(func(m *spec.Method, next server.UnaryHandler) server.UnaryHandler {
+		service.WithName("echo"), service.WithAddress("127.0.0.1:0"), service.WithRegistry(reg), service.WithSignal(false),
+		service.WithInterceptors(interceptor.UnaryInterceptorFunc(func(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
 			return func(ctx context.Context, req, rsp any) error { handled.Add(1); return next(ctx, req, rsp) }
-		}),
+		})),
 	)
 	if err := echo.Server().Handle(echoDesc, struct{}{}); err != nil {
 		t.Fatal(err)
@@ -100,13 +100,10 @@ func TestCallBetweenServices(t *testing.T) {
 	defer echo.Stop()
 
 	caller := service.NewService(
-		service.Name("caller"), service.Address("127.0.0.1:0"), service.Registry(reg), service.Signal(false),
-		service.WrapClient(func(next client.Invoker) client.Invoker {
-			return func(ctx context.Context, svc string, m *spec.Method, req, rsp any, o *client.CallOptions) error {
-				called.Add(1)
-				return next(ctx, svc, m, req, rsp, o)
-			}
-		}),
+		service.WithName("caller"), service.WithAddress("127.0.0.1:0"), service.WithRegistry(reg), service.WithSignal(false),
+		service.WithInterceptors(interceptor.UnaryInterceptorFunc(func(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
+			return func(ctx context.Context, req, rsp any) error { called.Add(1); return next(ctx, req, rsp) }
+		})),
 	)
 	if err := caller.Start(); err != nil {
 		t.Fatal(err)
@@ -138,7 +135,7 @@ func TestCallBetweenServices(t *testing.T) {
 func TestClientAndBrokerShareOneWatch(t *testing.T) {
 	leakcheck.Check(t)
 	reg := memory.NewRegistry()
-	echo := service.NewService(service.Name("echo"), service.Address("127.0.0.1:0"), service.Registry(reg), service.Signal(false))
+	echo := service.NewService(service.WithName("echo"), service.WithAddress("127.0.0.1:0"), service.WithRegistry(reg), service.WithSignal(false))
 	if err := echo.Server().Handle(echoDesc, struct{}{}); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +153,7 @@ func TestClientAndBrokerShareOneWatch(t *testing.T) {
 	defer echo.Stop()
 
 	counted := &registrytest.WatchCounter{Registry: reg}
-	caller := service.NewService(service.Name("caller"), service.Address("127.0.0.1:0"), service.Registry(counted), service.Signal(false))
+	caller := service.NewService(service.WithName("caller"), service.WithAddress("127.0.0.1:0"), service.WithRegistry(counted), service.WithSignal(false))
 	if err := caller.Start(); err != nil {
 		t.Fatal(err)
 	}

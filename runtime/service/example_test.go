@@ -8,9 +8,9 @@ import (
 
 func ExampleNewService() {
 	svc := service.NewService(
-		service.Name("greeter"),
-		service.Version("v1"),
-		service.Address(":8080"),
+		service.WithName("greeter"),
+		service.WithVersion("v1"),
+		service.WithAddress(":8080"),
 	)
 	// Register handlers with svc.Server(), e.g. with the generated
 	// greeterv1.RegisterGreeterHandler(svc.Server(), &Greeter{}).

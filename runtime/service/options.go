@@ -2,11 +2,15 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
+	"flag"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+
 	// The implementations registry.FromEnv can name.
 	_ "github.com/protoc-gen-micro/micro/runtime/registry/mdns"
 	_ "github.com/protoc-gen-micro/micro/runtime/registry/memory"
@@ -21,152 +25,149 @@ const (
 	defaultVersion          = "latest"
 )
 
-// Options configures a Service.
-type Options struct {
-	// Name is the service name clients call it by. Required.
-	Name string
-	// Version is advertised with the nodes; "latest" when empty.
-	Version string
-	// Address is the server's listen address when the service creates the
-	// server; the server's default (":0") when empty.
-	Address string
-	// Metadata is advertised with the service.
-	Metadata map[string]string
-	// Registry is where the service advertises itself and the client looks
-	// services up; by default the one MICRO_REGISTRY names, mDNS when unset.
-	Registry registry.Registry
-	// Server serves the handlers; created from Address and HandlerWrappers
-	// when nil.
-	Server server.Server
-	// Client calls other services; created from Registry and
-	// ClientWrappers when nil.
-	Client client.Client
-	// Broker publishes and subscribes; when nil, the built-in broker on the
-	// service's own server, client and registry, made when first asked for.
-	Broker broker.Broker
-	// RegisterTTL is the registration's time to live; 90 s by default.
-	RegisterTTL time.Duration
-	// RegisterInterval is how often the registration is refreshed; 30 s
-	// by default.
-	RegisterInterval time.Duration
-	// Context ends Run when done; context.Background() by default.
-	Context context.Context
-	// Signal makes Run stop on SIGINT or SIGTERM; true by default.
-	Signal bool
-	// Hooks run in order around Start and Stop.
-	BeforeStart, AfterStart, BeforeStop, AfterStop []func() error
-	// HandlerWrappers wrap every handler of the server the service creates.
-	HandlerWrappers []server.UnaryInterceptor
-	// ClientWrappers wrap every call of the client the service creates.
-	ClientWrappers []client.UnaryInterceptor
+// options are the settings of a service.
+type options struct {
+	name             string
+	version          string
+	address          string // the created server's listen address
+	metadata         map[string]string
+	registry         registry.Registry
+	server           server.Server // given; nil when the service creates one
+	client           client.Client // given; nil when the service creates one
+	broker           broker.Broker // given; nil for the built-in one
+	tlsConfig        *tls.Config
+	registerTTL      time.Duration
+	registerInterval time.Duration
+	ctx              context.Context
+	signal           bool
+	beforeStart      []func() error
+	afterStart       []func() error
+	beforeStop       []func() error
+	afterStop        []func() error
+	interceptors     []interceptor.Interceptor
+	flags            *flag.FlagSet // read at Start; see WithFlags
 
+	// configErr is what is wrong with the environment or the flags; Start
+	// reports it.
+	configErr error
 	// registryErr is why no default registry could be made; Start reports it.
 	registryErr error
 	// created is the default registry the service made, which Stop closes.
 	created registry.Registry
 }
 
-// Option sets a service option.
-type Option func(*Options)
+// Option configures a service.
+type Option func(*options)
 
-func newOptions(opts ...Option) Options {
-	o := Options{Signal: true}
+func newOptions(opts ...Option) options {
+	o := options{signal: true}
 	applyOptions(&o, opts)
 	return o
 }
 
-// applyOptions applies opts and fills in what they left unset.
-func applyOptions(o *Options, opts []Option) {
+// applyOptions applies opts.
+func applyOptions(o *options, opts []Option) {
 	for _, opt := range opts {
 		opt(o)
 	}
-	if o.Registry == nil && o.registryErr == nil {
-		o.Registry, o.registryErr = defaultRegistry()
-		o.created = o.Registry
+}
+
+// fillDefaults sets what neither the code, the flags nor the environment
+// set.
+func fillDefaults(o *options) {
+	if o.ctx == nil {
+		o.ctx = context.Background()
 	}
-	if o.Context == nil {
-		o.Context = context.Background()
+	if o.version == "" {
+		o.version = defaultVersion
 	}
-	if o.Version == "" {
-		o.Version = defaultVersion
+	if o.registerTTL <= 0 {
+		o.registerTTL = defaultRegisterTTL
 	}
-	if o.RegisterTTL <= 0 {
-		o.RegisterTTL = defaultRegisterTTL
-	}
-	if o.RegisterInterval <= 0 {
-		o.RegisterInterval = defaultRegisterInterval
+	if o.registerInterval <= 0 {
+		o.registerInterval = defaultRegisterInterval
 	}
 }
 
-// defaultRegistry is the registry of a service given none: the one
-// MICRO_REGISTRY names, mDNS when it is unset (registry.FromEnv). Other
-// implementations register themselves with registry.RegisterFactory.
-func defaultRegistry() (registry.Registry, error) { return registry.FromEnv() }
+// WithName sets the name clients call the service by. Required.
+func WithName(n string) Option { return func(o *options) { o.name = n } }
 
-// Broker sets the broker the service connects when it starts.
-func Broker(b broker.Broker) Option { return func(o *Options) { o.Broker = b } }
+// WithVersion sets the version advertised with the nodes; "latest" by
+// default.
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
 
-// Name sets the service name.
-func Name(n string) Option { return func(o *Options) { o.Name = n } }
+// WithAddress sets the listen address of the server the service creates;
+// the server's default (":0") when empty.
+func WithAddress(addr string) Option { return func(o *options) { o.address = addr } }
 
-// Version sets the service version.
-func Version(v string) Option { return func(o *Options) { o.Version = v } }
+// WithMetadata sets key/value pairs advertised with the service.
+func WithMetadata(md map[string]string) Option { return func(o *options) { o.metadata = md } }
 
-// Address sets the listen address of the server the service creates.
-func Address(addr string) Option { return func(o *Options) { o.Address = addr } }
+// WithRegistry sets where the service advertises itself and its client
+// looks services up; by default the one MICRO_REGISTRY names, mDNS when
+// unset.
+func WithRegistry(r registry.Registry) Option { return func(o *options) { o.registry = r } }
 
-// Metadata sets the metadata advertised with the service.
-func Metadata(md map[string]string) Option { return func(o *Options) { o.Metadata = md } }
+// WithServer gives the server to serve the handlers with, instead of one the
+// service creates. The service's other server settings do not apply to it.
+func WithServer(s server.Server) Option { return func(o *options) { o.server = s } }
 
-// Registry sets the registry.
-func Registry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
+// WithClient gives the client to call other services with, instead of one
+// the service creates. The service's other client settings do not apply to
+// it, and the service does not close it.
+func WithClient(c client.Client) Option { return func(o *options) { o.client = c } }
 
-// Server sets the server, instead of one the service creates.
-func Server(s server.Server) Option { return func(o *Options) { o.Server = s } }
+// WithBroker sets the broker to publish and subscribe with; by default the
+// built-in one on the service's own server, client and registry, made when
+// first asked for.
+func WithBroker(b broker.Broker) Option { return func(o *options) { o.broker = b } }
 
-// Client sets the client, instead of one the service creates.
-func Client(c client.Client) Option { return func(o *Options) { o.Client = c } }
+// WithTLSConfig makes the service's server and client use TLS with c: the
+// server presents c.Certificates and, for mutual TLS, verifies clients
+// against c.ClientCAs as c.ClientAuth says; the client verifies servers
+// against c.RootCAs and presents c.Certificates when asked.
+func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tlsConfig = c } }
 
-// RegisterTTL sets the registration's time to live.
-func RegisterTTL(d time.Duration) Option { return func(o *Options) { o.RegisterTTL = d } }
-
-// RegisterInterval sets how often the registration is refreshed.
-func RegisterInterval(d time.Duration) Option { return func(o *Options) { o.RegisterInterval = d } }
-
-// Context sets the context whose end stops Run.
-func Context(ctx context.Context) Option { return func(o *Options) { o.Context = ctx } }
-
-// Signal sets whether Run stops on SIGINT and SIGTERM.
-func Signal(b bool) Option { return func(o *Options) { o.Signal = b } }
-
-// BeforeStart adds a hook run before the server starts.
-func BeforeStart(fn func() error) Option {
-	return func(o *Options) { o.BeforeStart = append(o.BeforeStart, fn) }
+// WithInterceptors adds interceptors around every call the service serves
+// and makes, unary and streaming; the first is outermost. The built-in
+// broker's own deliveries are not calls of the service and do not pass
+// through them.
+func WithInterceptors(i ...interceptor.Interceptor) Option {
+	return func(o *options) { o.interceptors = append(o.interceptors, i...) }
 }
 
-// AfterStart adds a hook run once the service is serving and registered.
-func AfterStart(fn func() error) Option {
-	return func(o *Options) { o.AfterStart = append(o.AfterStart, fn) }
+// WithRegisterTTL sets the registration's time to live; 90 s by default.
+func WithRegisterTTL(d time.Duration) Option { return func(o *options) { o.registerTTL = d } }
+
+// WithRegisterInterval sets how often the registration is refreshed; 30 s
+// by default.
+func WithRegisterInterval(d time.Duration) Option {
+	return func(o *options) { o.registerInterval = d }
 }
 
-// BeforeStop adds a hook run before the service deregisters.
-func BeforeStop(fn func() error) Option {
-	return func(o *Options) { o.BeforeStop = append(o.BeforeStop, fn) }
+// WithContext sets a context whose end stops Run; context.Background() by
+// default.
+func WithContext(ctx context.Context) Option { return func(o *options) { o.ctx = ctx } }
+
+// WithSignal sets whether Run stops on SIGINT or SIGTERM; true by default.
+func WithSignal(b bool) Option { return func(o *options) { o.signal = b } }
+
+// WithBeforeStart adds a hook run before the server starts.
+func WithBeforeStart(fn func() error) Option {
+	return func(o *options) { o.beforeStart = append(o.beforeStart, fn) }
 }
 
-// AfterStop adds a hook run once the server has stopped.
-func AfterStop(fn func() error) Option {
-	return func(o *Options) { o.AfterStop = append(o.AfterStop, fn) }
+// WithAfterStart adds a hook run once the service is registered.
+func WithAfterStart(fn func() error) Option {
+	return func(o *options) { o.afterStart = append(o.afterStart, fn) }
 }
 
-// WrapHandler adds interceptors around every handler of the server the
-// service creates; the first is outermost.
-func WrapHandler(w ...server.UnaryInterceptor) Option {
-	return func(o *Options) { o.HandlerWrappers = append(o.HandlerWrappers, w...) }
+// WithBeforeStop adds a hook run before the service deregisters.
+func WithBeforeStop(fn func() error) Option {
+	return func(o *options) { o.beforeStop = append(o.beforeStop, fn) }
 }
 
-// WrapClient adds interceptors around every call of the client the service
-// creates; the first is outermost.
-func WrapClient(w ...client.UnaryInterceptor) Option {
-	return func(o *Options) { o.ClientWrappers = append(o.ClientWrappers, w...) }
+// WithAfterStop adds a hook run once the service has stopped.
+func WithAfterStop(fn func() error) Option {
+	return func(o *options) { o.afterStop = append(o.afterStop, fn) }
 }

@@ -20,6 +20,7 @@ package service
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,13 +32,16 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/advertise"
+	"github.com/protoc-gen-micro/micro/internal/chain"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
+	"github.com/protoc-gen-micro/micro/runtime/spec"
 )
 
 // registryTimeout bounds one registry operation.
@@ -48,11 +52,12 @@ type Service interface {
 	// Name returns the service name.
 	Name() string
 	// Init applies more options. Options that shape the server or client
-	// the service creates (Address, Registry, WrapHandler, WrapClient)
-	// must be set before Server or Client is first called.
+	// (WithAddress, WithRegistry, WithTLSConfig, WithInterceptors) must be
+	// set before Server or Client is first called.
 	Init(opts ...Option)
-	// Options returns a copy of the options.
-	Options() Options
+	// Registry returns the registry the service advertises itself in and
+	// its client finds services in.
+	Registry() registry.Registry
 	// Client returns the client, creating it on first use.
 	Client() client.Client
 	// Server returns the server to register handlers with, creating it on
@@ -90,13 +95,21 @@ func NewService(opts ...Option) Service {
 type service struct {
 	nodeID string // random part of the node ID, stable for the service's life
 
-	mu    sync.Mutex // guards opts, srv, cli and what they were built with
-	opts  Options
-	srv   server.Server // created by the service; nil until needed
-	srvAs built
-	cli   client.Client // created by the service; nil until needed
-	cliAs built
-	brk   broker.Broker // the broker in use once asked for; nil until needed
+	mu   sync.Mutex // guards opts, srv, cli and what they were built with
+	opts options
+	// resolved says opts were completed from the flags, the environment
+	// and the defaults since the last Init.
+	resolved bool
+	srv      server.Server // created by the service; nil until needed
+	cli      client.Client // created by the service; nil until needed
+	// userSrv and userCli are the server and client with the service's
+	// interceptors, which Server and Client return; nil without any.
+	userSrv *interceptedServer
+	userCli *interceptedClient
+	// builtWith is what the server, client and their wrappers were first
+	// made with; nil until then.
+	builtWith *built
+	brk       broker.Broker // the broker in use once asked for; nil until needed
 	// cache is the registry cache of the client and broker the service
 	// creates: one watch finds both services and subscribers.
 	cache *cache.Cache
@@ -118,8 +131,10 @@ const (
 // built records the options a server or client was created with, so that
 // Start can report options set too late to have an effect.
 type built struct {
-	address  string
-	wrappers int
+	address      string
+	registry     registry.Registry
+	tls          *tls.Config
+	interceptors int
 }
 
 // running is what Start set up and Stop tears down.
@@ -131,90 +146,142 @@ type running struct {
 	stopped  chan struct{}     // closed by the refresh loop
 }
 
-func (s *service) Name() string   { return s.Options().Name }
+func (s *service) Name() string   { return s.options().name }
 func (s *service) String() string { return "micro" }
+
+func (s *service) Registry() registry.Registry { return s.options().registry }
 
 func (s *service) Init(opts ...Option) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	applyOptions(&s.opts, opts)
+	s.resolved = false
 }
 
-func (s *service) Options() Options {
+// options returns a copy of the options.
+func (s *service) options() options {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.resolveLocked()
 	return s.opts
+}
+
+// resolveLocked completes the options from the flags, the environment and
+// the defaults when they changed since it last did; s.mu held.
+func (s *service) resolveLocked() {
+	if !s.resolved {
+		resolve(&s.opts, os.Environ())
+		s.resolved = true
+	}
 }
 
 func (s *service) Server() server.Server {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.opts.Server != nil {
-		return s.opts.Server
+	srv := s.rawServerLocked()
+	if len(s.opts.interceptors) == 0 {
+		return srv
+	}
+	if s.userSrv == nil {
+		s.userSrv = &interceptedServer{srv, server.WithInterceptors(s.opts.interceptors...)}
+	}
+	return s.userSrv
+}
+
+// rawServerLocked returns the server without the service's interceptors,
+// creating it if needed; s.mu held. The built-in broker serves its
+// deliveries on it.
+func (s *service) rawServerLocked() server.Server {
+	s.resolveLocked()
+	if s.opts.server != nil {
+		return s.opts.server
 	}
 	if s.srv == nil {
 		var opts []server.Option
-		if s.opts.Address != "" {
-			opts = append(opts, server.Address(s.opts.Address))
+		if s.opts.address != "" {
+			opts = append(opts, server.WithAddress(s.opts.address))
 		}
-		if len(s.opts.HandlerWrappers) > 0 {
-			opts = append(opts, server.WithUnaryInterceptor(s.opts.HandlerWrappers...))
+		if s.opts.tlsConfig != nil {
+			opts = append(opts, server.WithTLSConfig(s.opts.tlsConfig))
 		}
 		s.srv = server.NewServer(opts...)
-		s.srvAs = built{address: s.opts.Address, wrappers: len(s.opts.HandlerWrappers)}
 	}
+	s.markBuiltLocked()
 	return s.srv
 }
 
 func (s *service) Client() client.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.opts.Client != nil {
-		return s.opts.Client
+	cli := s.rawClientLocked()
+	if len(s.opts.interceptors) == 0 {
+		return cli
+	}
+	if s.userCli == nil {
+		s.userCli = &interceptedClient{cli, s.opts.interceptors}
+	}
+	return s.userCli
+}
+
+// rawClientLocked returns the client without the service's interceptors,
+// creating it if needed; s.mu held. The built-in broker delivers with it.
+func (s *service) rawClientLocked() client.Client {
+	s.resolveLocked()
+	if s.opts.client != nil {
+		return s.opts.client
 	}
 	if s.cli == nil {
 		opts := []client.Option{
-			client.WithRegistry(s.opts.Registry),
-			client.WithSelector(selector.NewSelector(selector.Cache(s.cacheLocked()))),
+			client.WithRegistry(s.opts.registry),
+			client.WithSelector(selector.NewSelector(selector.WithCache(s.cacheLocked()))),
 		}
-		if len(s.opts.ClientWrappers) > 0 {
-			opts = append(opts, client.WithUnaryInterceptor(s.opts.ClientWrappers...))
+		if s.opts.tlsConfig != nil {
+			opts = append(opts, client.WithTLSConfig(s.opts.tlsConfig))
 		}
 		s.cli = client.NewClient(opts...)
-		s.cliAs = built{wrappers: len(s.opts.ClientWrappers)}
 	}
+	s.markBuiltLocked()
 	return s.cli
+}
+
+// markBuiltLocked records the options the server, the client and their
+// wrappers were made with, the first time; s.mu held.
+func (s *service) markBuiltLocked() {
+	if s.builtWith == nil {
+		b := s.builtOf(&s.opts)
+		s.builtWith = &b
+	}
+}
+
+// builtOf is what of o shapes the server, the client and their wrappers.
+func (s *service) builtOf(o *options) built {
+	return built{address: o.address, registry: o.registry, tls: o.tlsConfig, interceptors: len(o.interceptors)}
 }
 
 // cacheLocked returns the registry cache of what the service creates,
 // creating it if needed; s.mu held.
 func (s *service) cacheLocked() *cache.Cache {
 	if s.cache == nil {
-		s.cache = cache.New(s.opts.Registry)
+		s.cache = cache.New(s.opts.registry)
 	}
 	return s.cache
 }
 
 func (s *service) Broker() broker.Broker {
 	s.mu.Lock()
-	if s.brk != nil {
-		defer s.mu.Unlock()
-		return s.brk
-	}
-	if s.opts.Broker != nil {
-		s.brk = s.opts.Broker
-		s.mu.Unlock()
-		return s.brk
-	}
-	reg, c := s.opts.Registry, s.cacheLocked()
-	s.mu.Unlock()
-	// Server and Client take s.mu themselves.
-	b := direct.NewBroker(direct.Registry(reg), direct.Cache(c), direct.Server(s.Server()), direct.Client(s.Client()))
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.brk == nil {
-		s.brk = b
+	s.resolveLocked()
+	if s.brk != nil {
+		return s.brk
 	}
+	if s.opts.broker != nil {
+		s.brk = s.opts.broker
+		return s.brk
+	}
+	// The built-in broker's deliveries are the service's plumbing, not its
+	// calls: they use the server and client without the interceptors.
+	s.brk = direct.NewBroker(direct.WithRegistry(s.opts.registry), direct.WithCache(s.cacheLocked()),
+		direct.WithServer(s.rawServerLocked()), direct.WithClient(s.rawClientLocked()))
 	return s.brk
 }
 
@@ -227,20 +294,47 @@ func (s *service) usedBroker() broker.Broker {
 
 // checkLocked reports options that are missing or would have no effect.
 func (s *service) checkLocked() error {
+	s.resolveLocked()
 	o := &s.opts
 	switch {
-	case o.Name == "":
-		return errors.New("service: no name (use service.Name)")
-	case o.Server != nil && len(o.HandlerWrappers) > 0:
-		return errors.New("service: WrapHandler applies to the server the service creates, not one given with service.Server; give that server the interceptors")
-	case o.Client != nil && len(o.ClientWrappers) > 0:
-		return errors.New("service: WrapClient applies to the client the service creates, not one given with service.Client; give that client the interceptors")
-	case o.Server == nil && s.srv != nil && s.srvAs != built{o.Address, len(o.HandlerWrappers)}:
-		return errors.New("service: Address or WrapHandler set after Server() created the server")
-	case o.Client == nil && s.cli != nil && s.cliAs != built{wrappers: len(o.ClientWrappers)}:
-		return errors.New("service: WrapClient set after Client() created the client")
+	case o.configErr != nil:
+		return o.configErr
+	case o.name == "":
+		return errors.New("service: no name (use service.WithName or MICRO_SERVER_NAME)")
+	case s.builtWith != nil && *s.builtWith != s.builtOf(o):
+		return errors.New("service: WithAddress, WithRegistry, WithTLSConfig or WithInterceptors set after Server, Client or Broker was first called")
 	}
 	return nil
+}
+
+// interceptedServer registers handlers with the service's interceptors.
+type interceptedServer struct {
+	server.Server
+	ics server.SharedOption
+}
+
+func (s *interceptedServer) Handle(desc *server.ServiceDesc, impl any, opts ...server.HandlerOption) error {
+	return s.Server.Handle(desc, impl, append([]server.HandlerOption{s.ics}, opts...)...)
+}
+
+// interceptedClient makes calls through the service's interceptors.
+type interceptedClient struct {
+	client.Client
+	ics []interceptor.Interceptor
+}
+
+func (c *interceptedClient) Call(ctx context.Context, service string, m *spec.Method, req, rsp any, opts ...client.CallOption) error {
+	call := func(ctx context.Context, req, rsp any) error {
+		return c.Client.Call(ctx, service, m, req, rsp, opts...)
+	}
+	return chain.Unary(c.ics, m, call)(ctx, req, rsp)
+}
+
+func (c *interceptedClient) Stream(ctx context.Context, service string, m *spec.Method, opts ...client.CallOption) (client.Stream, error) {
+	open := func(ctx context.Context) (interceptor.ClientStream, error) {
+		return c.Client.Stream(ctx, service, m, opts...)
+	}
+	return chain.StreamingClient(c.ics, m, open)(ctx)
 }
 
 func (s *service) Start() error {
@@ -259,46 +353,46 @@ func (s *service) Start() error {
 	if err != nil {
 		return err
 	}
-	if o.Registry == nil {
-		return fmt.Errorf("service %s: no registry: %w", o.Name, o.registryErr)
+	if o.registry == nil {
+		return fmt.Errorf("service %s: no registry: %w", o.name, o.registryErr)
 	}
 
-	for _, hook := range o.BeforeStart {
+	for _, hook := range o.beforeStart {
 		if err := hook(); err != nil {
 			return err
 		}
 	}
 	srv := s.Server()
 	if err := srv.Start(); err != nil {
-		return fmt.Errorf("service %s: starting server: %w", o.Name, err)
+		return fmt.Errorf("service %s: starting server: %w", o.name, err)
 	}
 	r := &running{
-		registry: o.Registry,
+		registry: o.registry,
 		server:   srv,
 		service:  s.describe(&o, srv),
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
-	if err := register(o.Context, r.registry, r.service, o.RegisterTTL); err != nil {
-		err = fmt.Errorf("service %s: registering with %s: %w", o.Name, r.registry, err)
+	if err := register(o.ctx, r.registry, r.service, o.registerTTL); err != nil {
+		err = fmt.Errorf("service %s: registering with %s: %w", o.name, r.registry, err)
 		return errors.Join(err, srv.Stop())
 	}
 	// The broker's subscriptions are served by the server, now started.
 	if b := s.usedBroker(); b != nil {
 		if err := b.Connect(); err != nil {
-			err = fmt.Errorf("service %s: connecting broker %s: %w", o.Name, b, err)
-			return errors.Join(err, deregister(o.Context, r.registry, r.service), srv.Stop())
+			err = fmt.Errorf("service %s: connecting broker %s: %w", o.name, b, err)
+			return errors.Join(err, deregister(o.ctx, r.registry, r.service), srv.Stop())
 		}
 	}
-	go s.refresh(o.Context, r, o.RegisterTTL, o.RegisterInterval)
+	go s.refresh(o.ctx, r, o.registerTTL, o.registerInterval)
 	s.run, s.state = r, started
 	node := r.service.Nodes[0]
 	slog.Info("service started",
-		"service", o.Name, "version", o.Version,
+		"service", o.name, "version", o.version,
 		"node", node.ID, "address", node.Address, "listen", srv.Address(),
 		"registry", r.registry.String(), "endpoints", len(r.service.Endpoints))
 
-	for _, hook := range o.AfterStart {
+	for _, hook := range o.afterStart {
 		if err := hook(); err != nil {
 			return errors.Join(err, s.stopLocked(o, false))
 		}
@@ -312,12 +406,12 @@ func (s *service) Stop() error {
 	if s.state != started {
 		return nil
 	}
-	return s.stopLocked(s.Options(), true)
+	return s.stopLocked(s.options(), true)
 }
 
 // stopLocked stops a started service, with or without the stop hooks, and
 // returns the first error. s.life is held.
-func (s *service) stopLocked(o Options, hooks bool) error {
+func (s *service) stopLocked(o options, hooks bool) error {
 	var first error
 	keep := func(err error) {
 		if first == nil {
@@ -325,7 +419,7 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 		}
 	}
 	if hooks {
-		for _, hook := range o.BeforeStop {
+		for _, hook := range o.beforeStop {
 			keep(hook())
 		}
 	}
@@ -334,18 +428,18 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 	<-r.stopped
 	// Deregister before draining: clients stop picking the node while it
 	// still answers the calls they already sent.
-	if err := deregister(o.Context, r.registry, r.service); err != nil {
-		keep(fmt.Errorf("service %s: deregistering from %s: %w", o.Name, r.registry, err))
+	if err := deregister(o.ctx, r.registry, r.service); err != nil {
+		keep(fmt.Errorf("service %s: deregistering from %s: %w", o.name, r.registry, err))
 	}
 	// The broker drains its handlers and deliveries while the server and
 	// client still work.
 	if b := s.usedBroker(); b != nil {
 		if err := b.Disconnect(); err != nil {
-			keep(fmt.Errorf("service %s: disconnecting broker %s: %w", o.Name, b, err))
+			keep(fmt.Errorf("service %s: disconnecting broker %s: %w", o.name, b, err))
 		}
 	}
 	if err := r.server.Stop(); err != nil {
-		keep(fmt.Errorf("service %s: stopping server: %w", o.Name, err))
+		keep(fmt.Errorf("service %s: stopping server: %w", o.name, err))
 	}
 	// Handlers may call out while draining; only now close the connections
 	// of the client the service created. A client given with Client is the
@@ -353,9 +447,9 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 	s.mu.Lock()
 	cli := s.cli
 	s.mu.Unlock()
-	if c, ok := cli.(io.Closer); ok {
-		if err := c.Close(); err != nil {
-			keep(fmt.Errorf("service %s: closing client: %w", o.Name, err))
+	if cli != nil {
+		if err := cli.Close(); err != nil {
+			keep(fmt.Errorf("service %s: closing client: %w", o.name, err))
 		}
 	}
 	// Its client and broker are closed: so is their registry cache.
@@ -368,14 +462,14 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 	}
 	// The default registry the service made is its to close (an mDNS one
 	// sends its goodbyes and stops listening); a given one is the caller's.
-	if c, ok := o.created.(io.Closer); ok && o.Registry == o.created {
+	if c, ok := o.created.(io.Closer); ok && o.registry == o.created {
 		if err := c.Close(); err != nil {
-			keep(fmt.Errorf("service %s: closing registry: %w", o.Name, err))
+			keep(fmt.Errorf("service %s: closing registry: %w", o.name, err))
 		}
 	}
-	slog.Info("service stopped", "service", o.Name, "node", r.service.Nodes[0].ID)
+	slog.Info("service stopped", "service", o.name, "node", r.service.Nodes[0].ID)
 	if hooks {
-		for _, hook := range o.AfterStop {
+		for _, hook := range o.afterStop {
 			keep(hook())
 		}
 	}
@@ -385,9 +479,9 @@ func (s *service) stopLocked(o Options, hooks bool) error {
 }
 
 func (s *service) Run() error {
-	o := s.Options()
-	ctx, stopSignals := o.Context, context.CancelFunc(func() {})
-	if o.Signal {
+	o := s.options()
+	ctx, stopSignals := o.ctx, context.CancelFunc(func() {})
+	if o.signal {
 		// Installed before Start, so a signal that arrives while starting
 		// is not lost and does not kill the process.
 		ctx, stopSignals = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -401,7 +495,7 @@ func (s *service) Run() error {
 		// Restore the default handling: a second signal ends the process
 		// at once instead of waiting for the graceful stop.
 		stopSignals()
-		slog.Info("service stopping", "service", o.Name, "reason", context.Cause(ctx))
+		slog.Info("service stopping", "service", o.name, "reason", context.Cause(ctx))
 		return s.Stop()
 	case <-s.done:
 		return nil // stopped by Stop, which reported its own error
@@ -428,7 +522,7 @@ func (s *service) refresh(ctx context.Context, r *running, ttl, interval time.Du
 
 // describe returns the registry entry for the service: its endpoints, read
 // from the server's method tables, and one node at the advertised address.
-func (s *service) describe(o *Options, srv server.Server) *registry.Service {
+func (s *service) describe(o *options, srv server.Server) *registry.Service {
 	var endpoints []*registry.Endpoint
 	for _, desc := range srv.Services() {
 		for _, m := range desc.Methods {
@@ -442,13 +536,13 @@ func (s *service) describe(o *Options, srv server.Server) *registry.Service {
 		}
 	}
 	return &registry.Service{
-		Name:      o.Name,
-		Version:   o.Version,
-		Metadata:  o.Metadata,
+		Name:      o.name,
+		Version:   o.version,
+		Metadata:  o.metadata,
 		Endpoints: endpoints,
 		Nodes: []*registry.Node{{
-			ID:       o.Name + "-" + s.nodeID,
-			Address:  advertised(o.Registry, srv.Address()),
+			ID:       o.name + "-" + s.nodeID,
+			Address:  advertised(o.registry, srv.Address()),
 			Metadata: map[string]string{"protocol": "grpc", "transport": "http2"},
 		}},
 	}
@@ -469,7 +563,7 @@ func advertised(r registry.Registry, listen string) string {
 func register(ctx context.Context, r registry.Registry, s *registry.Service, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
 	defer cancel()
-	return r.Register(ctx, s, registry.RegisterTTL(ttl))
+	return r.Register(ctx, s, registry.WithTTL(ttl))
 }
 
 func deregister(ctx context.Context, r registry.Registry, s *registry.Service) error {

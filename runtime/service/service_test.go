@@ -143,12 +143,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func TestNewServiceIsLazy(t *testing.T) {
 	// server.NewServer and client.NewClient are not called until needed.
-	svc := service.NewService(service.Name("greeter"))
-	svc.Init(service.Address("127.0.0.1:0"))
-	o := svc.Options()
-	if svc.Name() != "greeter" || o.Version != "latest" || o.Registry == nil || o.Registry.String() != "mdns" ||
-		!o.Signal || o.Context == nil || o.RegisterTTL != 90*time.Second || o.RegisterInterval != 30*time.Second {
-		t.Fatalf("defaults: %+v", o)
+	svc := service.NewService(service.WithName("greeter"))
+	svc.Init(service.WithAddress("127.0.0.1:0"))
+	if r := svc.Registry(); svc.Name() != "greeter" || r == nil || r.String() != "mdns" {
+		t.Fatalf("defaults: name %q, registry %v", svc.Name(), r)
 	}
 	if svc.String() != "micro" {
 		t.Fatalf("String() = %q", svc.String())
@@ -159,9 +157,9 @@ func TestStartRegistersAndStopDeregisters(t *testing.T) {
 	leakcheck.Check(t)
 	srv, reg := newFakes(nil)
 	svc := service.NewService(
-		service.Name("greeter"), service.Version("v1"),
-		service.Metadata(map[string]string{"team": "core"}),
-		service.Registry(reg), service.Server(srv),
+		service.WithName("greeter"), service.WithVersion("v1"),
+		service.WithMetadata(map[string]string{"team": "core"}),
+		service.WithRegistry(reg), service.WithServer(srv),
 	)
 	if err := svc.Start(); err != nil {
 		t.Fatal(err)
@@ -217,7 +215,7 @@ func TestStartRegistersAndStopDeregisters(t *testing.T) {
 func TestAdvertisesConcreteAddress(t *testing.T) {
 	srv, reg := newFakes(nil)
 	srv.addr = "[::]:4321"
-	svc := service.NewService(service.Name("greeter"), service.Registry(reg), service.Server(srv))
+	svc := service.NewService(service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv))
 	if err := svc.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +234,8 @@ func TestReregistersEveryInterval(t *testing.T) {
 	leakcheck.Check(t)
 	srv, reg := newFakes(nil)
 	svc := service.NewService(
-		service.Name("greeter"), service.Registry(reg), service.Server(srv),
-		service.RegisterTTL(300*time.Millisecond), service.RegisterInterval(20*time.Millisecond),
+		service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv),
+		service.WithRegisterTTL(300*time.Millisecond), service.WithRegisterInterval(20*time.Millisecond),
 	)
 	if err := svc.Start(); err != nil {
 		t.Fatal(err)
@@ -264,9 +262,9 @@ func TestRunStopsWhenContextEnds(t *testing.T) {
 	defer cancel()
 	startedc := make(chan struct{})
 	svc := service.NewService(
-		service.Name("greeter"), service.Registry(reg), service.Server(srv),
-		service.Context(ctx), service.Signal(false),
-		service.AfterStart(func() error { close(startedc); return nil }),
+		service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv),
+		service.WithContext(ctx), service.WithSignal(false),
+		service.WithAfterStart(func() error { close(startedc); return nil }),
 	)
 	errc := make(chan error, 1)
 	go func() { errc <- svc.Run() }()
@@ -296,8 +294,8 @@ func TestRunReturnsOnStop(t *testing.T) {
 	srv, reg := newFakes(nil)
 	startedc := make(chan struct{})
 	svc := service.NewService(
-		service.Name("greeter"), service.Registry(reg), service.Server(srv), service.Signal(false),
-		service.AfterStart(func() error { close(startedc); return nil }),
+		service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv), service.WithSignal(false),
+		service.WithAfterStart(func() error { close(startedc); return nil }),
 	)
 	errc := make(chan error, 1)
 	go func() { errc <- svc.Run() }()
@@ -321,13 +319,13 @@ func TestHookOrder(t *testing.T) {
 	srv, reg := newFakes(ev)
 	ctx, cancel := context.WithCancel(context.Background())
 	svc := service.NewService(
-		service.Name("greeter"), service.Registry(reg), service.Server(srv),
-		service.Context(ctx), service.Signal(false),
-		service.BeforeStart(ev.hook("BeforeStart 1")), service.BeforeStart(ev.hook("BeforeStart 2")),
-		service.AfterStart(ev.hook("AfterStart")),
-		service.AfterStart(func() error { cancel(); return nil }),
-		service.BeforeStop(ev.hook("BeforeStop")),
-		service.AfterStop(ev.hook("AfterStop")),
+		service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv),
+		service.WithContext(ctx), service.WithSignal(false),
+		service.WithBeforeStart(ev.hook("BeforeStart 1")), service.WithBeforeStart(ev.hook("BeforeStart 2")),
+		service.WithAfterStart(ev.hook("AfterStart")),
+		service.WithAfterStart(func() error { cancel(); return nil }),
+		service.WithBeforeStop(ev.hook("BeforeStop")),
+		service.WithAfterStop(ev.hook("AfterStop")),
 	)
 	if err := svc.Run(); err != nil {
 		t.Fatal(err)
@@ -346,9 +344,9 @@ func TestStopRunsEveryStepAndReturnsFirstError(t *testing.T) {
 	srv, reg := newFakes(ev)
 	first, second := errors.New("first"), errors.New("second")
 	svc := service.NewService(
-		service.Name("greeter"), service.Registry(reg), service.Server(srv),
-		service.BeforeStop(func() error { return first }),
-		service.AfterStop(func() error { return second }),
+		service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv),
+		service.WithBeforeStop(func() error { return first }),
+		service.WithAfterStop(func() error { return second }),
 	)
 	if err := svc.Start(); err != nil {
 		t.Fatal(err)
@@ -369,15 +367,15 @@ func TestStartFailuresUndoWhatStarted(t *testing.T) {
 		regFail     error
 		wantStarted int
 	}{
-		{"BeforeStart fails", service.BeforeStart(func() error { return boom }), nil, 0},
+		{"BeforeStart fails", service.WithBeforeStart(func() error { return boom }), nil, 0},
 		{"registration fails", nil, boom, 1},
-		{"AfterStart fails", service.AfterStart(func() error { return boom }), nil, 1},
+		{"AfterStart fails", service.WithAfterStart(func() error { return boom }), nil, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			srv, reg := newFakes(nil)
 			reg.fail = c.regFail
-			opts := []service.Option{service.Name("greeter"), service.Registry(reg), service.Server(srv)}
+			opts := []service.Option{service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv)}
 			if c.opt != nil {
 				opts = append(opts, c.opt)
 			}
@@ -396,15 +394,11 @@ func TestStartFailuresUndoWhatStarted(t *testing.T) {
 }
 
 func TestStartRejectsBadOptions(t *testing.T) {
-	wrapH := func(m *spec.Method, next server.UnaryHandler) server.UnaryHandler { return next }
-	wrapC := func(next client.Invoker) client.Invoker { return next }
 	for name, opts := range map[string][]service.Option{
-		"no name":                 {},
-		"WrapHandler with Server": {service.Name("a"), service.WrapHandler(wrapH)},
-		"WrapClient with Client":  {service.Name("a"), service.WrapClient(wrapC), service.Client(fakeClient{})},
+		"no name": {},
 	} {
 		srv, reg := newFakes(nil)
-		svc := service.NewService(append([]service.Option{service.Registry(reg), service.Server(srv)}, opts...)...)
+		svc := service.NewService(append([]service.Option{service.WithRegistry(reg), service.WithServer(srv)}, opts...)...)
 		if err := svc.Start(); err == nil {
 			svc.Stop()
 			t.Errorf("%s: Start succeeded", name)
@@ -420,7 +414,7 @@ type fakeClient struct{ client.Client }
 func TestGivenServerAndClientAreUsed(t *testing.T) {
 	srv := &fakeServer{}
 	cli := fakeClient{}
-	svc := service.NewService(service.Server(srv), service.Client(cli))
+	svc := service.NewService(service.WithServer(srv), service.WithClient(cli))
 	if svc.Server() != srv || svc.Client() != cli {
 		t.Fatal("Server() or Client() is not the one given")
 	}
@@ -428,11 +422,11 @@ func TestGivenServerAndClientAreUsed(t *testing.T) {
 
 func TestRegistryFromEnvironment(t *testing.T) {
 	t.Setenv("MICRO_REGISTRY", "memory")
-	if got := service.NewService(service.Name("a")).Options().Registry.String(); got != "memory" {
+	if got := service.NewService(service.WithName("a")).Registry().String(); got != "memory" {
 		t.Fatalf("MICRO_REGISTRY=memory gave %s", got)
 	}
 	t.Setenv("MICRO_REGISTRY", "bogus")
-	svc := service.NewService(service.Name("a"), service.Address("127.0.0.1:0"))
+	svc := service.NewService(service.WithName("a"), service.WithAddress("127.0.0.1:0"))
 	err := svc.Start()
 	if err == nil || !strings.Contains(err.Error(), `"bogus"`) || !strings.Contains(err.Error(), "mdns") {
 		t.Fatalf("MICRO_REGISTRY=bogus: Start = %v, want an error naming it and the known ones", err)

@@ -19,8 +19,8 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 	// run, SIGTERM reaches the handler instead of killing the test binary.
 	startedc := make(chan struct{})
 	svc := service.NewService(
-		service.Name("greeter"), service.Registry(reg), service.Server(srv),
-		service.AfterStart(func() error { close(startedc); return nil }),
+		service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv),
+		service.WithAfterStart(func() error { close(startedc); return nil }),
 	)
 	errc := make(chan error, 1)
 	go func() { errc <- svc.Run() }()

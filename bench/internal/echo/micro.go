@@ -2,7 +2,6 @@ package echo
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	benchv1 "github.com/protoc-gen-micro/micro/bench/proto/bench/v1"
@@ -52,7 +51,7 @@ func (h microHandler) ServerStream(_ context.Context, in *benchv1.Count, stream 
 
 func serveMicro(addr string) (*Server, error) {
 	n := new(Counters)
-	s := server.NewServer(server.Address(addr))
+	s := server.NewServer(server.WithAddress(addr))
 	if err := benchv1.RegisterEchoHandler(s, microHandler{n}); err != nil {
 		return nil, err
 	}
@@ -88,10 +87,7 @@ func (c *microClient) ServerStream(ctx context.Context, in *benchv1.Count) (Recv
 }
 
 func (c *microClient) Close() error {
-	if cl, ok := c.c.(io.Closer); ok {
-		return cl.Close()
-	}
-	return errors.New("echo: the micro client cannot be closed")
+	return c.c.Close()
 }
 
 // fixedSelector selects one node for every service.

@@ -141,7 +141,7 @@ func unary[Req, Rsp any, PReq interface {
 		defer time.AfterFunc(d, cancel).Stop()
 	}
 	var header, trailer metadata.MD
-	rsp, err := invoke(ctx, reqs[0], append(c.opts, client.Header(&header), client.Trailer(&trailer))...)
+	rsp, err := invoke(ctx, reqs[0], append(c.opts, client.WithResponseHeader(&header), client.WithResponseTrailer(&trailer))...)
 	result := &conformancepb.ClientResponseResult{
 		ResponseHeaders:  compat.Headers(header),
 		ResponseTrailers: compat.Headers(trailer),

@@ -103,16 +103,16 @@ func (c *clientCache) get(req *conformancepb.ClientCompatRequest) (client.Client
 	}
 	// One attempt per call: the suite checks what a call did, not how it
 	// failed over.
-	opts := []client.Option{client.Retries(0)}
+	opts := []client.Option{client.WithRetries(0)}
 	if n := req.GetMessageReceiveLimit(); n > 0 {
-		opts = append(opts, client.MaxRecvMsgSize(int(n)))
+		opts = append(opts, client.WithMaxRecvMsgSize(int(n)))
 	}
 	if len(req.GetServerTlsCert()) > 0 {
 		cfg, err := tlsConfig(req)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, client.TLSConfig(cfg))
+		opts = append(opts, client.WithTLSConfig(cfg))
 	}
 	cl := client.NewClient(opts...)
 	c.clients[key] = cl

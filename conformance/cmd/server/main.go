@@ -80,14 +80,14 @@ func newServer(req *conformancepb.ServerCompatRequest) (server.Server, []byte, e
 		return nil, nil, fmt.Errorf("HTTP version %v is not supported: only HTTP/2", req.GetHttpVersion())
 	}
 	opts := []server.Option{
-		server.Address("127.0.0.1:0"),
+		server.WithAddress("127.0.0.1:0"),
 		// The runner ends us with SIGTERM once its calls are done; a
 		// call still running then (a client that timed out) need not
 		// hold up the exit.
-		server.GracePeriod(time.Second),
+		server.WithGracePeriod(time.Second),
 	}
 	if n := req.GetMessageReceiveLimit(); n > 0 {
-		opts = append(opts, server.MaxRecvMsgSize(int(n)))
+		opts = append(opts, server.WithMaxRecvMsgSize(int(n)))
 	}
 	var pemCert []byte
 	if req.GetUseTls() {
@@ -95,7 +95,7 @@ func newServer(req *conformancepb.ServerCompatRequest) (server.Server, []byte, e
 		if err != nil {
 			return nil, nil, err
 		}
-		opts = append(opts, server.TLSConfig(cfg))
+		opts = append(opts, server.WithTLSConfig(cfg))
 		pemCert = req.GetServerCreds().GetCert()
 	}
 	srv := server.NewServer(opts...)

@@ -23,7 +23,7 @@ func main() {
 	instance := flag.String("instance", "auditor", "name of this instance, printed with each event")
 	flag.Parse()
 
-	svc := service.NewService(service.Name("greeter.auditor"), service.Address("127.0.0.1:0"))
+	svc := service.NewService(service.WithName("greeter.auditor"), service.WithAddress("127.0.0.1:0"))
 	err := broker.RegisterSubscriber(Topic, svc, func(ctx context.Context, ev *greeterpb.HelloReply) error {
 		m, _ := broker.MessageFromContext(ctx)
 		id := ""
@@ -32,11 +32,11 @@ func main() {
 		}
 		fmt.Printf("%s handled event %s: %q\n", *instance, id, ev.Message)
 		return nil
-	}, broker.Queue("auditors"))
+	}, broker.WithQueue("auditors"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	svc.Init(service.AfterStart(func() error {
+	svc.Init(service.WithAfterStart(func() error {
 		fmt.Printf("%s: subscribed to %s in queue group auditors\n", *instance, Topic)
 		return nil
 	}))

@@ -29,7 +29,7 @@ func main() {
 	interval := flag.Duration("interval", time.Second, "how often -load mode prints its counts")
 	flag.Parse()
 
-	svc := service.NewService(service.Name("greeter.client"))
+	svc := service.NewService(service.WithName("greeter.client"))
 	greeter := greeterpb.NewGreeterService("greeter", svc.Client())
 	var opts []client.CallOption
 	if *addr != "" {

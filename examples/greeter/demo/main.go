@@ -34,9 +34,9 @@ import (
 const (
 	// insideEnv is set to 1 in the copy of the demo that runs inside the
 	// network namespace.
-	insideEnv = "MICRO_DEMO_NETNS"
+	insideEnv = "MICROTEST_DEMO_NETNS"
 	// binEnv names the folder holding the programs built for that copy.
-	binEnv = "MICRO_DEMO_BIN"
+	binEnv = "MICROTEST_DEMO_BIN"
 )
 
 func main() {

@@ -102,21 +102,21 @@ func main() {
 	events := flag.Bool("events", false, "publish a \"greeter.greeted\" event for each group LotsOfGreetings greets")
 	flag.Parse()
 
-	svc := service.NewService(service.Name("greeter"), service.Address(*addr))
+	svc := service.NewService(service.WithName("greeter"), service.WithAddress(*addr))
 	g := Greeter{Instance: *instance}
 	if *events {
-		g.Events = broker.NewPublisher[*greeterpb.HelloReply](svc.Broker(), "greeter.greeted", broker.RequireSubscribers())
+		g.Events = broker.NewPublisher[*greeterpb.HelloReply](svc.Broker(), "greeter.greeted", broker.WithRequireSubscribers())
 	}
 	if err := greeterpb.RegisterGreeterHandler(svc.Server(), g); err != nil {
 		log.Fatal(err)
 	}
-	svc.Init(service.AfterStart(func() error {
+	svc.Init(service.WithAfterStart(func() error {
 		fmt.Printf("greeter: serving on %s\n", svc.Server().Address())
 		if *addrFile == "" {
 			return nil
 		}
 		return os.WriteFile(*addrFile, []byte(svc.Server().Address()), 0o644)
-	}), service.AfterStop(func() error {
+	}), service.WithAfterStop(func() error {
 		fmt.Println("greeter: stopped gracefully")
 		return nil
 	}))

@@ -195,7 +195,7 @@ func await(t *testing.T, pub broker.Broker, topic string, rs ...*recorder) {
 			t.Fatalf("subscription %s never became visible to the publisher", missing)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		pub.Publish(ctx, topic, &broker.Message{Header: map[string]string{probeHeader: "1"}}, broker.Attempts(1))
+		pub.Publish(ctx, topic, &broker.Message{Header: map[string]string{probeHeader: "1"}}, broker.WithAttempts(1))
 		cancel()
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -269,10 +269,10 @@ func testQueueGroup(t *testing.T, bs []broker.Broker) {
 	audit := []*recorder{newRecorder("a1@b1"), newRecorder("a2@b2")}
 	all := newRecorder("all@b2")
 	for i, r := range workers {
-		subscribe(t, bs[[]int{1, 2, 0, 1}[i]], topic, r, nil, broker.Queue("workers"))
+		subscribe(t, bs[[]int{1, 2, 0, 1}[i]], topic, r, nil, broker.WithQueue("workers"))
 	}
-	subscribe(t, bs[1], topic, audit[0], nil, broker.Queue("audit"))
-	subscribe(t, bs[2], topic, audit[1], nil, broker.Queue("audit"))
+	subscribe(t, bs[1], topic, audit[0], nil, broker.WithQueue("audit"))
+	subscribe(t, bs[2], topic, audit[1], nil, broker.WithQueue("audit"))
 	subscribe(t, bs[2], topic, all, nil)
 	await(t, bs[0], topic, append(append([]*recorder{all}, workers...), audit...)...)
 	for _, r := range append(append([]*recorder{all}, workers...), audit...) {
@@ -307,7 +307,7 @@ func testRedelivery(t *testing.T, bs []broker.Broker) {
 		return nil
 	})
 	await(t, bs[0], topic, r)
-	ids := publish(t, bs[0], topic, 5, broker.Backoff(5*time.Millisecond, 20*time.Millisecond))
+	ids := publish(t, bs[0], topic, 5, broker.WithBackoff(5*time.Millisecond, 20*time.Millisecond))
 	got := r.all()
 	if len(got) != 15 {
 		t.Fatalf("handler called %d times, want 15 (3 attempts × 5 messages)", len(got))
@@ -330,7 +330,7 @@ func testRedeliveryExhausted(t *testing.T, bs []broker.Broker) {
 	subscribe(t, bs[2], topic, ok, nil)
 	await(t, bs[0], topic, r, ok)
 	m := &broker.Message{Body: []byte("x")}
-	err := bs[0].Publish(context.Background(), topic, m, broker.Attempts(2), broker.Backoff(5*time.Millisecond, 5*time.Millisecond))
+	err := bs[0].Publish(context.Background(), topic, m, broker.WithAttempts(2), broker.WithBackoff(5*time.Millisecond, 5*time.Millisecond))
 	var pe *broker.PublishError
 	if !errors.As(err, &pe) {
 		t.Fatalf("Publish: %v, want a *broker.PublishError", err)
@@ -355,10 +355,10 @@ func testQueueGroupFailover(t *testing.T, bs []broker.Broker) {
 	topic := newTopic(t)
 	bad := newRecorder("bad@b1")
 	good := newRecorder("good@b2")
-	subscribe(t, bs[1], topic, bad, func(ctx context.Context, m *broker.Message) error { return errBoom }, broker.Queue("q"))
-	subscribe(t, bs[2], topic, good, nil, broker.Queue("q"))
+	subscribe(t, bs[1], topic, bad, func(ctx context.Context, m *broker.Message) error { return errBoom }, broker.WithQueue("q"))
+	subscribe(t, bs[2], topic, good, nil, broker.WithQueue("q"))
 	await(t, bs[0], topic, bad, good)
-	ids := publish(t, bs[0], topic, 20, broker.Attempts(2), broker.Backoff(time.Millisecond, time.Millisecond))
+	ids := publish(t, bs[0], topic, 20, broker.WithAttempts(2), broker.WithBackoff(time.Millisecond, time.Millisecond))
 	exactlyOnce(t, ids, good)
 	for _, m := range bad.all() {
 		if m.attempt != 1 {
@@ -370,7 +370,7 @@ func testQueueGroupFailover(t *testing.T, bs []broker.Broker) {
 func testOrdering(t *testing.T, bs []broker.Broker) {
 	topic := newTopic(t)
 	r := newRecorder("ordered@b1")
-	subscribe(t, bs[1], topic, r, nil, broker.Concurrency(1))
+	subscribe(t, bs[1], topic, r, nil, broker.WithConcurrency(1))
 	await(t, bs[0], topic, r)
 	const n = 200
 	publish(t, bs[0], topic, n)
@@ -517,9 +517,9 @@ func testConcurrentPublishers(t *testing.T, bs []broker.Broker) {
 	topic := newTopic(t)
 	all := newRecorder("all@b2")
 	q1, q2 := newRecorder("q1@b1"), newRecorder("q2@b2")
-	subscribe(t, bs[2], topic, all, nil, broker.Concurrency(4))
-	subscribe(t, bs[1], topic, q1, nil, broker.Queue("q"), broker.Concurrency(2))
-	subscribe(t, bs[2], topic, q2, nil, broker.Queue("q"))
+	subscribe(t, bs[2], topic, all, nil, broker.WithConcurrency(4))
+	subscribe(t, bs[1], topic, q1, nil, broker.WithQueue("q"), broker.WithConcurrency(2))
+	subscribe(t, bs[2], topic, q2, nil, broker.WithQueue("q"))
 	await(t, bs[0], topic, all, q1, q2)
 	await(t, bs[1], topic, all, q1, q2)
 	for _, r := range []*recorder{all, q1, q2} {
@@ -569,7 +569,7 @@ func testNoSubscribers(t *testing.T, bs []broker.Broker) {
 	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("x")}); err != nil {
 		t.Errorf("Publish without subscribers: %v, want nil", err)
 	}
-	err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("x")}, broker.RequireSubscribers())
+	err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("x")}, broker.WithRequireSubscribers())
 	if !errors.Is(err, broker.ErrNoSubscribers) || !strings.Contains(err.Error(), topic) {
 		t.Errorf("Publish with RequireSubscribers: %v, want ErrNoSubscribers naming the topic", err)
 	}
@@ -604,7 +604,7 @@ func testBackpressure(t *testing.T, bs []broker.Broker) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}, broker.Concurrency(1), broker.MaxInFlight(1))
+	}, broker.WithConcurrency(1), broker.WithMaxInFlight(1))
 	await(t, bs[0], topic, r)
 	before, hasStats := statsOf(bs[0])
 
@@ -619,7 +619,7 @@ func testBackpressure(t *testing.T, bs []broker.Broker) {
 	r.waitCount(t, 1, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("fast")}, broker.FailFast()); !errors.Is(err, broker.ErrBusy) {
+	if err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("fast")}, broker.WithFailFast()); !errors.Is(err, broker.ErrBusy) {
 		t.Fatalf("FailFast Publish to a full subscription: %v, want ErrBusy", err)
 	}
 
@@ -670,7 +670,7 @@ func testBackpressureAcrossPublishers(t *testing.T, bs []broker.Broker) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}, broker.MaxInFlight(1))
+	}, broker.WithMaxInFlight(1))
 	await(t, bs[0], topic, r)
 	await(t, bs[1], topic, r)
 	filled := make(chan error, 1)
@@ -680,7 +680,7 @@ func testBackpressureAcrossPublishers(t *testing.T, bs []broker.Broker) {
 	r.waitCount(t, 1, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := bs[1].Publish(ctx, topic, &broker.Message{Body: []byte("fast")}, broker.FailFast()); !errors.Is(err, broker.ErrBusy) {
+	if err := bs[1].Publish(ctx, topic, &broker.Message{Body: []byte("fast")}, broker.WithFailFast()); !errors.Is(err, broker.ErrBusy) {
 		t.Fatalf("FailFast Publish to a subscription another publisher filled: %v, want ErrBusy", err)
 	}
 	patient := make(chan error, 1)
@@ -706,7 +706,7 @@ func testManualAck(t *testing.T, bs []broker.Broker) {
 	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
 		held <- m
 		return nil // not yet acknowledged
-	}, broker.ManualAck())
+	}, broker.WithManualAck())
 	await(t, bs[0], topic, r)
 
 	// Acknowledged later, from another goroutine.
@@ -730,7 +730,7 @@ func testManualAck(t *testing.T, bs []broker.Broker) {
 		m = <-held
 		m.Ack()
 	}()
-	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("nacked")}, broker.Backoff(time.Millisecond, time.Millisecond)); err != nil {
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("nacked")}, broker.WithBackoff(time.Millisecond, time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.all(); len(got) != 3 || got[2].attempt != 2 {
@@ -740,7 +740,7 @@ func testManualAck(t *testing.T, bs []broker.Broker) {
 	// Never acknowledged: the deadline settles it, and a late Ack is refused.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("never")}, broker.Attempts(1))
+	err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("never")}, broker.WithAttempts(1))
 	if err == nil {
 		t.Fatal("Publish of a message never acknowledged succeeded")
 	}
@@ -764,7 +764,7 @@ func testAsync(t *testing.T, bs []broker.Broker) {
 	})
 	await(t, bs[0], topic, r)
 	start := time.Now()
-	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("ok")}, broker.Async(nil)); err != nil {
+	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("ok")}, broker.WithAsync(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -775,7 +775,7 @@ func testAsync(t *testing.T, bs []broker.Broker) {
 
 	reported := make(chan error, 1)
 	err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("fail")},
-		broker.Async(func(err error) { reported <- err }), broker.Attempts(1))
+		broker.WithAsync(func(err error) { reported <- err }), broker.WithAttempts(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -794,7 +794,7 @@ func testKey(t *testing.T, bs []broker.Broker) {
 	topic := newTopic(t)
 	ws := []*recorder{newRecorder("k1@b1"), newRecorder("k2@b2"), newRecorder("k3@b0")}
 	for i, r := range ws {
-		subscribe(t, bs[(i+1)%3], topic, r, nil, broker.Queue("k"))
+		subscribe(t, bs[(i+1)%3], topic, r, nil, broker.WithQueue("k"))
 	}
 	await(t, bs[0], topic, ws...)
 	for _, r := range ws {
@@ -802,7 +802,7 @@ func testKey(t *testing.T, bs []broker.Broker) {
 		r.msgs = nil
 		r.mu.Unlock()
 	}
-	ids := publish(t, bs[0], topic, 30, broker.Key("order-17"))
+	ids := publish(t, bs[0], topic, 30, broker.WithKey("order-17"))
 	exactlyOnce(t, ids, ws...)
 	holders := 0
 	for _, r := range ws {
@@ -831,7 +831,7 @@ func testTyped(t *testing.T, bs []broker.Broker) {
 		cts <- msg.Header[broker.HeaderContentType]
 		got <- m.GetValue()
 		return nil
-	}, broker.Queue("typed"))
+	}, broker.WithQueue("typed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -839,7 +839,7 @@ func testTyped(t *testing.T, bs []broker.Broker) {
 	probe := broker.NewPublisher[*wrapperspb.StringValue](bs[0], topic, broker.WithHeader(probeHeader, "1"))
 	deadline := time.Now().Add(15 * time.Second)
 	for len(got) == 0 && time.Now().Before(deadline) {
-		probe.Publish(context.Background(), wrapperspb.String(""), broker.Attempts(1))
+		probe.Publish(context.Background(), wrapperspb.String(""), broker.WithAttempts(1))
 		time.Sleep(2 * time.Millisecond)
 	}
 	for len(got) > 0 {
@@ -853,7 +853,7 @@ func testTyped(t *testing.T, bs []broker.Broker) {
 	if v, ct := <-got, <-cts; v != "order 42" || ct != "" {
 		t.Errorf("typed proto: got %q with content type %q, want \"order 42\" and none", v, ct)
 	}
-	jpub := broker.NewPublisher[*wrapperspb.StringValue](bs[2], topic, broker.ContentType("json"))
+	jpub := broker.NewPublisher[*wrapperspb.StringValue](bs[2], topic, broker.WithContentType("json"))
 	if err := jpub.Publish(context.Background(), wrapperspb.String("as json")); err != nil {
 		t.Fatal(err)
 	}
@@ -861,7 +861,7 @@ func testTyped(t *testing.T, bs []broker.Broker) {
 		t.Errorf("typed json: got %q with content type %q", v, ct)
 	}
 	// A body that does not decode is a handler error, reported.
-	err = bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte{0xff, 0xff}}, broker.Attempts(1))
+	err = bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte{0xff, 0xff}}, broker.WithAttempts(1))
 	if err == nil || !strings.Contains(err.Error(), "decoding") {
 		t.Errorf("publishing an undecodable body: %v, want a decoding error", err)
 	}

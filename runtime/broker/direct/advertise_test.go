@@ -13,7 +13,7 @@ import (
 // services do, never a loopback one when the host has another.
 func TestAdvertisedAddress(t *testing.T) {
 	leakcheck.Check(t)
-	b := NewBroker(Registry(memory.NewRegistry()))
+	b := NewBroker(WithRegistry(memory.NewRegistry()))
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func newBroker(t *testing.T, reg registry.Registry, opts ...direct.Option) *dire
 
 func newBrokerTB(t testing.TB, reg registry.Registry, opts ...direct.Option) *direct.Broker {
 	t.Helper()
-	b := direct.NewBroker(append([]direct.Option{direct.Registry(reg), direct.Address("127.0.0.1:0")}, opts...)...)
+	b := direct.NewBroker(append([]direct.Option{direct.WithRegistry(reg), direct.WithAddress("127.0.0.1:0")}, opts...)...)
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestDeadSubscriber(t *testing.T) {
 	pub, sub := newBroker(t, reg), newBroker(t, reg)
 	const topic = "orders.created"
 	var got atomic.Int32
-	if _, err := sub.Subscribe(topic, func(context.Context, *broker.Message) error { got.Add(1); return nil }, broker.Queue("billing")); err != nil {
+	if _, err := sub.Subscribe(topic, func(context.Context, *broker.Message) error { got.Add(1); return nil }, broker.WithQueue("billing")); err != nil {
 		t.Fatal(err)
 	}
 	registerDead(t, reg, topic, "dead-member", "billing")
@@ -100,7 +100,7 @@ func TestDeadSubscriber(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := registerDead(t, reg, other, "dead-listener", "")
-	err := pub.Publish(context.Background(), other, &broker.Message{}, broker.Attempts(2), broker.Backoff(time.Millisecond, time.Millisecond))
+	err := pub.Publish(context.Background(), other, &broker.Message{}, broker.WithAttempts(2), broker.WithBackoff(time.Millisecond, time.Millisecond))
 	var pe *broker.PublishError
 	if !errors.As(err, &pe) || len(pe.Failed) != 1 || pe.Targets != 2 {
 		t.Fatalf("Publish with a dead group-less subscriber: %v, want it reported", err)
@@ -137,8 +137,8 @@ func TestTooLarge(t *testing.T) {
 func TestSharedServer(t *testing.T) {
 	leakcheck.Check(t)
 	reg := memory.NewRegistry()
-	srv := server.NewServer(server.Address("127.0.0.1:0"))
-	b := direct.NewBroker(direct.Registry(reg), direct.Server(srv))
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
+	b := direct.NewBroker(direct.WithRegistry(reg), direct.WithServer(srv))
 	defer b.Disconnect()
 	got := make(chan string, 1)
 	if _, err := b.Subscribe("shared", func(_ context.Context, m *broker.Message) error { got <- string(m.Body); return nil }); err != nil {
@@ -179,9 +179,9 @@ func TestSharedServer(t *testing.T) {
 func TestRegistration(t *testing.T) {
 	leakcheck.Check(t)
 	reg := memory.NewRegistry()
-	b := direct.NewBroker(direct.Registry(reg), direct.Address("127.0.0.1:0"))
+	b := direct.NewBroker(direct.WithRegistry(reg), direct.WithAddress("127.0.0.1:0"))
 	defer b.Disconnect()
-	s1, err := b.Subscribe("reg.a", func(context.Context, *broker.Message) error { return nil }, broker.Queue("q"), broker.MaxInFlight(7))
+	s1, err := b.Subscribe("reg.a", func(context.Context, *broker.Message) error { return nil }, broker.WithQueue("q"), broker.WithMaxInFlight(7))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +232,9 @@ func TestSharedCache(t *testing.T) {
 	reg := &registrytest.WatchCounter{Registry: memory.NewRegistry()}
 	c := cache.New(reg)
 	defer c.Close()
-	sel := selector.NewSelector(selector.Cache(c))
+	sel := selector.NewSelector(selector.WithCache(c))
 	defer sel.Close()
-	b := direct.NewBroker(direct.Cache(c), direct.Address("127.0.0.1:0"))
+	b := direct.NewBroker(direct.WithCache(c), direct.WithAddress("127.0.0.1:0"))
 	got := make(chan string, 1)
 	if _, err := b.Subscribe("shared.t", func(_ context.Context, m *broker.Message) error { got <- string(m.Body); return nil }); err != nil {
 		t.Fatal(err)

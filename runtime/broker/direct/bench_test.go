@@ -59,7 +59,7 @@ func BenchmarkPublish(b *testing.B) {
 				})
 			case "async":
 				want.Store(int64(b.N))
-				async := broker.Async(nil)
+				async := broker.WithAsync(nil)
 				for range b.N {
 					if err := pub.Publish(ctx, "bench", &broker.Message{Body: body}, async); err != nil {
 						b.Fatal(err)

@@ -36,7 +36,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -168,7 +167,7 @@ func (b *Broker) Connect() error {
 	}
 	srv := b.opts.server
 	if srv == nil {
-		srv = server.NewServer(server.Address(b.opts.address))
+		srv = server.NewServer(server.WithAddress(b.opts.address))
 	}
 	if srv != b.opts.server || !b.handled {
 		if err := brokerpb.RegisterBrokerHandler(srv, deliverHandler{b}); err != nil {
@@ -245,10 +244,8 @@ func (b *Broker) Disconnect() error {
 			errs = append(errs, fmt.Errorf("broker/direct: stopping server: %w", err))
 		}
 	}
-	if b.opts.client == nil {
-		if c, ok := b.cli.(io.Closer); ok {
-			c.Close()
-		}
+	if b.opts.client == nil && b.cli != nil {
+		b.cli.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -307,7 +304,7 @@ func (b *Broker) entry(s *subscriber) *registry.Service {
 func (b *Broker) register(s *subscriber) error {
 	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
 	defer cancel()
-	if err := b.opts.registry.Register(ctx, b.entry(s), registry.RegisterTTL(b.opts.registerTTL)); err != nil {
+	if err := b.opts.registry.Register(ctx, b.entry(s), registry.WithTTL(b.opts.registerTTL)); err != nil {
 		return fmt.Errorf("broker/direct: registering subscription to %q with %s: %w", s.sub.Topic, b.opts.registry, err)
 	}
 	return nil

@@ -19,7 +19,7 @@ func TestBroker(t *testing.T) {
 		reg := memory.NewRegistry()
 		bs := make([]broker.Broker, 3)
 		for i := range bs {
-			b := direct.NewBroker(direct.Registry(reg), direct.Address("127.0.0.1:0"), direct.RegisterInterval(time.Second))
+			b := direct.NewBroker(direct.WithRegistry(reg), direct.WithAddress("127.0.0.1:0"), direct.WithRegisterInterval(time.Second))
 			if err := b.Connect(); err != nil {
 				t.Fatal(err)
 			}

@@ -92,19 +92,19 @@ type options struct {
 }
 
 // OnBus puts the broker on bus b, with the other brokers there.
-func OnBus(b *Bus) Option { return func(o *options) { o.bus = b } }
+func WithBus(b *Bus) Option { return func(o *options) { o.bus = b } }
 
 // Strategy sets how a queue group's member is chosen for a message;
 // selector.LeastRequest (fewer deliveries in flight of two members picked
 // at random) by default.
-func Strategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
+func WithStrategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
 
 // MaxAsync sets the number of asynchronous slots (8192 by default). An
 // asynchronous publication in flight holds one slot per 8 KiB of body,
 // at least one, so the default bounds them to 8192 small messages and to
 // 64 MiB of bodies; beyond it Publish with broker.Async waits, or fails
 // with broker.ErrBusy under broker.FailFast.
-func MaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }
+func WithMaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }
 
 // Broker is an in-memory broker. Its zero value is not usable; call
 // NewBroker.

@@ -15,7 +15,7 @@ func TestBroker(t *testing.T) {
 		bus := memory.NewBus()
 		bs := make([]broker.Broker, 3)
 		for i := range bs {
-			b := memory.NewBroker(memory.OnBus(bus))
+			b := memory.NewBroker(memory.WithBus(bus))
 			if err := b.Connect(); err != nil {
 				t.Fatal(err)
 			}

@@ -113,7 +113,7 @@ func TestGetFollowsRegistry(t *testing.T) {
 func TestLookupSharedAndFailureNotCached(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
-	reg := &counting{Registry: memory.NewRegistry(memory.Services(svc("v1", "a:1"))), hold: make(chan struct{})}
+	reg := &counting{Registry: memory.NewRegistry(memory.WithServices(svc("v1", "a:1"))), hold: make(chan struct{})}
 	c := New(reg)
 	defer c.Close()
 	var wg sync.WaitGroup
@@ -155,7 +155,7 @@ func TestLookupSharedAndFailureNotCached(t *testing.T) {
 func TestChangeDuringLookup(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
-	mem := memory.NewRegistry(memory.Services(svc("v1", "a:1", "b:1")))
+	mem := memory.NewRegistry(memory.WithServices(svc("v1", "a:1", "b:1")))
 	reg := &stale{Registry: mem, answered: make(chan struct{}), release: make(chan struct{})}
 	c := New(reg)
 	defer c.Close()
@@ -188,7 +188,7 @@ func (r *stale) GetService(ctx context.Context, name string) ([]*registry.Servic
 
 func TestClose(t *testing.T) {
 	leakcheck.Check(t)
-	c := New(memory.NewRegistry(memory.Services(svc("v1", "a:1"))))
+	c := New(memory.NewRegistry(memory.WithServices(svc("v1", "a:1"))))
 	if _, err := c.Get(context.Background(), "greeter"); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestWatchFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			ctx := context.Background()
-			mem := memory.NewRegistry(memory.Services(svc("1", "a:1")))
+			mem := memory.NewRegistry(memory.WithServices(svc("1", "a:1")))
 			reg := &flaky{Registry: mem, breakAfter: tc.breakAfter}
 			reg.refuse.Store(tc.refuse)
 			c := New(reg)

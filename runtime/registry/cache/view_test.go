@@ -12,7 +12,7 @@ import (
 // with the value it built before.
 func TestView(t *testing.T) {
 	ctx := context.Background()
-	mem := memory.NewRegistry(memory.Services(svc("v1", "a:1")))
+	mem := memory.NewRegistry(memory.WithServices(svc("v1", "a:1")))
 	c := New(mem)
 	defer c.Close()
 	var v View[[]string]

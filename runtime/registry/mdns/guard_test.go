@@ -12,7 +12,7 @@ import (
 // A test binary outside the namespace internal/netns provides sends
 // nothing: the registry works within the process only.
 func TestNoMulticastFromTestsOutsideANamespace(t *testing.T) {
-	t.Setenv("MICRO_NETNS", "")
+	t.Setenv("MICROTEST_NETNS", "")
 	if !multicastForbidden() {
 		t.Fatal("multicast allowed")
 	}

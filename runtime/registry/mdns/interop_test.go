@@ -18,7 +18,7 @@ import (
 // we find a node it publishes in our format, though its responses carry
 // NSEC records it writes malformed (0.47). Skipped unless python3 with the
 // zeroconf module is installed (Debian: apt-get install python3-zeroconf);
-// CI installs it and sets MICRO_REQUIRE_ZEROCONF, so that there it fails
+// CI installs it and sets MICROTEST_REQUIRE_ZEROCONF, so that there it fails
 // rather than skips.
 func TestZeroconfInterop(t *testing.T) {
 	leakcheck.Check(t)
@@ -30,8 +30,8 @@ func TestZeroconfInterop(t *testing.T) {
 		}
 	}
 	if python == "" {
-		if os.Getenv("MICRO_REQUIRE_ZEROCONF") != "" {
-			t.Fatal("MICRO_REQUIRE_ZEROCONF is set but python3 cannot import zeroconf (apt-get install python3-zeroconf)")
+		if os.Getenv("MICROTEST_REQUIRE_ZEROCONF") != "" {
+			t.Fatal("MICROTEST_REQUIRE_ZEROCONF is set but python3 cannot import zeroconf (apt-get install python3-zeroconf)")
 		}
 		t.Skip("python3 with zeroconf is not installed (apt-get install python3-zeroconf)")
 	}
@@ -58,7 +58,7 @@ func TestZeroconfInterop(t *testing.T) {
 	})
 
 	t.Run("we find its", func(t *testing.T) {
-		w := watch(t, r, registry.WatchService("pyservice"))
+		w := watch(t, r, registry.WithService("pyservice"))
 		publisher := startPython(t, python, "publish")
 		publisher.expect(t, "published")
 		res := expect(t, w, registry.Create, "py-1")

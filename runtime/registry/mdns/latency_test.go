@@ -21,7 +21,7 @@ func TestLatency(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	w := watch(t, b, registry.WatchService("latency"))
+	w := watch(t, b, registry.WithService("latency"))
 	watch(t, a) // opens a's sockets: the figures are for running registries
 	const runs = 100
 	var created, deleted []time.Duration

@@ -180,10 +180,10 @@ func NewRegistry(opts ...Option) *Registry {
 	switch o.network {
 	case "udp", "udp4", "udp6":
 	default:
-		panic(fmt.Sprintf("registry/mdns: Network(%q): want udp, udp4 or udp6", o.network))
+		panic(fmt.Sprintf("registry/mdns: WithNetwork(%q): want udp, udp4 or udp6", o.network))
 	}
 	if _, ok := dns.IsDomainName(o.domain); !ok || o.domain == "" {
-		panic(fmt.Sprintf("registry/mdns: Domain(%q) is not a domain name", o.domain))
+		panic(fmt.Sprintf("registry/mdns: WithDomain(%q) is not a domain name", o.domain))
 	}
 	return &Registry{
 		opts:     o,
@@ -615,11 +615,11 @@ func (r *Registry) refreshLinksLocked(now time.Time) []outgoing {
 
 // multicastForbidden reports whether this is a test binary running
 // outside the private network namespace internal/netns gives tests
-// (which sets MICRO_NETNS=ready there). A test that reaches this registry
+// (which sets MICROTEST_NETNS=ready there). A test that reaches this registry
 // by accident, through a default, must not announce itself on a real
 // network: the registry then works within the process only.
 func multicastForbidden() bool {
-	return testing.Testing() && os.Getenv("MICRO_NETNS") != "ready"
+	return testing.Testing() && os.Getenv("MICROTEST_NETNS") != "ready"
 }
 
 // joinedLocked returns the links on which the registry sends on some

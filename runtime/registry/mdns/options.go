@@ -36,33 +36,33 @@ type options struct {
 // uses every interface that is up and multicast-capable, or those listed
 // in MICRO_MDNS_INTERFACES. A named interface is used even without the
 // MULTICAST flag, if it is up.
-func Interfaces(names ...string) Option {
+func WithInterfaces(names ...string) Option {
 	return func(o *options) { o.interfaces = append([]string(nil), names...) }
 }
 
 // Domain sets the mDNS domain; "local." by default.
-func Domain(d string) Option { return func(o *options) { o.domain = d } }
+func WithDomain(d string) Option { return func(o *options) { o.domain = d } }
 
 // Settle sets how long a cold lookup keeps listening after the first
 // answer, for the other nodes' answers; DefaultSettle by default.
-func Settle(d time.Duration) Option { return func(o *options) { o.settle = d } }
+func WithSettle(d time.Duration) Option { return func(o *options) { o.settle = d } }
 
 // MaxWait bounds how long a cold lookup waits for a first answer;
 // DefaultMaxWait by default. The lookup's context may end it sooner.
-func MaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
+func WithMaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
 // AnnounceInterval sets the gap between the first and second announcement
 // of a registration; the third follows after twice that. RFC 6762 §8.3
 // asks for one second, the default; tests shorten it.
-func AnnounceInterval(d time.Duration) Option { return func(o *options) { o.announceInterval = d } }
+func WithAnnounceInterval(d time.Duration) Option { return func(o *options) { o.announceInterval = d } }
 
 // Network chooses the IP families mDNS runs over: "udp" (IPv4 and IPv6,
 // the default), "udp4" or "udp6". Records carry both A and AAAA
 // addresses either way.
-func Network(network string) Option { return func(o *options) { o.network = network } }
+func WithNetwork(network string) Option { return func(o *options) { o.network = network } }
 
 // Logger sets where the registry logs; slog.Default() by default.
-func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 func newOptions(opts []Option) options {
 	o := options{

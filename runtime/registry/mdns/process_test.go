@@ -26,9 +26,9 @@ const (
 )
 
 func helperOptions() []mdns.Option {
-	opts := []mdns.Option{mdns.AnnounceInterval(50 * time.Millisecond), mdns.MaxWait(5 * time.Second)}
+	opts := []mdns.Option{mdns.WithAnnounceInterval(50 * time.Millisecond), mdns.WithMaxWait(5 * time.Second)}
 	if n := os.Getenv(envNetwork); n != "" {
-		opts = append(opts, mdns.Network(n))
+		opts = append(opts, mdns.WithNetwork(n))
 	}
 	return opts
 }
@@ -47,7 +47,7 @@ func TestHelperRegister(t *testing.T) {
 		ttl, _ = time.ParseDuration(s)
 	}
 	s := service(os.Getenv(envService), "v1", node(os.Getenv(envNode), os.Getenv(envAddr)))
-	if err := r.Register(ctx, s, registry.RegisterTTL(ttl)); err != nil {
+	if err := r.Register(ctx, s, registry.WithTTL(ttl)); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Println("registered")
@@ -59,7 +59,7 @@ func TestHelperRegister(t *testing.T) {
 		select {
 		case <-refresh.C:
 			if ttl > 0 {
-				if err := r.Register(ctx, s, registry.RegisterTTL(ttl)); err != nil {
+				if err := r.Register(ctx, s, registry.WithTTL(ttl)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -81,7 +81,7 @@ func TestHelperWatch(t *testing.T) {
 	}
 	r := mdns.NewRegistry(helperOptions()...)
 	defer r.Close()
-	w, err := r.Watch(context.Background(), registry.WatchService(os.Getenv(envService)))
+	w, err := r.Watch(context.Background(), registry.WithService(os.Getenv(envService)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestAcrossProcesses(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	r := newRegistry(t)
-	w := watch(t, r, registry.WatchService("xproc"))
+	w := watch(t, r, registry.WithService("xproc"))
 
 	child := netns.Start(t, "TestHelperRegister", helperEnv("xproc", "xproc-1", ":6000")...)
 	child.Expect(t, "registered", 10*time.Second)
@@ -162,7 +162,7 @@ func TestAcrossProcesses(t *testing.T) {
 func TestExpiryWithoutGoodbye(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRegistry(t)
-	w := watch(t, r, registry.WatchService("vanish"))
+	w := watch(t, r, registry.WithService("vanish"))
 
 	const ttl = time.Second
 	child := netns.Start(t, "TestHelperRegister", helperEnv("vanish", "vanish-1", ":6100", envTTL+"="+ttl.String())...)

@@ -29,7 +29,7 @@ var (
 func newRegistry(t *testing.T, opts ...mdns.Option) *mdns.Registry {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r := mdns.NewRegistry(append([]mdns.Option{mdns.AnnounceInterval(50 * time.Millisecond), mdns.Logger(log)}, opts...)...)
+	r := mdns.NewRegistry(append([]mdns.Option{mdns.WithAnnounceInterval(50 * time.Millisecond), mdns.WithLogger(log)}, opts...)...)
 	t.Cleanup(func() { r.Close() })
 	return r
 }
@@ -93,7 +93,7 @@ func TestRoundTripBetweenRegistries(t *testing.T) {
 	a, b := newRegistry(t), newRegistry(t)
 	in := service("roundtrip", "v1", node("roundtrip-1", ":8080"), node("roundtrip-2", "127.0.0.1:8081"))
 	in.Nodes[0].Metadata["zone"] = "eu"
-	if err := a.Register(ctx, in, registry.RegisterTTL(30*time.Second)); err != nil {
+	if err := a.Register(ctx, in, registry.WithTTL(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.GetService(ctx, "roundtrip")
@@ -114,7 +114,7 @@ func TestRoundTripBetweenRegistries(t *testing.T) {
 		t.Fatalf("ListServices = %s, %v", dump(list...), err)
 	}
 
-	w := watch(t, b, registry.WatchService("roundtrip"))
+	w := watch(t, b, registry.WithService("roundtrip"))
 	if err := a.Deregister(ctx, &registry.Service{Name: "roundtrip", Version: "v1", Nodes: []*registry.Node{{ID: "roundtrip-1"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestColdLookupReturnsEarly(t *testing.T) {
 	if err := a.Register(ctx, service("cold", "v1", node("cold-1", ":1"))); err != nil {
 		t.Fatal(err)
 	}
-	b := newRegistry(t, mdns.MaxWait(10*time.Second))
+	b := newRegistry(t, mdns.WithMaxWait(10*time.Second))
 	start := time.Now()
 	if _, err := b.GetService(ctx, "cold"); err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestWarmLookupIsImmediate(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a := newRegistry(t)
-	b := newRegistry(t, mdns.Settle(2*time.Second), mdns.MaxWait(10*time.Second))
+	b := newRegistry(t, mdns.WithSettle(2*time.Second), mdns.WithMaxWait(10*time.Second))
 	w := watch(t, b)
 	if err := a.Register(ctx, service("warm", "v1", node("warm-1", ":1"))); err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestWarmLookupIsImmediate(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	leakcheck.Check(t)
-	r := newRegistry(t, mdns.MaxWait(100*time.Millisecond))
+	r := newRegistry(t, mdns.WithMaxWait(100*time.Millisecond))
 	_, err := r.GetService(context.Background(), "missing")
 	if !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
@@ -194,7 +194,7 @@ func TestNotFound(t *testing.T) {
 	// A context ending first gives the same error, wrapping its cause too.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	r2 := newRegistry(t, mdns.MaxWait(time.Minute))
+	r2 := newRegistry(t, mdns.WithMaxWait(time.Minute))
 	_, err = r2.GetService(ctx, "missing")
 	if !errors.Is(err, registry.ErrNotFound) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrNotFound and DeadlineExceeded", err)
@@ -205,8 +205,8 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	wa := watch(t, a, registry.WatchService("watched"))
-	wb := watch(t, b, registry.WatchService("watched"))
+	wa := watch(t, a, registry.WithService("watched"))
+	wb := watch(t, b, registry.WithService("watched"))
 	wAll := watch(t, b)
 
 	s := service("watched", "v1", node("watched-1", ":9000"))
@@ -378,7 +378,7 @@ func TestExplicitAddresses(t *testing.T) {
 	if err := a.Register(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	w := watch(t, b, registry.WatchService("explicit"))
+	w := watch(t, b, registry.WithService("explicit"))
 	got, err := b.GetService(ctx, "explicit")
 	if err != nil {
 		t.Fatal(err)
@@ -412,18 +412,18 @@ func TestInterfaces(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 
-	a := newRegistry(t, mdns.Interfaces("lo"))
+	a := newRegistry(t, mdns.WithInterfaces("lo"))
 	if err := a.Register(ctx, service("iface", "v1", node("iface-1", ":1"))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newRegistry(t, mdns.Interfaces("lo")).GetService(ctx, "iface"); err != nil {
-		t.Fatalf("Interfaces(lo): %v", err)
+	if _, err := newRegistry(t, mdns.WithInterfaces("lo")).GetService(ctx, "iface"); err != nil {
+		t.Fatalf("WithInterfaces(lo): %v", err)
 	}
 
 	start := time.Now()
-	_, err := newRegistry(t, mdns.Interfaces("nosuch0")).GetService(ctx, "iface")
+	_, err := newRegistry(t, mdns.WithInterfaces("nosuch0")).GetService(ctx, "iface")
 	if !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "no interface to query: none of [nosuch0]") {
-		t.Fatalf("Interfaces(nosuch0): %v", err)
+		t.Fatalf("WithInterfaces(nosuch0): %v", err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("with no interface the lookup still waited %v", d)
@@ -439,8 +439,8 @@ func TestInterfaces(t *testing.T) {
 		t.Fatalf("%s=lo: %v", mdns.EnvInterfaces, err)
 	}
 	// The option wins over the environment.
-	if _, err := newRegistry(t, mdns.Interfaces("nosuch0")).GetService(ctx, "iface"); err == nil {
-		t.Fatal("Interfaces(nosuch0) with the environment naming lo found the service")
+	if _, err := newRegistry(t, mdns.WithInterfaces("nosuch0")).GetService(ctx, "iface"); err == nil {
+		t.Fatal("WithInterfaces(nosuch0) with the environment naming lo found the service")
 	}
 }
 
@@ -475,7 +475,7 @@ func TestAnswersQueriesLikeItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // past the announcements
-	c := newRegistry(t, mdns.MaxWait(2*time.Second))
+	c := newRegistry(t, mdns.WithMaxWait(2*time.Second))
 	start := time.Now()
 	if _, err := c.GetService(ctx, "twin"); err != nil {
 		t.Fatal(err)

@@ -86,7 +86,7 @@ func TestToleratesMalformedAndForeignRecords(t *testing.T) {
 	leakcheck.Check(t)
 	_, send := mdns.Sniff(t)
 	ctx := context.Background()
-	r := newRegistry(t, mdns.MaxWait(100*time.Millisecond))
+	r := newRegistry(t, mdns.WithMaxWait(100*time.Millisecond))
 	w := watch(t, r)
 	if _, err := r.ListServices(ctx); err != nil { // start browsing
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
 	packets, _ := mdns.Sniff(t)
 	ctx := context.Background()
 	const interval = 100 * time.Millisecond
-	a := newRegistry(t, mdns.AnnounceInterval(interval))
+	a := newRegistry(t, mdns.WithAnnounceInterval(interval))
 	s := service("announce", "v1", node("announce-1", ":1234"))
 	start := time.Now()
 	if err := a.Register(ctx, s); err != nil {

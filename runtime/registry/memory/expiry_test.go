@@ -14,13 +14,13 @@ import (
 func TestReadSkipsExpiredWithoutTimer(t *testing.T) {
 	ctx := context.Background()
 	r := NewRegistry()
-	w, err := r.Watch(ctx, registry.WatchService("a"))
+	w, err := r.Watch(ctx, registry.WithService("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
 	s := &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1", Address: "x"}}}
-	if err := r.Register(ctx, s, registry.RegisterTTL(20*time.Millisecond)); err != nil {
+	if err := r.Register(ctx, s, registry.WithTTL(20*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	r.mu.Lock()

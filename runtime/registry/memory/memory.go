@@ -66,7 +66,7 @@ type options struct {
 
 // Services registers the services, without a TTL, when the registry is
 // created. It is meant for tests and fixed topologies.
-func Services(s ...*registry.Service) Option {
+func WithServices(s ...*registry.Service) Option {
 	return func(o *options) { o.services = append(o.services, s...) }
 }
 

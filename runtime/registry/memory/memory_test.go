@@ -146,7 +146,7 @@ func TestRegisterRejectsInvalid(t *testing.T) {
 
 func TestDeregister(t *testing.T) {
 	ctx := context.Background()
-	r := memory.NewRegistry(memory.Services(
+	r := memory.NewRegistry(memory.WithServices(
 		svc("greeter", "v1", nd("a", "127.0.0.1:1"), nd("b", "127.0.0.1:2")),
 		svc("other", "v1", nd("o", "127.0.0.1:3")),
 	))
@@ -180,7 +180,7 @@ func TestDeregister(t *testing.T) {
 }
 
 func TestListServicesSorted(t *testing.T) {
-	r := memory.NewRegistry(memory.Services(
+	r := memory.NewRegistry(memory.WithServices(
 		svc("b", "v1", nd("1", "x")),
 		svc("a", "v2", nd("2", "x")),
 		svc("a", "v1", nd("3", "x")),
@@ -218,7 +218,7 @@ func TestWatchActionsInOrderAndFiltered(t *testing.T) {
 	ctx := context.Background()
 	r := memory.NewRegistry()
 	all := watch(t, r)
-	onlyA := watch(t, r, registry.WatchService("a"))
+	onlyA := watch(t, r, registry.WithService("a"))
 
 	steps := []struct {
 		op   func() error
@@ -380,8 +380,8 @@ func TestTTLExpiry(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	r := memory.NewRegistry()
-	w := watch(t, r, registry.WatchService("a"))
-	if err := r.Register(ctx, svc("a", "v1", nd("short", "x"), nd("short2", "y")), registry.RegisterTTL(50*time.Millisecond)); err != nil {
+	w := watch(t, r, registry.WithService("a"))
+	if err := r.Register(ctx, svc("a", "v1", nd("short", "x"), nd("short2", "y")), registry.WithTTL(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Register(ctx, svc("a", "v1", nd("forever", "z"))); err != nil {
@@ -416,7 +416,7 @@ func TestTTLRefreshKeepsNode(t *testing.T) {
 	r := memory.NewRegistry()
 	w := watch(t, r)
 	s := svc("a", "v1", nd("1", "x"))
-	ttl := registry.RegisterTTL(300 * time.Millisecond)
+	ttl := registry.WithTTL(300 * time.Millisecond)
 	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if err := r.Register(ctx, s, ttl); err != nil {
 			t.Fatal(err)
@@ -461,7 +461,7 @@ func TestConcurrentUse(t *testing.T) {
 				s := svc(fmt.Sprint("svc", g%3), "v1", nd(fmt.Sprint(g, "-", i%5), "x"))
 				var opts []registry.RegisterOption
 				if i%2 == 0 {
-					opts = append(opts, registry.RegisterTTL(time.Millisecond))
+					opts = append(opts, registry.WithTTL(time.Millisecond))
 				}
 				if err := r.Register(ctx, s, opts...); err != nil {
 					t.Error(err)

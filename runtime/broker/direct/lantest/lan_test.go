@@ -37,8 +37,8 @@ const (
 )
 
 func newBroker(t *testing.T) (*direct.Broker, *mdns.Registry, func()) {
-	reg := mdns.NewRegistry(mdns.AnnounceInterval(50*time.Millisecond), mdns.MaxWait(2*time.Second))
-	b := direct.NewBroker(direct.Registry(reg), direct.RegisterTTL(5*time.Second), direct.RegisterInterval(time.Second))
+	reg := mdns.NewRegistry(mdns.WithAnnounceInterval(50*time.Millisecond), mdns.WithMaxWait(2*time.Second))
+	b := direct.NewBroker(direct.WithRegistry(reg), direct.WithRegisterTTL(5*time.Second), direct.WithRegisterInterval(time.Second))
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +65,9 @@ func TestHelperWorker(t *testing.T) {
 	}
 	defer log.Close()
 	b, _, stop := newBroker(t)
-	opts := []broker.SubscribeOption{broker.Concurrency(4)}
+	opts := []broker.SubscribeOption{broker.WithConcurrency(4)}
 	if q := os.Getenv(envQueue); q != "" {
-		opts = append(opts, broker.Queue(q))
+		opts = append(opts, broker.WithQueue(q))
 	}
 	var mu sync.Mutex
 	_, err = b.Subscribe(topic, func(ctx context.Context, m *broker.Message) error {

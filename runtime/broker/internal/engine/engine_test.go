@@ -81,7 +81,7 @@ func TestWindow(t *testing.T) {
 	if b := l.largest.Load(); b > 2 {
 		t.Errorf("a batch of %d went to a target with a window of 2", b)
 	}
-	err := p.Publish(context.Background(), "t", &broker.Message{}, []broker.PublishOption{broker.FailFast()})
+	err := p.Publish(context.Background(), "t", &broker.Message{}, []broker.PublishOption{broker.WithFailFast()})
 	if !errors.Is(err, broker.ErrBusy) {
 		t.Errorf("FailFast with the window full: %v, want ErrBusy", err)
 	}
@@ -214,7 +214,7 @@ func TestSubscriptionDeliver(t *testing.T) {
 			panic("kaboom")
 		}
 		return nil
-	}, broker.NewSubscribeOptions(broker.MaxInFlight(3)))
+	}, broker.NewSubscribeOptions(broker.WithMaxInFlight(3)))
 	in := make([]Inbound, 4)
 	for i, body := range []string{"ok", "fail", "panic", "ok"} {
 		in[i].Msg = broker.Message{Body: []byte(body)}
@@ -239,8 +239,8 @@ func TestAsyncSlotsWeighBodies(t *testing.T) {
 	l := &gateLink{gate: make(chan struct{})}
 	p := NewPublisher(Config{Link: l, Resolve: oneTarget(0), MaxAsync: 4})
 	ctx := context.Background()
-	async := []broker.PublishOption{broker.Async(func(err error) { t.Error(err) })}
-	failFast := append([]broker.PublishOption{broker.FailFast()}, async...)
+	async := []broker.PublishOption{broker.WithAsync(func(err error) { t.Error(err) })}
+	failFast := append([]broker.PublishOption{broker.WithFailFast()}, async...)
 	publish := func(size int, opts []broker.PublishOption) error {
 		return p.Publish(ctx, "t", &broker.Message{Body: make([]byte, size)}, opts)
 	}
@@ -284,7 +284,7 @@ func TestAsyncSlotsWeighBodies(t *testing.T) {
 func TestCloseStopsWaitingForSlots(t *testing.T) {
 	l := &gateLink{gate: make(chan struct{})}
 	p := NewPublisher(Config{Link: l, Resolve: oneTarget(0), MaxAsync: 2})
-	async := []broker.PublishOption{broker.Async(func(error) {})}
+	async := []broker.PublishOption{broker.WithAsync(func(error) {})}
 	for _, size := range []int{1, AsyncSlotBytes} {
 		if err := p.Publish(context.Background(), "t", &broker.Message{Body: make([]byte, size)}, async); err != nil {
 			t.Fatal(err)

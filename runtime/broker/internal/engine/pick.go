@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/rendezvous"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 )
 
@@ -81,12 +82,12 @@ func (p *Publisher) choose(g *Group, key string, ok func(*Target) bool) *Target 
 		}
 		// Rendezvous hashing, as the selector's: the highest score of
 		// the key wins, so a member leaving moves only its own keys.
-		kh := selector.HashString(key)
+		kh := rendezvous.Hash(key)
 		var best *Target
 		var top uint64
 		for _, t := range ms {
 			if ok(t) {
-				if s := selector.Score(kh, t.hash); best == nil || s > top {
+				if s := rendezvous.Score(kh, t.hash); best == nil || s > top {
 					best, top = t, s
 				}
 			}

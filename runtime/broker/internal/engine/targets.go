@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/protoc-gen-micro/micro/runtime/selector"
+	"github.com/protoc-gen-micro/micro/internal/rendezvous"
 )
 
 // TargetInfo describes one subscription, as a resolver found it.
@@ -68,7 +68,7 @@ type Group struct {
 // Target is one subscription with what the publisher learns about it.
 type Target struct {
 	TargetInfo
-	hash uint64 // selector.HashString of the ID, for rendezvous hashing
+	hash uint64 // rendezvous.Hash of the ID, for rendezvous hashing
 	st   *state
 }
 
@@ -106,7 +106,7 @@ func NewTargets(infos []TargetInfo, old *Targets) *Targets {
 		if st == nil {
 			st = &state{}
 		}
-		t := &Target{TargetInfo: info, hash: selector.HashString(info.ID), st: st}
+		t := &Target{TargetInfo: info, hash: rendezvous.Hash(info.ID), st: st}
 		if info.Group == "" {
 			ts.All = append(ts.All, t)
 			continue
