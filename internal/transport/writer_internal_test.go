@@ -8,6 +8,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/status"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -71,11 +72,9 @@ func roundTrip(t *testing.T, cc *ClientConn, method string, n int) error {
 }
 
 // queuedBytes reports what the writer holds for streams blocked on flow
-// control. The caller must make sure the writer is idle; taking w.mu then
-// orders this read after the writer's last pass.
+// control. It reads the writer goroutine's state, so it runs there, from
+// onWriter.
 func queuedBytes(w *writer) (streams, bytes int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	for _, ws := range w.blocked {
 		streams++
 		for _, it := range ws.pending {
@@ -86,6 +85,33 @@ func queuedBytes(w *writer) (streams, bytes int) {
 	}
 	return streams, bytes
 }
+
+// onWriter runs fn on w's goroutine once it has handled everything queued
+// before, and waits for it. It queues the HEADERS of a stream whose
+// headerSource runs fn and then abandons the stream, so nothing is written
+// (the stream ID is skipped, as HTTP/2 allows).
+func onWriter(t *testing.T, w *writer, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if !w.push(item{kind: itHeaders, ws: &wstate{src: probe(func() { fn(); close(done) })}}) {
+		t.Fatal("the writer has stopped")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never reached the probe")
+	}
+}
+
+// probe is a headerSource that runs itself when the writer opens it.
+type probe func()
+
+func (p probe) opened(uint32) bool { p(); return false }
+func (probe) writeHeaderFields(*hpack.Encoder, itemKind) bool {
+	panic("probe: headers of an abandoned stream")
+}
+func (probe) sent()      {}
+func (probe) flowError() {}
 
 // TestEndedStreamDropsQueuedData: when the server ends a call while the
 // client still has request data waiting for stream window, the client's
@@ -110,12 +136,16 @@ func TestEndedStreamDropsQueuedData(t *testing.T) {
 			t.Fatalf("rejected call: %v", err)
 		}
 	}
-	// Another round trip: the writer has handled everything before it.
+	// Another round trip: the reader queued the reset that drops a
+	// rejected stream's data before it read this response, so before the
+	// probe, which reads what the writer holds once it has handled the
+	// reset.
 	if err := roundTrip(t, cc, "/t/echo", 10); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	if streams, bytes := queuedBytes(cc.w); streams != 0 || bytes != 0 {
+	var streams, bytes int
+	onWriter(t, cc.w, func() { streams, bytes = queuedBytes(cc.w) })
+	if streams != 0 || bytes != 0 {
 		t.Fatalf("the writer still holds %d bytes for %d streams the server already ended", bytes, streams)
 	}
 }

@@ -23,11 +23,13 @@ import (
 func TestClientSendBackpressure(t *testing.T) {
 	leakcheck.Check(t)
 	handlerDone := make(chan error, 1)
+	first := make(chan struct{})
 	srv := serveGreeter(t, &funcGreeter{
 		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
 			if _, err := s.Recv(); err != nil {
 				return err
 			}
+			close(first)
 			<-ctx.Done() // stop reading
 			handlerDone <- ctx.Err()
 			return ctx.Err()
@@ -53,7 +55,12 @@ func TestClientSendBackpressure(t *testing.T) {
 		}
 		sendDone <- nil
 	}()
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never received the first message")
+	}
+	stalled(t, g, sent.Load, sendDone, "the client's Send")
 	select {
 	case err := <-sendDone:
 		t.Fatalf("64 MiB were sent to a handler that stopped reading (err %v): no backpressure", err)
@@ -78,6 +85,33 @@ func TestClientSendBackpressure(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the handler's context did not end after the client cancelled")
 	}
+}
+
+// stalled returns once count has stopped growing: while it stays the same
+// over 20 consecutive unary round trips on the connection (which other
+// calls must still get through), the sender is blocked. It fails if done
+// is ready (the sender finished or failed) or count never settles.
+func stalled(t *testing.T, g greeterpb.GreeterService, count func() int64, done chan error, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	last, same := count(), 0
+	for range 5000 {
+		if len(done) > 0 {
+			return // the caller reports it
+		}
+		if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "tick"}); err != nil {
+			t.Fatalf("a unary call beside the blocked stream: %v", err)
+		}
+		if n := count(); n != last {
+			last, same = n, 0
+			continue
+		}
+		if same++; same == 20 {
+			return
+		}
+	}
+	t.Fatalf("%s never stopped: %d messages sent", what, count())
 }
 
 // TestServerSendBackpressure: a handler sending to a client that does not
@@ -110,7 +144,7 @@ func TestServerSendBackpressure(t *testing.T) {
 	if _, err := rs.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	stalled(t, g, sent.Load, handlerErr, "the handler's Send")
 	select {
 	case err := <-handlerErr:
 		t.Fatalf("handler sent 64 MiB to a client that read 1 MiB (err %v): no backpressure", err)
@@ -132,12 +166,18 @@ func TestServerSendBackpressure(t *testing.T) {
 
 // TestMaxConcurrentStreamsFreshConnection: the stream limit holds from the
 // first calls on a new connection, before the client could have read the
-// server's SETTINGS: calls wait instead of being refused.
+// server's SETTINGS: calls wait instead of being refused. Each handler
+// holds its call until the test releases it, one at a time.
 func TestMaxConcurrentStreamsFreshConnection(t *testing.T) {
 	leakcheck.Check(t)
+	var running atomic.Int32
+	entered := make(chan int32)
+	release := make(chan struct{})
 	srv := serveGreeter(t, &funcGreeter{
 		hello: func(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
-			time.Sleep(20 * time.Millisecond)
+			entered <- running.Add(1)
+			<-release
+			running.Add(-1)
 			out.Message = in.Name
 			return nil
 		},
@@ -156,6 +196,17 @@ func TestMaxConcurrentStreamsFreshConnection(t *testing.T) {
 					errs <- err
 				}
 			}()
+		}
+		for i := 0; i < 4; i++ {
+			select {
+			case n := <-entered:
+				if n != 1 {
+					t.Errorf("round %d: %d handlers ran at once on a 1-stream server", round, n)
+				}
+			case <-ctx.Done():
+				t.Fatalf("round %d: call %d never reached its handler", round, i)
+			}
+			release <- struct{}{}
 		}
 		wg.Wait()
 		close(errs)

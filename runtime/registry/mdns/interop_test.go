@@ -12,6 +12,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
 // python-zeroconf, a standard DNS-SD implementation, lists our nodes, and
@@ -58,7 +59,7 @@ func TestZeroconfInterop(t *testing.T) {
 	})
 
 	t.Run("we find its", func(t *testing.T) {
-		w := watch(t, r, registry.WithService("pyservice"))
+		w := registrytest.Watch(t, r, registry.WithService("pyservice"))
 		publisher := startPython(t, python, "publish")
 		publisher.expect(t, "published")
 		res := expect(t, w, registry.Create, "py-1")

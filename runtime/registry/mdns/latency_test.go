@@ -9,6 +9,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
 // TestLatency measures, over 100 runs, the time from Register on one
@@ -21,8 +22,8 @@ func TestLatency(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	w := watch(t, b, registry.WithService("latency"))
-	watch(t, a) // opens a's sockets: the figures are for running registries
+	w := registrytest.Watch(t, b, registry.WithService("latency"))
+	registrytest.Watch(t, a) // opens a's sockets: the figures are for running registries
 	const runs = 100
 	var created, deleted []time.Duration
 	for i := range runs {

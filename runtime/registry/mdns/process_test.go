@@ -14,6 +14,7 @@ import (
 	"github.com/protoc-gen-micro/micro/internal/netns"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
 // Helper processes take their orders from the environment.
@@ -128,7 +129,7 @@ func TestAcrossProcesses(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	r := newRegistry(t)
-	w := watch(t, r, registry.WithService("xproc"))
+	w := registrytest.Watch(t, r, registry.WithService("xproc"))
 
 	child := netns.Start(t, "TestHelperRegister", helperEnv("xproc", "xproc-1", ":6000")...)
 	child.Expect(t, "registered", 10*time.Second)
@@ -162,7 +163,7 @@ func TestAcrossProcesses(t *testing.T) {
 func TestExpiryWithoutGoodbye(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRegistry(t)
-	w := watch(t, r, registry.WithService("vanish"))
+	w := registrytest.Watch(t, r, registry.WithService("vanish"))
 
 	const ttl = time.Second
 	child := netns.Start(t, "TestHelperRegister", helperEnv("vanish", "vanish-1", ":6100", envTTL+"="+ttl.String())...)

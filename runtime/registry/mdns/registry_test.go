@@ -16,6 +16,7 @@ import (
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
 var (
@@ -54,20 +55,6 @@ func service(name, version string, nodes ...*registry.Node) *registry.Service {
 
 func node(id, addr string) *registry.Node {
 	return &registry.Node{ID: id, Address: addr, Metadata: map[string]string{"protocol": "grpc"}}
-}
-
-// watch starts a watch that ends by itself after a while, so that a test
-// waiting on Next for an event that never comes fails instead of hanging.
-func watch(t *testing.T, r registry.Registry, opts ...registry.WatchOption) registry.Watcher {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	w, err := r.Watch(ctx, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	return w
 }
 
 // expect reads the next result and checks its action and node IDs.
@@ -114,7 +101,7 @@ func TestRoundTripBetweenRegistries(t *testing.T) {
 		t.Fatalf("ListServices = %s, %v", dump(list...), err)
 	}
 
-	w := watch(t, b, registry.WithService("roundtrip"))
+	w := registrytest.Watch(t, b, registry.WithService("roundtrip"))
 	if err := a.Deregister(ctx, &registry.Service{Name: "roundtrip", Version: "v1", Nodes: []*registry.Node{{ID: "roundtrip-1"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +151,7 @@ func TestWarmLookupIsImmediate(t *testing.T) {
 	ctx := context.Background()
 	a := newRegistry(t)
 	b := newRegistry(t, mdns.WithSettle(2*time.Second), mdns.WithMaxWait(10*time.Second))
-	w := watch(t, b)
+	w := registrytest.Watch(t, b)
 	if err := a.Register(ctx, service("warm", "v1", node("warm-1", ":1"))); err != nil {
 		t.Fatal(err)
 	}
@@ -205,9 +192,9 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	wa := watch(t, a, registry.WithService("watched"))
-	wb := watch(t, b, registry.WithService("watched"))
-	wAll := watch(t, b)
+	wa := registrytest.Watch(t, a, registry.WithService("watched"))
+	wb := registrytest.Watch(t, b, registry.WithService("watched"))
+	wAll := registrytest.Watch(t, b)
 
 	s := service("watched", "v1", node("watched-1", ":9000"))
 	if err := a.Register(ctx, s); err != nil {
@@ -263,12 +250,13 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 }
 
 // A watcher that reads slowly misses nothing, however many changes come
-// at once, locally or over the network.
+// at once, locally or over the network: both start reading only after the
+// whole burst was registered.
 func TestWatchBurstDropsNothing(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	wa, wb := watch(t, a), watch(t, b)
+	wa, wb := registrytest.Watch(t, a), registrytest.Watch(t, b)
 	const n = 200
 	for i := range n {
 		s := service(fmt.Sprintf("burst-%03d", i), "v1", node(fmt.Sprintf("burst-%03d-node", i), fmt.Sprintf(":%d", 10000+i)))
@@ -287,7 +275,6 @@ func TestWatchBurstDropsNothing(t *testing.T) {
 				t.Fatalf("%s watcher: %s %s", name, res.Action, res.Service.Name)
 			}
 			seen[res.Service.Name] = true
-			time.Sleep(time.Millisecond) // a slow reader
 		}
 	}
 	list, err := b.ListServices(ctx)
@@ -378,7 +365,7 @@ func TestExplicitAddresses(t *testing.T) {
 	if err := a.Register(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	w := watch(t, b, registry.WithService("explicit"))
+	w := registrytest.Watch(t, b, registry.WithService("explicit"))
 	got, err := b.GetService(ctx, "explicit")
 	if err != nil {
 		t.Fatal(err)
@@ -417,13 +404,13 @@ func TestInterfaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := newRegistry(t, mdns.WithInterfaces("lo")).GetService(ctx, "iface"); err != nil {
-		t.Fatalf("WithInterfaces(lo): %v", err)
+		t.Fatalf("Interfaces(lo): %v", err)
 	}
 
 	start := time.Now()
 	_, err := newRegistry(t, mdns.WithInterfaces("nosuch0")).GetService(ctx, "iface")
 	if !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "no interface to query: none of [nosuch0]") {
-		t.Fatalf("WithInterfaces(nosuch0): %v", err)
+		t.Fatalf("Interfaces(nosuch0): %v", err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("with no interface the lookup still waited %v", d)
@@ -440,7 +427,7 @@ func TestInterfaces(t *testing.T) {
 	}
 	// The option wins over the environment.
 	if _, err := newRegistry(t, mdns.WithInterfaces("nosuch0")).GetService(ctx, "iface"); err == nil {
-		t.Fatal("WithInterfaces(nosuch0) with the environment naming lo found the service")
+		t.Fatal("Interfaces(nosuch0) with the environment naming lo found the service")
 	}
 }
 
@@ -470,7 +457,7 @@ func TestAnswersQueriesLikeItsOwn(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	b := newRegistry(t)
-	watch(t, b) // browses: sends the query every cold registry sends
+	registrytest.Watch(t, b) // browses: sends the query every cold registry sends
 	if err := b.Register(ctx, service("twin", "v1", node("twin-1", ":1"))); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
 // Every packet the registries send, announcements, answers split over
@@ -87,7 +88,7 @@ func TestToleratesMalformedAndForeignRecords(t *testing.T) {
 	_, send := mdns.Sniff(t)
 	ctx := context.Background()
 	r := newRegistry(t, mdns.WithMaxWait(100*time.Millisecond))
-	w := watch(t, r)
+	w := registrytest.Watch(t, r)
 	if _, err := r.ListServices(ctx); err != nil { // start browsing
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
 	time.Sleep(2 * interval)
 
 	browseStart := time.Now()
-	watch(t, newRegistry(t)) // browses from now on
+	registrytest.Watch(t, newRegistry(t)) // browses from now on
 	time.Sleep(3500 * time.Millisecond)
 
 	var announced, goodbyes, queries []time.Duration

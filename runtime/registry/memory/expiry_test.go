@@ -20,13 +20,17 @@ func TestReadSkipsExpiredWithoutTimer(t *testing.T) {
 	}
 	defer w.Stop()
 	s := &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1", Address: "x"}}}
-	if err := r.Register(ctx, s, registry.WithTTL(20*time.Millisecond)); err != nil {
+	if err := r.Register(ctx, s, registry.WithTTL(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	// Simulate a late timer: the node's expiry has passed, the timer has
+	// not fired.
 	r.mu.Lock()
-	r.timer.Stop() // simulate a late timer
+	r.timer.Stop()
+	past := time.Now().Add(-time.Second)
+	r.services["a"][""].nodes["1"].expires = past
+	r.next = past
 	r.mu.Unlock()
-	time.Sleep(30 * time.Millisecond)
 
 	if list, err := r.ListServices(ctx); err != nil || len(list) != 0 {
 		t.Fatalf("ListServices = %v, %v; want nothing", list, err)

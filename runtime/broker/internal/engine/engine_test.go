@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,15 +35,42 @@ func (l *gateLink) Deliver(ctx context.Context, t *Target, msgs []Outgoing, out 
 }
 
 func oneTarget(window int) func(context.Context, string) (*Targets, error) {
+	resolve, _ := oneTargetState(window)
+	return resolve
+}
+
+// oneTargetState is oneTarget that also returns the target's state, for
+// tests that wait for messages to reach its outbox.
+func oneTargetState(window int) (func(context.Context, string) (*Targets, error), *state) {
 	ts := NewTargets([]TargetInfo{{ID: "s1", Window: window}}, nil)
-	return func(context.Context, string) (*Targets, error) { return ts, nil }
+	return func(context.Context, string) (*Targets, error) { return ts, nil }, ts.All[0].st
+}
+
+// outboxOf returns how many messages st holds in batches in flight and how
+// many wait in its outbox.
+func outboxOf(st *state) (sent, queued int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.sent, st.queue.len()
+}
+
+// waitFor yields until cond holds, failing the test if it never does. It
+// bounds a wait for goroutines to reach a state the test can observe.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+	}
 }
 
 // While batches are in flight, the messages that arrive gather into the
 // next one: a hundred messages cost a handful of deliveries.
 func TestBatching(t *testing.T) {
 	l := &gateLink{gate: make(chan struct{})}
-	p := NewPublisher(Config{Link: l, Resolve: oneTarget(0)})
+	resolve, st := oneTargetState(0)
+	p := NewPublisher(Config{Link: l, Resolve: resolve})
 	var wg sync.WaitGroup
 	const n = 100
 	for range n {
@@ -54,10 +82,11 @@ func TestBatching(t *testing.T) {
 			}
 		}()
 	}
-	for l.batches.Load() < maxSenders {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // the rest queue behind the senders
+	// The senders hold their batches at the gate; the rest queue behind.
+	waitFor(t, "every message in flight or queued", func() bool {
+		sent, queued := outboxOf(st)
+		return sent+queued == n && l.batches.Load() == maxSenders
+	})
 	close(l.gate)
 	wg.Wait()
 	if b := l.batches.Load(); b > maxSenders+3 {
@@ -72,12 +101,16 @@ func TestBatching(t *testing.T) {
 // waits in the outbox, or fails at once with FailFast.
 func TestWindow(t *testing.T) {
 	l := &gateLink{gate: make(chan struct{})}
-	p := NewPublisher(Config{Link: l, Resolve: oneTarget(2)})
+	resolve, st := oneTargetState(2)
+	p := NewPublisher(Config{Link: l, Resolve: resolve})
 	errs := make(chan error, 3)
 	for range 3 {
 		go func() { errs <- p.Publish(context.Background(), "t", &broker.Message{}, nil) }()
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "two messages in flight and one queued", func() bool {
+		sent, queued := outboxOf(st)
+		return sent == 2 && queued == 1
+	})
 	if b := l.largest.Load(); b > 2 {
 		t.Errorf("a batch of %d went to a target with a window of 2", b)
 	}
@@ -265,7 +298,8 @@ func TestAsyncSlotsWeighBodies(t *testing.T) {
 	// A body larger than every slot waits for all of them, then goes.
 	big := make(chan error, 1)
 	go func() { big <- publish(100*AsyncSlotBytes, async) }()
-	time.Sleep(20 * time.Millisecond)
+	// It holds the right to take several slots, waiting for them.
+	waitFor(t, "the large publication waiting for slots", func() bool { return len(p.multi) == 1 })
 	select {
 	case err := <-big:
 		t.Fatalf("the large publication did not wait for slots: %v", err)
@@ -296,7 +330,9 @@ func TestCloseStopsWaitingForSlots(t *testing.T) {
 			waiting <- p.Publish(context.Background(), "t", &broker.Message{Body: make([]byte, size)}, async)
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	// The large one holds the right to take several slots while it waits;
+	// the small one may still be on its way, and is refused either way.
+	waitFor(t, "the large publication waiting for slots", func() bool { return len(p.multi) == 1 })
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
 	for range 2 {
