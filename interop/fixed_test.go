@@ -69,7 +69,7 @@ func TestHeaderSetBeforeErrorStaysHeader(t *testing.T) {
 // trailerOnInput sets a trailer on StreamingInputCall.
 type trailerOnInput struct{ testserver.Handler }
 
-func (h trailerOnInput) StreamingInputCall(ctx context.Context, stream testpb.TestService_StreamingInputCallStream) error {
+func (h trailerOnInput) StreamingInputCall(ctx context.Context, stream testpb.TestService_StreamingInputCallHandlerStream) error {
 	stream.SetTrailer(metadata.Pairs("x-trailer", "t"))
 	return h.Handler.StreamingInputCall(ctx, stream)
 }

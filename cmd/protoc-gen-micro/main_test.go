@@ -66,8 +66,11 @@ func greeterRequest(parameter string) *pluginpb.CodeGeneratorRequest {
 	}
 }
 
-func TestPlugin(t *testing.T) {
-	req, err := proto.Marshal(greeterRequest("paths=source_relative"))
+// generate runs main on req, as protoc would, and returns its response;
+// main must exit with status 0.
+func generate(t *testing.T, r *pluginpb.CodeGeneratorRequest) *pluginpb.CodeGeneratorResponse {
+	t.Helper()
+	req, err := proto.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +78,15 @@ func TestPlugin(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var resp pluginpb.CodeGeneratorResponse
-	if err := proto.Unmarshal([]byte(stdout), &resp); err != nil {
+	resp := new(pluginpb.CodeGeneratorResponse)
+	if err := proto.Unmarshal([]byte(stdout), resp); err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+func TestPlugin(t *testing.T) {
+	resp := generate(t, greeterRequest("paths=source_relative"))
 	if resp.Error != nil {
 		t.Fatalf("plugin error: %s", resp.GetError())
 	}
@@ -111,5 +119,22 @@ func TestUnknownParameter(t *testing.T) {
 	_, stderr, code := runPlugin(t, req)
 	if code != 1 || !strings.Contains(stderr, "bogus") {
 		t.Errorf("stderr %q, exit %d; want exit 1 naming the parameter", stderr, code)
+	}
+}
+
+// TestCollisionError checks that a generated name that collides with a
+// message reaches protoc as the response's error, with exit status 0 as the
+// plugin protocol asks, and no file.
+func TestCollisionError(t *testing.T) {
+	r := greeterRequest("paths=source_relative")
+	fd := r.ProtoFile[0]
+	fd.MessageType = append(fd.MessageType, &descriptorpb.DescriptorProto{Name: proto.String("GreeterService")})
+	resp := generate(t, r)
+	want := `greeter.proto: generated name "GreeterService" of service greeter.v1.Greeter collides with message greeter.v1.GreeterService`
+	if resp.GetError() != want {
+		t.Errorf("error %q, want %q", resp.GetError(), want)
+	}
+	if len(resp.File) != 0 {
+		t.Errorf("generated %d files despite the error", len(resp.File))
 	}
 }

@@ -17,7 +17,7 @@ func generateClientInterface(w *fileWriter, s *protogen.Service) {
 // clientSignature returns a client method's name and signature:
 //
 //	SayHello(ctx context.Context, in *HelloRequest, opts ...client.CallOption) (*HelloReply, error)
-//	Chat(ctx context.Context, opts ...client.CallOption) (Greeter_ChatService, error)
+//	Chat(ctx context.Context, opts ...client.CallOption) (Greeter_ChatClientStream, error)
 func clientSignature(w *fileWriter, m *protogen.Method) string {
 	mn := w.names.services[m.Parent].methods[m]
 	sig := mn.GoName + "(" + w.v.Ctx + " " + w.QualifiedGoIdent(contextPackage.Ident("Context"))
@@ -118,6 +118,8 @@ func generateClientStreams(w *fileWriter, s *protogen.Service) {
 		w.P("}")
 		w.P()
 
+		generateStreamAlias(w, mn.ClientStreamAlias, mn.ClientStream)
+
 		w.P("type ", mn.ClientStreamImpl, " struct {")
 		w.P(clientPackage.Ident("Stream"))
 		w.P("}")
@@ -132,6 +134,15 @@ func generateClientStreams(w *fileWriter, s *protogen.Service) {
 			generateRecv(w, mn.ClientStreamImpl, "CloseAndRecv", out, true)
 		}
 	}
+}
+
+// generateStreamAlias writes alias, go-micro's name of the stream type
+// name.
+func generateStreamAlias(w *fileWriter, alias, name string) {
+	w.P("// ", alias, " is the name go-micro generates for")
+	w.P("// ", name, ", kept so that go-micro code compiles.")
+	w.P("type ", alias, " = ", name)
+	w.P()
 }
 
 // generateSend writes the typed Send of a stream implementation.

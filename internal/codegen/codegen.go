@@ -8,30 +8,35 @@
 //
 //   - GreeterName and GreeterSayHelloProcedure: the service's fully qualified
 //     name and the method's HTTP/2 path;
-//   - greeterSayHelloMethod: the *spec.Method the client and server share;
+//   - GreeterSayHelloMethod: the *spec.Method the client and server share,
+//     which a raw client.Call takes;
 //   - GreeterService, NewGreeterService: the client;
 //   - GreeterHandler, RegisterGreeterHandler, GreeterServiceDesc: the server
 //     interface, its registration and its method table;
-//   - for a streaming method Chat, Greeter_ChatService (client side) and
-//     Greeter_ChatStream (server side): typed streams.
+//   - UnimplementedGreeterHandler: to embed by value in an implementation,
+//     which then answers the methods it lacks with the code Unimplemented and
+//     keeps compiling when a method is added to the service;
+//   - for a streaming method Chat, Greeter_ChatClientStream (client side) and
+//     Greeter_ChatHandlerStream (server side): typed streams, with
+//     go-micro's names for them, Greeter_ChatService and Greeter_ChatStream,
+//     as aliases.
 //
 // The handler signatures are go-micro's, so go-micro handlers compile
 // unchanged.
 //
 // # Names that collide
 //
-// A generated package-level identifier that is a Go keyword or predeclared
-// identifier, that protoc-gen-go declares in the same Go package (a message
-// named GreeterService, say), or that an earlier service already took gets
-// "_" appended until it is free: GreeterService_. Services are named in the
-// order of their files' paths and, within a file, in declaration order, so
-// the same input always yields the same names. Only the colliding identifier
-// changes; its siblings keep their names. Two methods of a service whose Go
-// names coincide (say_hello and SayHello) are told apart the same way, the
-// later one becoming SayHello_. Parameters and local variables of generated
-// functions that would shadow an imported package's name also get "_"
-// appended. The files considered are those of the CodeGeneratorRequest, so
-// generate all files of a Go package in one run, as protoc-gen-go advises.
+// Generate fails, naming both proto elements, when a package-level
+// identifier it would declare is already declared in the Go package: by
+// protoc-gen-go (a message named GreeterService, say), by another service
+// or by another method of the same service. It also fails when two methods
+// of a service have the same Go name (say_hello and SayHello). It never
+// renames an identifier to make it fit, as that would make a service's API
+// depend on what else its package declares. The package's declarations are
+// those of the files of the CodeGeneratorRequest, so generate all files of
+// a Go package in one run, as protoc-gen-go advises. Parameters and local
+// variables of generated functions that would shadow an imported package's
+// name get "_" appended; they are not part of the API.
 //
 // # Regenerating
 //
@@ -42,6 +47,7 @@
 package codegen
 
 import (
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/compiler/protogen"
@@ -64,12 +70,15 @@ const (
 	specPackage    = protogen.GoImportPath("github.com/protoc-gen-micro/micro/runtime/spec")
 	clientPackage  = protogen.GoImportPath("github.com/protoc-gen-micro/micro/runtime/client")
 	serverPackage  = protogen.GoImportPath("github.com/protoc-gen-micro/micro/runtime/server")
+	statusPackage  = protogen.GoImportPath("github.com/protoc-gen-micro/micro/runtime/status")
 
 	deprecationComment = "// Deprecated: Do not use."
 )
 
 // Generate writes the micro code of every file to generate that declares
-// services. It is the function protogen.Options.Run calls.
+// services. It is the function protogen.Options.Run calls. It writes
+// nothing and returns an error naming every collision if a generated name
+// collides with another declaration of its Go package.
 func Generate(gen *protogen.Plugin) error {
 	gen.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL |
 		pluginpb.CodeGeneratorResponse_FEATURE_SUPPORTS_EDITIONS)
@@ -77,16 +86,21 @@ func Generate(gen *protogen.Plugin) error {
 	gen.SupportedEditionsMaximum = descriptorpb.Edition_EDITION_2024
 
 	namers := map[protogen.GoImportPath]*namer{}
+	var errs []error
 	for _, f := range gen.Files {
-		if !f.Generate || len(f.Services) == 0 {
-			continue
-		}
-		n := namers[f.GoImportPath]
-		if n == nil {
-			n = newPackageNamer(gen, f.GoImportPath)
+		if f.Generate && len(f.Services) > 0 && namers[f.GoImportPath] == nil {
+			n := newPackageNamer(gen, f.GoImportPath)
 			namers[f.GoImportPath] = n
+			errs = append(errs, n.errs...)
 		}
-		generateFile(gen, f, n)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, f := range gen.Files {
+		if f.Generate && len(f.Services) > 0 {
+			generateFile(gen, f, namers[f.GoImportPath])
+		}
 	}
 	return nil
 }
@@ -114,7 +128,8 @@ func generateFile(gen *protogen.Plugin, f *protogen.File, n *namer) {
 		generateClientImplementation(w, s)
 		generateClientStreams(w, s)
 		generateHandlerInterface(w, s)
-		generateServerStreams(w, s)
+		generateUnimplementedHandler(w, s)
+		generateHandlerStreams(w, s)
 		generateRegisterHandler(w, s)
 		generateServiceDesc(w, s)
 	}
@@ -129,11 +144,8 @@ func referencedIdents(f *protogen.File) []protogen.GoIdent {
 		clientPackage.Ident("Client"),
 		serverPackage.Ident("Server"),
 	}
-	for _, s := range f.Services {
-		if len(s.Methods) > 0 {
-			idents = append(idents, contextPackage.Ident("Context"))
-			break
-		}
+	if hasMethods(f) {
+		idents = append(idents, contextPackage.Ident("Context"), statusPackage.Ident("Error"))
 	}
 	for _, s := range f.Services {
 		for _, m := range s.Methods {
@@ -212,6 +224,12 @@ func generateMethodSpecs(w *fileWriter) {
 		sn := w.names.services[s]
 		for _, m := range s.Methods {
 			mn := sn.methods[m]
+			call := "Call"
+			if isStreaming(m) {
+				call = "Stream"
+			}
+			w.P("// ", mn.Spec, " describes the ", m.Desc.FullName(), " method.")
+			w.P("// A raw client.Client's ", call, " takes it.")
 			w.P(mn.Spec, " = &", specPackage.Ident("Method"), "{")
 			w.P("Service: ", sn.Name, ",")
 			w.P(`Name: "`, m.Desc.Name(), `",`)

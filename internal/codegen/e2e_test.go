@@ -159,7 +159,7 @@ func (greeter) SayHello(_ context.Context, in *greeterpb.HelloRequest, out *gree
 	return nil
 }
 
-func (greeter) LotsOfReplies(_ context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesStream) error {
+func (greeter) LotsOfReplies(_ context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	defer stream.Close() // go-micro handlers do this; it must be harmless
 	for i := range 3 {
 		if err := stream.Send(&greeterpb.HelloReply{Message: fmt.Sprintf("Hello %s %d", in.GetName(), i)}); err != nil {
@@ -169,7 +169,7 @@ func (greeter) LotsOfReplies(_ context.Context, in *greeterpb.HelloRequest, stre
 	return nil
 }
 
-func (greeter) LotsOfGreetings(_ context.Context, stream greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (greeter) LotsOfGreetings(_ context.Context, stream greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
 	var names []string
 	for {
 		req, err := stream.Recv()
@@ -183,7 +183,7 @@ func (greeter) LotsOfGreetings(_ context.Context, stream greeterpb.Greeter_LotsO
 	}
 }
 
-func (greeter) Chat(_ context.Context, stream greeterpb.Greeter_ChatStream) error {
+func (greeter) Chat(_ context.Context, stream greeterpb.Greeter_ChatHandlerStream) error {
 	for {
 		req, err := stream.Recv()
 		if err == io.EOF {

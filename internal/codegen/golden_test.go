@@ -42,7 +42,7 @@ var goldenCases = []goldenCase{
 	{dir: "editions", parameter: "paths=source_relative", compiler: protoc,
 		outputs: []string{"editions.pb.micro.go"}},
 	{dir: "noservice", parameter: "paths=source_relative", compiler: protoc},
-	{dir: "collisions", parameter: "paths=source_relative", compiler: protoc,
+	{dir: "shadowing", parameter: "paths=source_relative", compiler: protoc,
 		outputs: []string{"client/service.pb.micro.go"}},
 	// The M parameter gives a file without go_package its Go package.
 	{dir: "params", parameter: "paths=source_relative,Mmapped/foo.proto=example.com/params/foopb;foopb", compiler: protoc,

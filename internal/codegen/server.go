@@ -15,29 +15,63 @@ func generateHandlerInterface(w *fileWriter, s *protogen.Service) {
 	w.P()
 }
 
+// generateUnimplementedHandler writes a GreeterHandler whose methods answer
+// with the code Unimplemented, to be embedded in implementations.
+func generateUnimplementedHandler(w *fileWriter, s *protogen.Service) {
+	sn := w.names.services[s]
+	w.P("// ", sn.Unimplemented, " answers every method of the")
+	w.P("// ", s.Desc.FullName(), " service with the code Unimplemented. Embed it by")
+	w.P("// value in an implementation of ", sn.Handler, " to keep the implementation")
+	w.P("// compiling when a method is added to the service: the new method answers")
+	w.P("// Unimplemented until it is implemented.")
+	w.P("type ", sn.Unimplemented, " struct{}")
+	w.P()
+	for _, m := range s.Methods {
+		if isDeprecatedMethod(m) {
+			w.P(deprecationComment)
+		}
+		w.P("func (", sn.Unimplemented, ") ", handlerMethod(w, m, false), " {")
+		w.P("return ", statusPackage.Ident("New"), "(", statusPackage.Ident("Unimplemented"), `, "`, m.Desc.FullName(), ` is not implemented")`)
+		w.P("}")
+		w.P()
+	}
+}
+
 // handlerSignature returns a handler method's name and signature, go-micro's:
 //
 //	SayHello(ctx context.Context, in *HelloRequest, out *HelloReply) error
-//	LotsOfReplies(ctx context.Context, in *HelloRequest, stream Greeter_LotsOfRepliesStream) error
-//	Chat(ctx context.Context, stream Greeter_ChatStream) error
+//	LotsOfReplies(ctx context.Context, in *HelloRequest, stream Greeter_LotsOfRepliesHandlerStream) error
+//	Chat(ctx context.Context, stream Greeter_ChatHandlerStream) error
 func handlerSignature(w *fileWriter, m *protogen.Method) string {
+	return handlerMethod(w, m, true)
+}
+
+// handlerMethod returns a handler method's name and signature, with
+// parameter names if named.
+func handlerMethod(w *fileWriter, m *protogen.Method, named bool) string {
 	mn := w.names.services[m.Parent].methods[m]
+	param := func(name, typ string) string {
+		if named {
+			return name + " " + typ
+		}
+		return typ
+	}
 	v := w.v
-	sig := mn.GoName + "(" + v.Ctx + " " + w.QualifiedGoIdent(contextPackage.Ident("Context"))
+	sig := mn.GoName + "(" + param(v.Ctx, w.QualifiedGoIdent(contextPackage.Ident("Context")))
 	if !m.Desc.IsStreamingClient() {
-		sig += ", " + v.In + " *" + w.QualifiedGoIdent(m.Input.GoIdent)
+		sig += ", " + param(v.In, "*"+w.QualifiedGoIdent(m.Input.GoIdent))
 	}
 	if isStreaming(m) {
-		sig += ", " + v.Stream + " " + mn.ServerStream
+		sig += ", " + param(v.Stream, mn.HandlerStream)
 	} else {
-		sig += ", " + v.Out + " *" + w.QualifiedGoIdent(m.Output.GoIdent)
+		sig += ", " + param(v.Out, "*"+w.QualifiedGoIdent(m.Output.GoIdent))
 	}
 	return sig + ") error"
 }
 
-// generateServerStreams writes the typed server side of each streaming
+// generateHandlerStreams writes the typed server side of each streaming
 // method: an interface embedding server.Stream and its implementation.
-func generateServerStreams(w *fileWriter, s *protogen.Service) {
+func generateHandlerStreams(w *fileWriter, s *protogen.Service) {
 	for _, m := range s.Methods {
 		if !isStreaming(m) {
 			continue
@@ -45,8 +79,8 @@ func generateServerStreams(w *fileWriter, s *protogen.Service) {
 		mn := w.names.services[s].methods[m]
 		in, out := w.QualifiedGoIdent(m.Input.GoIdent), w.QualifiedGoIdent(m.Output.GoIdent)
 
-		w.P("// ", mn.ServerStream, " is the server side of the ", m.Desc.FullName(), " stream.")
-		w.P("type ", mn.ServerStream, " interface {")
+		w.P("// ", mn.HandlerStream, " is the server side of the ", m.Desc.FullName(), " stream.")
+		w.P("type ", mn.HandlerStream, " interface {")
 		w.P(serverPackage.Ident("Stream"))
 		if m.Desc.IsStreamingServer() {
 			w.P("// Send sends a response.")
@@ -66,25 +100,27 @@ func generateServerStreams(w *fileWriter, s *protogen.Service) {
 		w.P("}")
 		w.P()
 
-		w.P("type ", mn.ServerStreamImpl, " struct {")
+		generateStreamAlias(w, mn.HandlerStreamAlias, mn.HandlerStream)
+
+		w.P("type ", mn.HandlerStreamImpl, " struct {")
 		w.P(serverPackage.Ident("Stream"))
 		w.P("}")
 		w.P()
 
 		if m.Desc.IsStreamingServer() {
-			generateSend(w, mn.ServerStreamImpl, out)
+			generateSend(w, mn.HandlerStreamImpl, out)
 		}
 		if m.Desc.IsStreamingClient() {
-			generateRecv(w, mn.ServerStreamImpl, "Recv", in, false)
+			generateRecv(w, mn.HandlerStreamImpl, "Recv", in, false)
 		}
 		if !m.Desc.IsStreamingServer() {
 			v := w.v
-			w.P("func (", v.X, " *", mn.ServerStreamImpl, ") SendAndClose(", v.M, " *", out, ") error {")
+			w.P("func (", v.X, " *", mn.HandlerStreamImpl, ") SendAndClose(", v.M, " *", out, ") error {")
 			w.P("return ", v.X, ".SendMsg(", v.M, ")")
 			w.P("}")
 			w.P()
 		}
-		w.P("func (", w.v.X, " *", mn.ServerStreamImpl, ") Close() error {")
+		w.P("func (", w.v.X, " *", mn.HandlerStreamImpl, ") Close() error {")
 		w.P("return nil")
 		w.P("}")
 		w.P()
@@ -128,10 +164,10 @@ func generateServiceDesc(w *fileWriter, s *protogen.Service) {
 			w.P("return ", call, ", ", v.Req, ".(*", in, "), ", v.Rsp, ".(*", out, "))")
 		case m.Desc.IsStreamingClient():
 			w.P("Stream: func(", v.Impl, " any, ", v.Ctx, " ", contextPackage.Ident("Context"), ", _ any, ", v.Stream, " ", serverPackage.Ident("Stream"), ") error {")
-			w.P("return ", call, ", &", mn.ServerStreamImpl, "{", v.Stream, "})")
+			w.P("return ", call, ", &", mn.HandlerStreamImpl, "{", v.Stream, "})")
 		default:
 			w.P("Stream: func(", v.Impl, " any, ", v.Ctx, " ", contextPackage.Ident("Context"), ", ", v.Req, " any, ", v.Stream, " ", serverPackage.Ident("Stream"), ") error {")
-			w.P("return ", call, ", ", v.Req, ".(*", in, "), &", mn.ServerStreamImpl, "{", v.Stream, "})")
+			w.P("return ", call, ", ", v.Req, ".(*", in, "), &", mn.HandlerStreamImpl, "{", v.Stream, "})")
 		}
 		w.P("},")
 		w.P("},")

@@ -263,7 +263,7 @@ func (handler) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *gr
 	return nil
 }
 
-func (handler) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+func (handler) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	for range replies {
 		if err := s.Send(&greeterpb.HelloReply{Message: in.Name}); err != nil {
 			return err
@@ -272,7 +272,7 @@ func (handler) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s 
 	return nil
 }
 
-func (handler) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (handler) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
 	n := 0
 	for {
 		m, err := s.Recv()
@@ -286,7 +286,7 @@ func (handler) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOfGr
 	}
 }
 
-func (handler) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+func (handler) Chat(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 	for {
 		m, err := s.Recv()
 		if err == io.EOF {

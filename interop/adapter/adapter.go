@@ -91,7 +91,7 @@ func (c *testService) FullDuplexCall(ctx context.Context, opts ...grpc.CallOptio
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	return &bidiStream[testpb.TestService_FullDuplexCallService]{baseStream{s, call}, s}, nil
+	return &bidiStream[testpb.TestService_FullDuplexCallClientStream]{baseStream{s, call}, s}, nil
 }
 
 func (c *testService) HalfDuplexCall(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[testgrpc.StreamingOutputCallRequest, testgrpc.StreamingOutputCallResponse], error) {
@@ -103,7 +103,7 @@ func (c *testService) HalfDuplexCall(ctx context.Context, opts ...grpc.CallOptio
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	return &bidiStream[testpb.TestService_HalfDuplexCallService]{baseStream{s, call}, s}, nil
+	return &bidiStream[testpb.TestService_HalfDuplexCallClientStream]{baseStream{s, call}, s}, nil
 }
 
 type unimplementedService struct {
@@ -212,7 +212,7 @@ func (b *baseStream) recvDone(err error) error {
 
 type outputStream struct {
 	baseStream
-	s testpb.TestService_StreamingOutputCallService
+	s testpb.TestService_StreamingOutputCallClientStream
 }
 
 func (x *outputStream) Recv() (*testgrpc.StreamingOutputCallResponse, error) {
@@ -222,7 +222,7 @@ func (x *outputStream) Recv() (*testgrpc.StreamingOutputCallResponse, error) {
 
 type inputStream struct {
 	baseStream
-	s testpb.TestService_StreamingInputCallService
+	s testpb.TestService_StreamingInputCallClientStream
 }
 
 func (x *inputStream) Send(m *testgrpc.StreamingInputCallRequest) error {

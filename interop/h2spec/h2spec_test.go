@@ -148,15 +148,15 @@ func (greeter) SayHello(_ context.Context, in *greeterpb.HelloRequest, out *gree
 	return nil
 }
 
-func (greeter) LotsOfReplies(context.Context, *greeterpb.HelloRequest, greeterpb.Greeter_LotsOfRepliesStream) error {
+func (greeter) LotsOfReplies(context.Context, *greeterpb.HelloRequest, greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	return status.New(status.Unimplemented, "not served here")
 }
 
-func (greeter) LotsOfGreetings(context.Context, greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (greeter) LotsOfGreetings(context.Context, greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
 	return status.New(status.Unimplemented, "not served here")
 }
 
-func (greeter) Chat(context.Context, greeterpb.Greeter_ChatStream) error {
+func (greeter) Chat(context.Context, greeterpb.Greeter_ChatHandlerStream) error {
 	return status.New(status.Unimplemented, "not served here")
 }
 

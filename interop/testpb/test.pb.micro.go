@@ -11,6 +11,7 @@ import (
 	client "github.com/protoc-gen-micro/micro/runtime/client"
 	server "github.com/protoc-gen-micro/micro/runtime/server"
 	spec "github.com/protoc-gen-micro/micro/runtime/spec"
+	status "github.com/protoc-gen-micro/micro/runtime/status"
 	grpc_testing "google.golang.org/grpc/interop/grpc_testing"
 )
 
@@ -82,140 +83,180 @@ const (
 
 // These describe the methods to the client and the server.
 var (
-	testServiceEmptyCallMethod = &spec.Method{
+	// TestServiceEmptyCallMethod describes the grpc.testing.TestService.EmptyCall method.
+	// A raw client.Client's Call takes it.
+	TestServiceEmptyCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "EmptyCall",
 		Procedure:   TestServiceEmptyCallProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	testServiceUnaryCallMethod = &spec.Method{
+	// TestServiceUnaryCallMethod describes the grpc.testing.TestService.UnaryCall method.
+	// A raw client.Client's Call takes it.
+	TestServiceUnaryCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "UnaryCall",
 		Procedure:   TestServiceUnaryCallProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	testServiceCacheableUnaryCallMethod = &spec.Method{
+	// TestServiceCacheableUnaryCallMethod describes the grpc.testing.TestService.CacheableUnaryCall method.
+	// A raw client.Client's Call takes it.
+	TestServiceCacheableUnaryCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "CacheableUnaryCall",
 		Procedure:   TestServiceCacheableUnaryCallProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	testServiceStreamingOutputCallMethod = &spec.Method{
+	// TestServiceStreamingOutputCallMethod describes the grpc.testing.TestService.StreamingOutputCall method.
+	// A raw client.Client's Stream takes it.
+	TestServiceStreamingOutputCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "StreamingOutputCall",
 		Procedure:   TestServiceStreamingOutputCallProcedure,
 		StreamType:  spec.ServerStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	testServiceStreamingInputCallMethod = &spec.Method{
+	// TestServiceStreamingInputCallMethod describes the grpc.testing.TestService.StreamingInputCall method.
+	// A raw client.Client's Stream takes it.
+	TestServiceStreamingInputCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "StreamingInputCall",
 		Procedure:   TestServiceStreamingInputCallProcedure,
 		StreamType:  spec.ClientStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	testServiceFullDuplexCallMethod = &spec.Method{
+	// TestServiceFullDuplexCallMethod describes the grpc.testing.TestService.FullDuplexCall method.
+	// A raw client.Client's Stream takes it.
+	TestServiceFullDuplexCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "FullDuplexCall",
 		Procedure:   TestServiceFullDuplexCallProcedure,
 		StreamType:  spec.BidiStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	testServiceHalfDuplexCallMethod = &spec.Method{
+	// TestServiceHalfDuplexCallMethod describes the grpc.testing.TestService.HalfDuplexCall method.
+	// A raw client.Client's Stream takes it.
+	TestServiceHalfDuplexCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "HalfDuplexCall",
 		Procedure:   TestServiceHalfDuplexCallProcedure,
 		StreamType:  spec.BidiStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	testServiceUnimplementedCallMethod = &spec.Method{
+	// TestServiceUnimplementedCallMethod describes the grpc.testing.TestService.UnimplementedCall method.
+	// A raw client.Client's Call takes it.
+	TestServiceUnimplementedCallMethod = &spec.Method{
 		Service:     TestServiceName,
 		Name:        "UnimplementedCall",
 		Procedure:   TestServiceUnimplementedCallProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	unimplementedServiceUnimplementedCallMethod = &spec.Method{
+	// UnimplementedServiceUnimplementedCallMethod describes the grpc.testing.UnimplementedService.UnimplementedCall method.
+	// A raw client.Client's Call takes it.
+	UnimplementedServiceUnimplementedCallMethod = &spec.Method{
 		Service:     UnimplementedServiceName,
 		Name:        "UnimplementedCall",
 		Procedure:   UnimplementedServiceUnimplementedCallProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	reconnectServiceStartMethod = &spec.Method{
+	// ReconnectServiceStartMethod describes the grpc.testing.ReconnectService.Start method.
+	// A raw client.Client's Call takes it.
+	ReconnectServiceStartMethod = &spec.Method{
 		Service:     ReconnectServiceName,
 		Name:        "Start",
 		Procedure:   ReconnectServiceStartProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	reconnectServiceStopMethod = &spec.Method{
+	// ReconnectServiceStopMethod describes the grpc.testing.ReconnectService.Stop method.
+	// A raw client.Client's Call takes it.
+	ReconnectServiceStopMethod = &spec.Method{
 		Service:     ReconnectServiceName,
 		Name:        "Stop",
 		Procedure:   ReconnectServiceStopProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	loadBalancerStatsServiceGetClientStatsMethod = &spec.Method{
+	// LoadBalancerStatsServiceGetClientStatsMethod describes the grpc.testing.LoadBalancerStatsService.GetClientStats method.
+	// A raw client.Client's Call takes it.
+	LoadBalancerStatsServiceGetClientStatsMethod = &spec.Method{
 		Service:     LoadBalancerStatsServiceName,
 		Name:        "GetClientStats",
 		Procedure:   LoadBalancerStatsServiceGetClientStatsProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	loadBalancerStatsServiceGetClientAccumulatedStatsMethod = &spec.Method{
+	// LoadBalancerStatsServiceGetClientAccumulatedStatsMethod describes the grpc.testing.LoadBalancerStatsService.GetClientAccumulatedStats method.
+	// A raw client.Client's Call takes it.
+	LoadBalancerStatsServiceGetClientAccumulatedStatsMethod = &spec.Method{
 		Service:     LoadBalancerStatsServiceName,
 		Name:        "GetClientAccumulatedStats",
 		Procedure:   LoadBalancerStatsServiceGetClientAccumulatedStatsProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	hookServiceHookMethod = &spec.Method{
+	// HookServiceHookMethod describes the grpc.testing.HookService.Hook method.
+	// A raw client.Client's Call takes it.
+	HookServiceHookMethod = &spec.Method{
 		Service:     HookServiceName,
 		Name:        "Hook",
 		Procedure:   HookServiceHookProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	hookServiceSetReturnStatusMethod = &spec.Method{
+	// HookServiceSetReturnStatusMethod describes the grpc.testing.HookService.SetReturnStatus method.
+	// A raw client.Client's Call takes it.
+	HookServiceSetReturnStatusMethod = &spec.Method{
 		Service:     HookServiceName,
 		Name:        "SetReturnStatus",
 		Procedure:   HookServiceSetReturnStatusProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	hookServiceClearReturnStatusMethod = &spec.Method{
+	// HookServiceClearReturnStatusMethod describes the grpc.testing.HookService.ClearReturnStatus method.
+	// A raw client.Client's Call takes it.
+	HookServiceClearReturnStatusMethod = &spec.Method{
 		Service:     HookServiceName,
 		Name:        "ClearReturnStatus",
 		Procedure:   HookServiceClearReturnStatusProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	xdsUpdateHealthServiceSetServingMethod = &spec.Method{
+	// XdsUpdateHealthServiceSetServingMethod describes the grpc.testing.XdsUpdateHealthService.SetServing method.
+	// A raw client.Client's Call takes it.
+	XdsUpdateHealthServiceSetServingMethod = &spec.Method{
 		Service:     XdsUpdateHealthServiceName,
 		Name:        "SetServing",
 		Procedure:   XdsUpdateHealthServiceSetServingProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	xdsUpdateHealthServiceSetNotServingMethod = &spec.Method{
+	// XdsUpdateHealthServiceSetNotServingMethod describes the grpc.testing.XdsUpdateHealthService.SetNotServing method.
+	// A raw client.Client's Call takes it.
+	XdsUpdateHealthServiceSetNotServingMethod = &spec.Method{
 		Service:     XdsUpdateHealthServiceName,
 		Name:        "SetNotServing",
 		Procedure:   XdsUpdateHealthServiceSetNotServingProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	xdsUpdateHealthServiceSendHookRequestMethod = &spec.Method{
+	// XdsUpdateHealthServiceSendHookRequestMethod describes the grpc.testing.XdsUpdateHealthService.SendHookRequest method.
+	// A raw client.Client's Call takes it.
+	XdsUpdateHealthServiceSendHookRequestMethod = &spec.Method{
 		Service:     XdsUpdateHealthServiceName,
 		Name:        "SendHookRequest",
 		Procedure:   XdsUpdateHealthServiceSendHookRequestProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	xdsUpdateClientConfigureServiceConfigureMethod = &spec.Method{
+	// XdsUpdateClientConfigureServiceConfigureMethod describes the grpc.testing.XdsUpdateClientConfigureService.Configure method.
+	// A raw client.Client's Call takes it.
+	XdsUpdateClientConfigureServiceConfigureMethod = &spec.Method{
 		Service:     XdsUpdateClientConfigureServiceName,
 		Name:        "Configure",
 		Procedure:   XdsUpdateClientConfigureServiceConfigureProcedure,
@@ -229,10 +270,10 @@ type TestServiceService interface {
 	EmptyCall(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error)
 	UnaryCall(ctx context.Context, in *grpc_testing.SimpleRequest, opts ...client.CallOption) (*grpc_testing.SimpleResponse, error)
 	CacheableUnaryCall(ctx context.Context, in *grpc_testing.SimpleRequest, opts ...client.CallOption) (*grpc_testing.SimpleResponse, error)
-	StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, opts ...client.CallOption) (TestService_StreamingOutputCallService, error)
-	StreamingInputCall(ctx context.Context, opts ...client.CallOption) (TestService_StreamingInputCallService, error)
-	FullDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_FullDuplexCallService, error)
-	HalfDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_HalfDuplexCallService, error)
+	StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, opts ...client.CallOption) (TestService_StreamingOutputCallClientStream, error)
+	StreamingInputCall(ctx context.Context, opts ...client.CallOption) (TestService_StreamingInputCallClientStream, error)
+	FullDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_FullDuplexCallClientStream, error)
+	HalfDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_HalfDuplexCallClientStream, error)
 	UnimplementedCall(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error)
 }
 
@@ -250,7 +291,7 @@ func NewTestServiceService(name string, c client.Client) TestServiceService {
 
 func (c *testServiceService) EmptyCall(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, testServiceEmptyCallMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, TestServiceEmptyCallMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -258,7 +299,7 @@ func (c *testServiceService) EmptyCall(ctx context.Context, in *grpc_testing.Emp
 
 func (c *testServiceService) UnaryCall(ctx context.Context, in *grpc_testing.SimpleRequest, opts ...client.CallOption) (*grpc_testing.SimpleResponse, error) {
 	out := new(grpc_testing.SimpleResponse)
-	if err := c.c.Call(ctx, c.name, testServiceUnaryCallMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, TestServiceUnaryCallMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -266,14 +307,14 @@ func (c *testServiceService) UnaryCall(ctx context.Context, in *grpc_testing.Sim
 
 func (c *testServiceService) CacheableUnaryCall(ctx context.Context, in *grpc_testing.SimpleRequest, opts ...client.CallOption) (*grpc_testing.SimpleResponse, error) {
 	out := new(grpc_testing.SimpleResponse)
-	if err := c.c.Call(ctx, c.name, testServiceCacheableUnaryCallMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, TestServiceCacheableUnaryCallMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *testServiceService) StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, opts ...client.CallOption) (TestService_StreamingOutputCallService, error) {
-	stream, err := c.c.Stream(ctx, c.name, testServiceStreamingOutputCallMethod, opts...)
+func (c *testServiceService) StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, opts ...client.CallOption) (TestService_StreamingOutputCallClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, TestServiceStreamingOutputCallMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -285,54 +326,58 @@ func (c *testServiceService) StreamingOutputCall(ctx context.Context, in *grpc_t
 		stream.Close()
 		return nil, err
 	}
-	return &testServiceStreamingOutputCallService{stream}, nil
+	return &testServiceStreamingOutputCallClientStream{stream}, nil
 }
 
-func (c *testServiceService) StreamingInputCall(ctx context.Context, opts ...client.CallOption) (TestService_StreamingInputCallService, error) {
-	stream, err := c.c.Stream(ctx, c.name, testServiceStreamingInputCallMethod, opts...)
+func (c *testServiceService) StreamingInputCall(ctx context.Context, opts ...client.CallOption) (TestService_StreamingInputCallClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, TestServiceStreamingInputCallMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &testServiceStreamingInputCallService{stream}, nil
+	return &testServiceStreamingInputCallClientStream{stream}, nil
 }
 
-func (c *testServiceService) FullDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_FullDuplexCallService, error) {
-	stream, err := c.c.Stream(ctx, c.name, testServiceFullDuplexCallMethod, opts...)
+func (c *testServiceService) FullDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_FullDuplexCallClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, TestServiceFullDuplexCallMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &testServiceFullDuplexCallService{stream}, nil
+	return &testServiceFullDuplexCallClientStream{stream}, nil
 }
 
-func (c *testServiceService) HalfDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_HalfDuplexCallService, error) {
-	stream, err := c.c.Stream(ctx, c.name, testServiceHalfDuplexCallMethod, opts...)
+func (c *testServiceService) HalfDuplexCall(ctx context.Context, opts ...client.CallOption) (TestService_HalfDuplexCallClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, TestServiceHalfDuplexCallMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &testServiceHalfDuplexCallService{stream}, nil
+	return &testServiceHalfDuplexCallClientStream{stream}, nil
 }
 
 func (c *testServiceService) UnimplementedCall(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, testServiceUnimplementedCallMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, TestServiceUnimplementedCallMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// TestService_StreamingOutputCallService is the client side of the grpc.testing.TestService.StreamingOutputCall stream.
-type TestService_StreamingOutputCallService interface {
+// TestService_StreamingOutputCallClientStream is the client side of the grpc.testing.TestService.StreamingOutputCall stream.
+type TestService_StreamingOutputCallClientStream interface {
 	client.Stream
 	// Recv receives a response; io.EOF when the server ended the call
 	// with OK.
 	Recv() (*grpc_testing.StreamingOutputCallResponse, error)
 }
 
-type testServiceStreamingOutputCallService struct {
+// TestService_StreamingOutputCallService is the name go-micro generates for
+// TestService_StreamingOutputCallClientStream, kept so that go-micro code compiles.
+type TestService_StreamingOutputCallService = TestService_StreamingOutputCallClientStream
+
+type testServiceStreamingOutputCallClientStream struct {
 	client.Stream
 }
 
-func (x *testServiceStreamingOutputCallService) Recv() (*grpc_testing.StreamingOutputCallResponse, error) {
+func (x *testServiceStreamingOutputCallClientStream) Recv() (*grpc_testing.StreamingOutputCallResponse, error) {
 	m := new(grpc_testing.StreamingOutputCallResponse)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -340,8 +385,8 @@ func (x *testServiceStreamingOutputCallService) Recv() (*grpc_testing.StreamingO
 	return m, nil
 }
 
-// TestService_StreamingInputCallService is the client side of the grpc.testing.TestService.StreamingInputCall stream.
-type TestService_StreamingInputCallService interface {
+// TestService_StreamingInputCallClientStream is the client side of the grpc.testing.TestService.StreamingInputCall stream.
+type TestService_StreamingInputCallClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*grpc_testing.StreamingInputCallRequest) error
@@ -349,15 +394,19 @@ type TestService_StreamingInputCallService interface {
 	CloseAndRecv() (*grpc_testing.StreamingInputCallResponse, error)
 }
 
-type testServiceStreamingInputCallService struct {
+// TestService_StreamingInputCallService is the name go-micro generates for
+// TestService_StreamingInputCallClientStream, kept so that go-micro code compiles.
+type TestService_StreamingInputCallService = TestService_StreamingInputCallClientStream
+
+type testServiceStreamingInputCallClientStream struct {
 	client.Stream
 }
 
-func (x *testServiceStreamingInputCallService) Send(m *grpc_testing.StreamingInputCallRequest) error {
+func (x *testServiceStreamingInputCallClientStream) Send(m *grpc_testing.StreamingInputCallRequest) error {
 	return x.SendMsg(m)
 }
 
-func (x *testServiceStreamingInputCallService) CloseAndRecv() (*grpc_testing.StreamingInputCallResponse, error) {
+func (x *testServiceStreamingInputCallClientStream) CloseAndRecv() (*grpc_testing.StreamingInputCallResponse, error) {
 	if err := x.CloseSend(); err != nil {
 		return nil, err
 	}
@@ -368,8 +417,8 @@ func (x *testServiceStreamingInputCallService) CloseAndRecv() (*grpc_testing.Str
 	return m, nil
 }
 
-// TestService_FullDuplexCallService is the client side of the grpc.testing.TestService.FullDuplexCall stream.
-type TestService_FullDuplexCallService interface {
+// TestService_FullDuplexCallClientStream is the client side of the grpc.testing.TestService.FullDuplexCall stream.
+type TestService_FullDuplexCallClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*grpc_testing.StreamingOutputCallRequest) error
@@ -378,15 +427,19 @@ type TestService_FullDuplexCallService interface {
 	Recv() (*grpc_testing.StreamingOutputCallResponse, error)
 }
 
-type testServiceFullDuplexCallService struct {
+// TestService_FullDuplexCallService is the name go-micro generates for
+// TestService_FullDuplexCallClientStream, kept so that go-micro code compiles.
+type TestService_FullDuplexCallService = TestService_FullDuplexCallClientStream
+
+type testServiceFullDuplexCallClientStream struct {
 	client.Stream
 }
 
-func (x *testServiceFullDuplexCallService) Send(m *grpc_testing.StreamingOutputCallRequest) error {
+func (x *testServiceFullDuplexCallClientStream) Send(m *grpc_testing.StreamingOutputCallRequest) error {
 	return x.SendMsg(m)
 }
 
-func (x *testServiceFullDuplexCallService) Recv() (*grpc_testing.StreamingOutputCallResponse, error) {
+func (x *testServiceFullDuplexCallClientStream) Recv() (*grpc_testing.StreamingOutputCallResponse, error) {
 	m := new(grpc_testing.StreamingOutputCallResponse)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -394,8 +447,8 @@ func (x *testServiceFullDuplexCallService) Recv() (*grpc_testing.StreamingOutput
 	return m, nil
 }
 
-// TestService_HalfDuplexCallService is the client side of the grpc.testing.TestService.HalfDuplexCall stream.
-type TestService_HalfDuplexCallService interface {
+// TestService_HalfDuplexCallClientStream is the client side of the grpc.testing.TestService.HalfDuplexCall stream.
+type TestService_HalfDuplexCallClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*grpc_testing.StreamingOutputCallRequest) error
@@ -404,15 +457,19 @@ type TestService_HalfDuplexCallService interface {
 	Recv() (*grpc_testing.StreamingOutputCallResponse, error)
 }
 
-type testServiceHalfDuplexCallService struct {
+// TestService_HalfDuplexCallService is the name go-micro generates for
+// TestService_HalfDuplexCallClientStream, kept so that go-micro code compiles.
+type TestService_HalfDuplexCallService = TestService_HalfDuplexCallClientStream
+
+type testServiceHalfDuplexCallClientStream struct {
 	client.Stream
 }
 
-func (x *testServiceHalfDuplexCallService) Send(m *grpc_testing.StreamingOutputCallRequest) error {
+func (x *testServiceHalfDuplexCallClientStream) Send(m *grpc_testing.StreamingOutputCallRequest) error {
 	return x.SendMsg(m)
 }
 
-func (x *testServiceHalfDuplexCallService) Recv() (*grpc_testing.StreamingOutputCallResponse, error) {
+func (x *testServiceHalfDuplexCallClientStream) Recv() (*grpc_testing.StreamingOutputCallResponse, error) {
 	m := new(grpc_testing.StreamingOutputCallResponse)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -426,15 +483,54 @@ type TestServiceHandler interface {
 	EmptyCall(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.Empty) error
 	UnaryCall(ctx context.Context, in *grpc_testing.SimpleRequest, out *grpc_testing.SimpleResponse) error
 	CacheableUnaryCall(ctx context.Context, in *grpc_testing.SimpleRequest, out *grpc_testing.SimpleResponse) error
-	StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, stream TestService_StreamingOutputCallStream) error
-	StreamingInputCall(ctx context.Context, stream TestService_StreamingInputCallStream) error
-	FullDuplexCall(ctx context.Context, stream TestService_FullDuplexCallStream) error
-	HalfDuplexCall(ctx context.Context, stream TestService_HalfDuplexCallStream) error
+	StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, stream TestService_StreamingOutputCallHandlerStream) error
+	StreamingInputCall(ctx context.Context, stream TestService_StreamingInputCallHandlerStream) error
+	FullDuplexCall(ctx context.Context, stream TestService_FullDuplexCallHandlerStream) error
+	HalfDuplexCall(ctx context.Context, stream TestService_HalfDuplexCallHandlerStream) error
 	UnimplementedCall(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.Empty) error
 }
 
-// TestService_StreamingOutputCallStream is the server side of the grpc.testing.TestService.StreamingOutputCall stream.
-type TestService_StreamingOutputCallStream interface {
+// UnimplementedTestServiceHandler answers every method of the
+// grpc.testing.TestService service with the code Unimplemented. Embed it by
+// value in an implementation of TestServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedTestServiceHandler struct{}
+
+func (UnimplementedTestServiceHandler) EmptyCall(context.Context, *grpc_testing.Empty, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.EmptyCall is not implemented")
+}
+
+func (UnimplementedTestServiceHandler) UnaryCall(context.Context, *grpc_testing.SimpleRequest, *grpc_testing.SimpleResponse) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.UnaryCall is not implemented")
+}
+
+func (UnimplementedTestServiceHandler) CacheableUnaryCall(context.Context, *grpc_testing.SimpleRequest, *grpc_testing.SimpleResponse) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.CacheableUnaryCall is not implemented")
+}
+
+func (UnimplementedTestServiceHandler) StreamingOutputCall(context.Context, *grpc_testing.StreamingOutputCallRequest, TestService_StreamingOutputCallHandlerStream) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.StreamingOutputCall is not implemented")
+}
+
+func (UnimplementedTestServiceHandler) StreamingInputCall(context.Context, TestService_StreamingInputCallHandlerStream) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.StreamingInputCall is not implemented")
+}
+
+func (UnimplementedTestServiceHandler) FullDuplexCall(context.Context, TestService_FullDuplexCallHandlerStream) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.FullDuplexCall is not implemented")
+}
+
+func (UnimplementedTestServiceHandler) HalfDuplexCall(context.Context, TestService_HalfDuplexCallHandlerStream) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.HalfDuplexCall is not implemented")
+}
+
+func (UnimplementedTestServiceHandler) UnimplementedCall(context.Context, *grpc_testing.Empty, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.TestService.UnimplementedCall is not implemented")
+}
+
+// TestService_StreamingOutputCallHandlerStream is the server side of the grpc.testing.TestService.StreamingOutputCall stream.
+type TestService_StreamingOutputCallHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*grpc_testing.StreamingOutputCallResponse) error
@@ -443,20 +539,24 @@ type TestService_StreamingOutputCallStream interface {
 	Close() error
 }
 
-type testServiceStreamingOutputCallStream struct {
+// TestService_StreamingOutputCallStream is the name go-micro generates for
+// TestService_StreamingOutputCallHandlerStream, kept so that go-micro code compiles.
+type TestService_StreamingOutputCallStream = TestService_StreamingOutputCallHandlerStream
+
+type testServiceStreamingOutputCallHandlerStream struct {
 	server.Stream
 }
 
-func (x *testServiceStreamingOutputCallStream) Send(m *grpc_testing.StreamingOutputCallResponse) error {
+func (x *testServiceStreamingOutputCallHandlerStream) Send(m *grpc_testing.StreamingOutputCallResponse) error {
 	return x.SendMsg(m)
 }
 
-func (x *testServiceStreamingOutputCallStream) Close() error {
+func (x *testServiceStreamingOutputCallHandlerStream) Close() error {
 	return nil
 }
 
-// TestService_StreamingInputCallStream is the server side of the grpc.testing.TestService.StreamingInputCall stream.
-type TestService_StreamingInputCallStream interface {
+// TestService_StreamingInputCallHandlerStream is the server side of the grpc.testing.TestService.StreamingInputCall stream.
+type TestService_StreamingInputCallHandlerStream interface {
 	server.Stream
 	// Recv receives a request; io.EOF once the client has half-closed.
 	Recv() (*grpc_testing.StreamingInputCallRequest, error)
@@ -467,11 +567,15 @@ type TestService_StreamingInputCallStream interface {
 	Close() error
 }
 
-type testServiceStreamingInputCallStream struct {
+// TestService_StreamingInputCallStream is the name go-micro generates for
+// TestService_StreamingInputCallHandlerStream, kept so that go-micro code compiles.
+type TestService_StreamingInputCallStream = TestService_StreamingInputCallHandlerStream
+
+type testServiceStreamingInputCallHandlerStream struct {
 	server.Stream
 }
 
-func (x *testServiceStreamingInputCallStream) Recv() (*grpc_testing.StreamingInputCallRequest, error) {
+func (x *testServiceStreamingInputCallHandlerStream) Recv() (*grpc_testing.StreamingInputCallRequest, error) {
 	m := new(grpc_testing.StreamingInputCallRequest)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -479,16 +583,16 @@ func (x *testServiceStreamingInputCallStream) Recv() (*grpc_testing.StreamingInp
 	return m, nil
 }
 
-func (x *testServiceStreamingInputCallStream) SendAndClose(m *grpc_testing.StreamingInputCallResponse) error {
+func (x *testServiceStreamingInputCallHandlerStream) SendAndClose(m *grpc_testing.StreamingInputCallResponse) error {
 	return x.SendMsg(m)
 }
 
-func (x *testServiceStreamingInputCallStream) Close() error {
+func (x *testServiceStreamingInputCallHandlerStream) Close() error {
 	return nil
 }
 
-// TestService_FullDuplexCallStream is the server side of the grpc.testing.TestService.FullDuplexCall stream.
-type TestService_FullDuplexCallStream interface {
+// TestService_FullDuplexCallHandlerStream is the server side of the grpc.testing.TestService.FullDuplexCall stream.
+type TestService_FullDuplexCallHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*grpc_testing.StreamingOutputCallResponse) error
@@ -499,15 +603,19 @@ type TestService_FullDuplexCallStream interface {
 	Close() error
 }
 
-type testServiceFullDuplexCallStream struct {
+// TestService_FullDuplexCallStream is the name go-micro generates for
+// TestService_FullDuplexCallHandlerStream, kept so that go-micro code compiles.
+type TestService_FullDuplexCallStream = TestService_FullDuplexCallHandlerStream
+
+type testServiceFullDuplexCallHandlerStream struct {
 	server.Stream
 }
 
-func (x *testServiceFullDuplexCallStream) Send(m *grpc_testing.StreamingOutputCallResponse) error {
+func (x *testServiceFullDuplexCallHandlerStream) Send(m *grpc_testing.StreamingOutputCallResponse) error {
 	return x.SendMsg(m)
 }
 
-func (x *testServiceFullDuplexCallStream) Recv() (*grpc_testing.StreamingOutputCallRequest, error) {
+func (x *testServiceFullDuplexCallHandlerStream) Recv() (*grpc_testing.StreamingOutputCallRequest, error) {
 	m := new(grpc_testing.StreamingOutputCallRequest)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -515,12 +623,12 @@ func (x *testServiceFullDuplexCallStream) Recv() (*grpc_testing.StreamingOutputC
 	return m, nil
 }
 
-func (x *testServiceFullDuplexCallStream) Close() error {
+func (x *testServiceFullDuplexCallHandlerStream) Close() error {
 	return nil
 }
 
-// TestService_HalfDuplexCallStream is the server side of the grpc.testing.TestService.HalfDuplexCall stream.
-type TestService_HalfDuplexCallStream interface {
+// TestService_HalfDuplexCallHandlerStream is the server side of the grpc.testing.TestService.HalfDuplexCall stream.
+type TestService_HalfDuplexCallHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*grpc_testing.StreamingOutputCallResponse) error
@@ -531,15 +639,19 @@ type TestService_HalfDuplexCallStream interface {
 	Close() error
 }
 
-type testServiceHalfDuplexCallStream struct {
+// TestService_HalfDuplexCallStream is the name go-micro generates for
+// TestService_HalfDuplexCallHandlerStream, kept so that go-micro code compiles.
+type TestService_HalfDuplexCallStream = TestService_HalfDuplexCallHandlerStream
+
+type testServiceHalfDuplexCallHandlerStream struct {
 	server.Stream
 }
 
-func (x *testServiceHalfDuplexCallStream) Send(m *grpc_testing.StreamingOutputCallResponse) error {
+func (x *testServiceHalfDuplexCallHandlerStream) Send(m *grpc_testing.StreamingOutputCallResponse) error {
 	return x.SendMsg(m)
 }
 
-func (x *testServiceHalfDuplexCallStream) Recv() (*grpc_testing.StreamingOutputCallRequest, error) {
+func (x *testServiceHalfDuplexCallHandlerStream) Recv() (*grpc_testing.StreamingOutputCallRequest, error) {
 	m := new(grpc_testing.StreamingOutputCallRequest)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -547,7 +659,7 @@ func (x *testServiceHalfDuplexCallStream) Recv() (*grpc_testing.StreamingOutputC
 	return m, nil
 }
 
-func (x *testServiceHalfDuplexCallStream) Close() error {
+func (x *testServiceHalfDuplexCallHandlerStream) Close() error {
 	return nil
 }
 
@@ -563,7 +675,7 @@ var TestServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*TestServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      testServiceEmptyCallMethod,
+			Method:      TestServiceEmptyCallMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -571,7 +683,7 @@ var TestServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      testServiceUnaryCallMethod,
+			Method:      TestServiceUnaryCallMethod,
 			NewRequest:  func() any { return new(grpc_testing.SimpleRequest) },
 			NewResponse: func() any { return new(grpc_testing.SimpleResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -579,7 +691,7 @@ var TestServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      testServiceCacheableUnaryCallMethod,
+			Method:      TestServiceCacheableUnaryCallMethod,
 			NewRequest:  func() any { return new(grpc_testing.SimpleRequest) },
 			NewResponse: func() any { return new(grpc_testing.SimpleResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -587,35 +699,35 @@ var TestServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:     testServiceStreamingOutputCallMethod,
+			Method:     TestServiceStreamingOutputCallMethod,
 			NewRequest: func() any { return new(grpc_testing.StreamingOutputCallRequest) },
 			Stream: func(impl any, ctx context.Context, req any, stream server.Stream) error {
-				return impl.(TestServiceHandler).StreamingOutputCall(ctx, req.(*grpc_testing.StreamingOutputCallRequest), &testServiceStreamingOutputCallStream{stream})
+				return impl.(TestServiceHandler).StreamingOutputCall(ctx, req.(*grpc_testing.StreamingOutputCallRequest), &testServiceStreamingOutputCallHandlerStream{stream})
 			},
 		},
 		{
-			Method:     testServiceStreamingInputCallMethod,
+			Method:     TestServiceStreamingInputCallMethod,
 			NewRequest: func() any { return new(grpc_testing.StreamingInputCallRequest) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(TestServiceHandler).StreamingInputCall(ctx, &testServiceStreamingInputCallStream{stream})
+				return impl.(TestServiceHandler).StreamingInputCall(ctx, &testServiceStreamingInputCallHandlerStream{stream})
 			},
 		},
 		{
-			Method:     testServiceFullDuplexCallMethod,
+			Method:     TestServiceFullDuplexCallMethod,
 			NewRequest: func() any { return new(grpc_testing.StreamingOutputCallRequest) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(TestServiceHandler).FullDuplexCall(ctx, &testServiceFullDuplexCallStream{stream})
+				return impl.(TestServiceHandler).FullDuplexCall(ctx, &testServiceFullDuplexCallHandlerStream{stream})
 			},
 		},
 		{
-			Method:     testServiceHalfDuplexCallMethod,
+			Method:     TestServiceHalfDuplexCallMethod,
 			NewRequest: func() any { return new(grpc_testing.StreamingOutputCallRequest) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(TestServiceHandler).HalfDuplexCall(ctx, &testServiceHalfDuplexCallStream{stream})
+				return impl.(TestServiceHandler).HalfDuplexCall(ctx, &testServiceHalfDuplexCallHandlerStream{stream})
 			},
 		},
 		{
-			Method:      testServiceUnimplementedCallMethod,
+			Method:      TestServiceUnimplementedCallMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -644,7 +756,7 @@ func NewUnimplementedServiceService(name string, c client.Client) UnimplementedS
 
 func (c *unimplementedServiceService) UnimplementedCall(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, unimplementedServiceUnimplementedCallMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, UnimplementedServiceUnimplementedCallMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -654,6 +766,17 @@ func (c *unimplementedServiceService) UnimplementedCall(ctx context.Context, in 
 // Register an implementation with RegisterUnimplementedServiceHandler.
 type UnimplementedServiceHandler interface {
 	UnimplementedCall(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.Empty) error
+}
+
+// UnimplementedUnimplementedServiceHandler answers every method of the
+// grpc.testing.UnimplementedService service with the code Unimplemented. Embed it by
+// value in an implementation of UnimplementedServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedUnimplementedServiceHandler struct{}
+
+func (UnimplementedUnimplementedServiceHandler) UnimplementedCall(context.Context, *grpc_testing.Empty, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.UnimplementedService.UnimplementedCall is not implemented")
 }
 
 // RegisterUnimplementedServiceHandler registers h with s as the implementation of the
@@ -668,7 +791,7 @@ var UnimplementedServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*UnimplementedServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      unimplementedServiceUnimplementedCallMethod,
+			Method:      UnimplementedServiceUnimplementedCallMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -698,7 +821,7 @@ func NewReconnectServiceService(name string, c client.Client) ReconnectServiceSe
 
 func (c *reconnectServiceService) Start(ctx context.Context, in *grpc_testing.ReconnectParams, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, reconnectServiceStartMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, ReconnectServiceStartMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -706,7 +829,7 @@ func (c *reconnectServiceService) Start(ctx context.Context, in *grpc_testing.Re
 
 func (c *reconnectServiceService) Stop(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.ReconnectInfo, error) {
 	out := new(grpc_testing.ReconnectInfo)
-	if err := c.c.Call(ctx, c.name, reconnectServiceStopMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, ReconnectServiceStopMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -717,6 +840,21 @@ func (c *reconnectServiceService) Stop(ctx context.Context, in *grpc_testing.Emp
 type ReconnectServiceHandler interface {
 	Start(ctx context.Context, in *grpc_testing.ReconnectParams, out *grpc_testing.Empty) error
 	Stop(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.ReconnectInfo) error
+}
+
+// UnimplementedReconnectServiceHandler answers every method of the
+// grpc.testing.ReconnectService service with the code Unimplemented. Embed it by
+// value in an implementation of ReconnectServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedReconnectServiceHandler struct{}
+
+func (UnimplementedReconnectServiceHandler) Start(context.Context, *grpc_testing.ReconnectParams, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.ReconnectService.Start is not implemented")
+}
+
+func (UnimplementedReconnectServiceHandler) Stop(context.Context, *grpc_testing.Empty, *grpc_testing.ReconnectInfo) error {
+	return status.New(status.Unimplemented, "grpc.testing.ReconnectService.Stop is not implemented")
 }
 
 // RegisterReconnectServiceHandler registers h with s as the implementation of the
@@ -731,7 +869,7 @@ var ReconnectServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*ReconnectServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      reconnectServiceStartMethod,
+			Method:      ReconnectServiceStartMethod,
 			NewRequest:  func() any { return new(grpc_testing.ReconnectParams) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -739,7 +877,7 @@ var ReconnectServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      reconnectServiceStopMethod,
+			Method:      ReconnectServiceStopMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.ReconnectInfo) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -769,7 +907,7 @@ func NewLoadBalancerStatsServiceService(name string, c client.Client) LoadBalanc
 
 func (c *loadBalancerStatsServiceService) GetClientStats(ctx context.Context, in *grpc_testing.LoadBalancerStatsRequest, opts ...client.CallOption) (*grpc_testing.LoadBalancerStatsResponse, error) {
 	out := new(grpc_testing.LoadBalancerStatsResponse)
-	if err := c.c.Call(ctx, c.name, loadBalancerStatsServiceGetClientStatsMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, LoadBalancerStatsServiceGetClientStatsMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -777,7 +915,7 @@ func (c *loadBalancerStatsServiceService) GetClientStats(ctx context.Context, in
 
 func (c *loadBalancerStatsServiceService) GetClientAccumulatedStats(ctx context.Context, in *grpc_testing.LoadBalancerAccumulatedStatsRequest, opts ...client.CallOption) (*grpc_testing.LoadBalancerAccumulatedStatsResponse, error) {
 	out := new(grpc_testing.LoadBalancerAccumulatedStatsResponse)
-	if err := c.c.Call(ctx, c.name, loadBalancerStatsServiceGetClientAccumulatedStatsMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, LoadBalancerStatsServiceGetClientAccumulatedStatsMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -788,6 +926,21 @@ func (c *loadBalancerStatsServiceService) GetClientAccumulatedStats(ctx context.
 type LoadBalancerStatsServiceHandler interface {
 	GetClientStats(ctx context.Context, in *grpc_testing.LoadBalancerStatsRequest, out *grpc_testing.LoadBalancerStatsResponse) error
 	GetClientAccumulatedStats(ctx context.Context, in *grpc_testing.LoadBalancerAccumulatedStatsRequest, out *grpc_testing.LoadBalancerAccumulatedStatsResponse) error
+}
+
+// UnimplementedLoadBalancerStatsServiceHandler answers every method of the
+// grpc.testing.LoadBalancerStatsService service with the code Unimplemented. Embed it by
+// value in an implementation of LoadBalancerStatsServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedLoadBalancerStatsServiceHandler struct{}
+
+func (UnimplementedLoadBalancerStatsServiceHandler) GetClientStats(context.Context, *grpc_testing.LoadBalancerStatsRequest, *grpc_testing.LoadBalancerStatsResponse) error {
+	return status.New(status.Unimplemented, "grpc.testing.LoadBalancerStatsService.GetClientStats is not implemented")
+}
+
+func (UnimplementedLoadBalancerStatsServiceHandler) GetClientAccumulatedStats(context.Context, *grpc_testing.LoadBalancerAccumulatedStatsRequest, *grpc_testing.LoadBalancerAccumulatedStatsResponse) error {
+	return status.New(status.Unimplemented, "grpc.testing.LoadBalancerStatsService.GetClientAccumulatedStats is not implemented")
 }
 
 // RegisterLoadBalancerStatsServiceHandler registers h with s as the implementation of the
@@ -802,7 +955,7 @@ var LoadBalancerStatsServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*LoadBalancerStatsServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      loadBalancerStatsServiceGetClientStatsMethod,
+			Method:      LoadBalancerStatsServiceGetClientStatsMethod,
 			NewRequest:  func() any { return new(grpc_testing.LoadBalancerStatsRequest) },
 			NewResponse: func() any { return new(grpc_testing.LoadBalancerStatsResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -810,7 +963,7 @@ var LoadBalancerStatsServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      loadBalancerStatsServiceGetClientAccumulatedStatsMethod,
+			Method:      LoadBalancerStatsServiceGetClientAccumulatedStatsMethod,
 			NewRequest:  func() any { return new(grpc_testing.LoadBalancerAccumulatedStatsRequest) },
 			NewResponse: func() any { return new(grpc_testing.LoadBalancerAccumulatedStatsResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -841,7 +994,7 @@ func NewHookServiceService(name string, c client.Client) HookServiceService {
 
 func (c *hookServiceService) Hook(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, hookServiceHookMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, HookServiceHookMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -849,7 +1002,7 @@ func (c *hookServiceService) Hook(ctx context.Context, in *grpc_testing.Empty, o
 
 func (c *hookServiceService) SetReturnStatus(ctx context.Context, in *grpc_testing.SetReturnStatusRequest, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, hookServiceSetReturnStatusMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, HookServiceSetReturnStatusMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -857,7 +1010,7 @@ func (c *hookServiceService) SetReturnStatus(ctx context.Context, in *grpc_testi
 
 func (c *hookServiceService) ClearReturnStatus(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, hookServiceClearReturnStatusMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, HookServiceClearReturnStatusMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -869,6 +1022,25 @@ type HookServiceHandler interface {
 	Hook(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.Empty) error
 	SetReturnStatus(ctx context.Context, in *grpc_testing.SetReturnStatusRequest, out *grpc_testing.Empty) error
 	ClearReturnStatus(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.Empty) error
+}
+
+// UnimplementedHookServiceHandler answers every method of the
+// grpc.testing.HookService service with the code Unimplemented. Embed it by
+// value in an implementation of HookServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedHookServiceHandler struct{}
+
+func (UnimplementedHookServiceHandler) Hook(context.Context, *grpc_testing.Empty, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.HookService.Hook is not implemented")
+}
+
+func (UnimplementedHookServiceHandler) SetReturnStatus(context.Context, *grpc_testing.SetReturnStatusRequest, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.HookService.SetReturnStatus is not implemented")
+}
+
+func (UnimplementedHookServiceHandler) ClearReturnStatus(context.Context, *grpc_testing.Empty, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.HookService.ClearReturnStatus is not implemented")
 }
 
 // RegisterHookServiceHandler registers h with s as the implementation of the
@@ -883,7 +1055,7 @@ var HookServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*HookServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      hookServiceHookMethod,
+			Method:      HookServiceHookMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -891,7 +1063,7 @@ var HookServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      hookServiceSetReturnStatusMethod,
+			Method:      HookServiceSetReturnStatusMethod,
 			NewRequest:  func() any { return new(grpc_testing.SetReturnStatusRequest) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -899,7 +1071,7 @@ var HookServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      hookServiceClearReturnStatusMethod,
+			Method:      HookServiceClearReturnStatusMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -930,7 +1102,7 @@ func NewXdsUpdateHealthServiceService(name string, c client.Client) XdsUpdateHea
 
 func (c *xdsUpdateHealthServiceService) SetServing(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, xdsUpdateHealthServiceSetServingMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, XdsUpdateHealthServiceSetServingMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -938,7 +1110,7 @@ func (c *xdsUpdateHealthServiceService) SetServing(ctx context.Context, in *grpc
 
 func (c *xdsUpdateHealthServiceService) SetNotServing(ctx context.Context, in *grpc_testing.Empty, opts ...client.CallOption) (*grpc_testing.Empty, error) {
 	out := new(grpc_testing.Empty)
-	if err := c.c.Call(ctx, c.name, xdsUpdateHealthServiceSetNotServingMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, XdsUpdateHealthServiceSetNotServingMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -946,7 +1118,7 @@ func (c *xdsUpdateHealthServiceService) SetNotServing(ctx context.Context, in *g
 
 func (c *xdsUpdateHealthServiceService) SendHookRequest(ctx context.Context, in *grpc_testing.HookRequest, opts ...client.CallOption) (*grpc_testing.HookResponse, error) {
 	out := new(grpc_testing.HookResponse)
-	if err := c.c.Call(ctx, c.name, xdsUpdateHealthServiceSendHookRequestMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, XdsUpdateHealthServiceSendHookRequestMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -958,6 +1130,25 @@ type XdsUpdateHealthServiceHandler interface {
 	SetServing(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.Empty) error
 	SetNotServing(ctx context.Context, in *grpc_testing.Empty, out *grpc_testing.Empty) error
 	SendHookRequest(ctx context.Context, in *grpc_testing.HookRequest, out *grpc_testing.HookResponse) error
+}
+
+// UnimplementedXdsUpdateHealthServiceHandler answers every method of the
+// grpc.testing.XdsUpdateHealthService service with the code Unimplemented. Embed it by
+// value in an implementation of XdsUpdateHealthServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedXdsUpdateHealthServiceHandler struct{}
+
+func (UnimplementedXdsUpdateHealthServiceHandler) SetServing(context.Context, *grpc_testing.Empty, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.XdsUpdateHealthService.SetServing is not implemented")
+}
+
+func (UnimplementedXdsUpdateHealthServiceHandler) SetNotServing(context.Context, *grpc_testing.Empty, *grpc_testing.Empty) error {
+	return status.New(status.Unimplemented, "grpc.testing.XdsUpdateHealthService.SetNotServing is not implemented")
+}
+
+func (UnimplementedXdsUpdateHealthServiceHandler) SendHookRequest(context.Context, *grpc_testing.HookRequest, *grpc_testing.HookResponse) error {
+	return status.New(status.Unimplemented, "grpc.testing.XdsUpdateHealthService.SendHookRequest is not implemented")
 }
 
 // RegisterXdsUpdateHealthServiceHandler registers h with s as the implementation of the
@@ -972,7 +1163,7 @@ var XdsUpdateHealthServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*XdsUpdateHealthServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      xdsUpdateHealthServiceSetServingMethod,
+			Method:      XdsUpdateHealthServiceSetServingMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -980,7 +1171,7 @@ var XdsUpdateHealthServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      xdsUpdateHealthServiceSetNotServingMethod,
+			Method:      XdsUpdateHealthServiceSetNotServingMethod,
 			NewRequest:  func() any { return new(grpc_testing.Empty) },
 			NewResponse: func() any { return new(grpc_testing.Empty) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -988,7 +1179,7 @@ var XdsUpdateHealthServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      xdsUpdateHealthServiceSendHookRequestMethod,
+			Method:      XdsUpdateHealthServiceSendHookRequestMethod,
 			NewRequest:  func() any { return new(grpc_testing.HookRequest) },
 			NewResponse: func() any { return new(grpc_testing.HookResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -1017,7 +1208,7 @@ func NewXdsUpdateClientConfigureServiceService(name string, c client.Client) Xds
 
 func (c *xdsUpdateClientConfigureServiceService) Configure(ctx context.Context, in *grpc_testing.ClientConfigureRequest, opts ...client.CallOption) (*grpc_testing.ClientConfigureResponse, error) {
 	out := new(grpc_testing.ClientConfigureResponse)
-	if err := c.c.Call(ctx, c.name, xdsUpdateClientConfigureServiceConfigureMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, XdsUpdateClientConfigureServiceConfigureMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -1027,6 +1218,17 @@ func (c *xdsUpdateClientConfigureServiceService) Configure(ctx context.Context, 
 // Register an implementation with RegisterXdsUpdateClientConfigureServiceHandler.
 type XdsUpdateClientConfigureServiceHandler interface {
 	Configure(ctx context.Context, in *grpc_testing.ClientConfigureRequest, out *grpc_testing.ClientConfigureResponse) error
+}
+
+// UnimplementedXdsUpdateClientConfigureServiceHandler answers every method of the
+// grpc.testing.XdsUpdateClientConfigureService service with the code Unimplemented. Embed it by
+// value in an implementation of XdsUpdateClientConfigureServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedXdsUpdateClientConfigureServiceHandler struct{}
+
+func (UnimplementedXdsUpdateClientConfigureServiceHandler) Configure(context.Context, *grpc_testing.ClientConfigureRequest, *grpc_testing.ClientConfigureResponse) error {
+	return status.New(status.Unimplemented, "grpc.testing.XdsUpdateClientConfigureService.Configure is not implemented")
 }
 
 // RegisterXdsUpdateClientConfigureServiceHandler registers h with s as the implementation of the
@@ -1041,7 +1243,7 @@ var XdsUpdateClientConfigureServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*XdsUpdateClientConfigureServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      xdsUpdateClientConfigureServiceConfigureMethod,
+			Method:      XdsUpdateClientConfigureServiceConfigureMethod,
 			NewRequest:  func() any { return new(grpc_testing.ClientConfigureRequest) },
 			NewResponse: func() any { return new(grpc_testing.ClientConfigureResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {

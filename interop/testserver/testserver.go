@@ -131,7 +131,7 @@ func (h Handler) CacheableUnaryCall(ctx context.Context, in *grpc_testing.Simple
 }
 
 // StreamingOutputCall sends one payload per response parameter.
-func (Handler) StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallStream) error {
+func (Handler) StreamingOutputCall(ctx context.Context, in *grpc_testing.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallHandlerStream) error {
 	if err := echoStatus(in.GetResponseStatus()); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (Handler) StreamingOutputCall(ctx context.Context, in *grpc_testing.Streami
 }
 
 // StreamingInputCall answers with the total size of the payloads received.
-func (Handler) StreamingInputCall(ctx context.Context, stream testpb.TestService_StreamingInputCallStream) error {
+func (Handler) StreamingInputCall(ctx context.Context, stream testpb.TestService_StreamingInputCallHandlerStream) error {
 	var sum int
 	for {
 		in, err := stream.Recv()
@@ -158,7 +158,7 @@ func (Handler) StreamingInputCall(ctx context.Context, stream testpb.TestService
 
 // FullDuplexCall echoes the custom metadata and answers each request as it
 // arrives.
-func (Handler) FullDuplexCall(ctx context.Context, stream testpb.TestService_FullDuplexCallStream) error {
+func (Handler) FullDuplexCall(ctx context.Context, stream testpb.TestService_FullDuplexCallHandlerStream) error {
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(EchoInitialKey); len(v) > 0 {
 			if err := stream.SendHeader(metadata.Pairs(EchoInitialKey, v[0])); err != nil {
@@ -187,7 +187,7 @@ func (Handler) FullDuplexCall(ctx context.Context, stream testpb.TestService_Ful
 }
 
 // HalfDuplexCall answers every request once the client has half-closed.
-func (Handler) HalfDuplexCall(ctx context.Context, stream testpb.TestService_HalfDuplexCallStream) error {
+func (Handler) HalfDuplexCall(ctx context.Context, stream testpb.TestService_HalfDuplexCallHandlerStream) error {
 	var reqs []*grpc_testing.StreamingOutputCallRequest
 	for {
 		in, err := stream.Recv()

@@ -31,7 +31,7 @@ func codecEcho() *funcGreeter {
 			out.Message = st.Codec().Name() + ":" + in.Name
 			return nil
 		},
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			st, _ := transport.ServerStreamFromContext(ctx)
 			for {
 				in, err := s.Recv()
@@ -179,7 +179,7 @@ func TestLargeMessages(t *testing.T) {
 			out.Message = in.Name
 			return nil
 		},
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			for {
 				in, err := s.Recv()
 				if err == io.EOF {
@@ -263,7 +263,7 @@ func TestStatusDetails(t *testing.T) {
 			}
 			return e
 		},
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			s.Recv()
 			e, _ := status.New(status.Aborted, "stream detail").WithDetails(wrapperspb.Int64(42))
 			return e

@@ -123,13 +123,13 @@ func TestStreamingHandlerPanic(t *testing.T) {
 	leakcheck.Check(t)
 	quietLogs(t)
 	srv := serveGreeter(t, &funcGreeter{
-		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 			if err := s.Send(&greeterpb.HelloReply{Message: "before"}); err != nil {
 				return err
 			}
 			panic("replies exploded")
 		},
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			if _, err := s.Recv(); err != nil {
 				return err
 			}

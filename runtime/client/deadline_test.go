@@ -187,10 +187,10 @@ func (b *blockingGreeter) greeter() *funcGreeter {
 		hello: func(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
 			return b.wait(ctx, "SayHello")
 		},
-		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 			return b.wait(ctx, "LotsOfReplies")
 		},
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			if _, err := s.Recv(); err != nil {
 				return err
 			}
@@ -305,7 +305,7 @@ func TestDerivedHandlerContext(t *testing.T) {
 	result := make(chan seen, 1)
 	entered := make(chan struct{}, 1)
 	srv := serveGreeter(t, &funcGreeter{
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			dctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			vctx := context.WithValue(dctx, struct{}{}, 1)

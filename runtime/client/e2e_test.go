@@ -37,7 +37,7 @@ func (greeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *gr
 	return nil
 }
 
-func (greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesStream) error {
+func (greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	for i := 0; i < 3; i++ {
 		if err := stream.Send(&greeterpb.HelloReply{Message: fmt.Sprintf("Hello %s #%d", in.Name, i)}); err != nil {
 			return err
@@ -46,7 +46,7 @@ func (greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, st
 	return nil
 }
 
-func (greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
 	var names []string
 	for {
 		in, err := stream.Recv()
@@ -60,7 +60,7 @@ func (greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_Lot
 	}
 }
 
-func (greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) error {
+func (greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatHandlerStream) error {
 	for {
 		in, err := stream.Recv()
 		if err == io.EOF {

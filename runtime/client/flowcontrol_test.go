@@ -25,7 +25,7 @@ func TestClientSendBackpressure(t *testing.T) {
 	handlerDone := make(chan error, 1)
 	first := make(chan struct{})
 	srv := serveGreeter(t, &funcGreeter{
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			if _, err := s.Recv(); err != nil {
 				return err
 			}
@@ -121,7 +121,7 @@ func TestServerSendBackpressure(t *testing.T) {
 	var sent atomic.Int64
 	handlerErr := make(chan error, 1)
 	srv := serveGreeter(t, &funcGreeter{
-		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 			m := &greeterpb.HelloReply{Message: strings.Repeat("r", 1<<20)}
 			for i := 0; i < 64; i++ {
 				if err := s.Send(m); err != nil {

@@ -17,8 +17,8 @@ import (
 // falls back to a plain echo.
 type funcGreeter struct {
 	hello   func(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error
-	replies func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error
-	chat    func(ctx context.Context, s greeterpb.Greeter_ChatStream) error
+	replies func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error
+	chat    func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error
 }
 
 func (g *funcGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
@@ -29,14 +29,14 @@ func (g *funcGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, 
 	return nil
 }
 
-func (g *funcGreeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+func (g *funcGreeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	if g.replies != nil {
 		return g.replies(ctx, in, s)
 	}
 	return s.Send(&greeterpb.HelloReply{Message: "Hello " + in.Name})
 }
 
-func (g *funcGreeter) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (g *funcGreeter) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
 	var names []string
 	for {
 		in, err := s.Recv()
@@ -50,7 +50,7 @@ func (g *funcGreeter) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_L
 	}
 }
 
-func (g *funcGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+func (g *funcGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 	if g.chat != nil {
 		return g.chat(ctx, s)
 	}

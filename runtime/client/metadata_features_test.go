@@ -59,7 +59,7 @@ func binEcho() *funcGreeter {
 			out.Message = "ok"
 			return nil
 		},
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			v, err := check(ctx)
 			if err != nil {
 				return err
@@ -120,7 +120,7 @@ func TestSendHeaderBeforeMessage(t *testing.T) {
 	leakcheck.Check(t)
 	proceed := make(chan struct{})
 	srv := serveGreeter(t, &funcGreeter{
-		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+		replies: func(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 			if err := s.SendHeader(metadata.Pairs("x-early", "yes", "x-early-bin", "\xff\x00")); err != nil {
 				return err
 			}
@@ -192,7 +192,7 @@ func TestSendHeaderBeforeMessage(t *testing.T) {
 func TestServerSpeaksFirst(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, &funcGreeter{
-		chat: func(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			if err := s.SendHeader(metadata.Pairs("x-hello", "1")); err != nil {
 				return err
 			}

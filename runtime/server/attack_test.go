@@ -53,7 +53,7 @@ func (v *victim) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *
 }
 
 // Chat blocks, ignoring its context, until the test ends.
-func (v *victim) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+func (v *victim) Chat(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 	v.enter()
 	defer v.running.Add(-1)
 	<-v.release
@@ -61,7 +61,7 @@ func (v *victim) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) error
 }
 
 // LotsOfGreetings never reads its stream.
-func (v *victim) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (v *victim) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
 	v.enter()
 	defer v.running.Add(-1)
 	select {
@@ -72,7 +72,7 @@ func (v *victim) LotsOfGreetings(ctx context.Context, s greeterpb.Greeter_LotsOf
 }
 
 // LotsOfReplies sends 1 KiB replies until it cannot.
-func (v *victim) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+func (v *victim) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	v.enter()
 	defer v.running.Add(-1)
 	m := &greeterpb.HelloReply{Message: strings.Repeat("r", 1024)}

@@ -227,12 +227,12 @@ func (g logGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, ou
 	return nil
 }
 
-func (g logGreeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesStream) error {
+func (g logGreeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, s greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	g.log.add("handler " + in.Name)
 	return s.Send(&greeterpb.HelloReply{Message: "Hello " + in.Name})
 }
 
-func (g logGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+func (g logGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 	g.log.add("handler")
 	for {
 		in, err := s.Recv()

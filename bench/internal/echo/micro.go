@@ -20,7 +20,7 @@ func (h microHandler) Unary(_ context.Context, in, out *benchv1.Msg) error {
 	return nil
 }
 
-func (h microHandler) Bidi(_ context.Context, stream benchv1.Echo_BidiStream) error {
+func (h microHandler) Bidi(_ context.Context, stream benchv1.Echo_BidiHandlerStream) error {
 	h.n.RPCs.Add(1)
 	for {
 		m, err := stream.Recv()
@@ -37,7 +37,7 @@ func (h microHandler) Bidi(_ context.Context, stream benchv1.Echo_BidiStream) er
 	}
 }
 
-func (h microHandler) ServerStream(_ context.Context, in *benchv1.Count, stream benchv1.Echo_ServerStreamStream) error {
+func (h microHandler) ServerStream(_ context.Context, in *benchv1.Count, stream benchv1.Echo_ServerStreamHandlerStream) error {
 	h.n.RPCs.Add(1)
 	m := &benchv1.Msg{Payload: make([]byte, in.PayloadSize)}
 	for range in.N {

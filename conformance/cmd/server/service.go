@@ -43,7 +43,7 @@ func (conformanceService) Unimplemented(context.Context, *conformancepb.Unimplem
 	return status.New(status.Internal, "Unimplemented was registered, which it must not be")
 }
 
-func (conformanceService) ClientStream(ctx context.Context, stream conformancepb.ConformanceService_ClientStreamStream) error {
+func (conformanceService) ClientStream(ctx context.Context, stream conformancepb.ConformanceService_ClientStreamHandlerStream) error {
 	var def *conformancepb.UnaryResponseDefinition
 	var reqs []*anypb.Any
 	for {
@@ -89,7 +89,7 @@ func unary(ctx context.Context, def *conformancepb.UnaryResponseDefinition, reqs
 	return &conformancepb.ConformancePayload{Data: def.GetResponseData(), RequestInfo: info}, nil
 }
 
-func (conformanceService) ServerStream(ctx context.Context, in *conformancepb.ServerStreamRequest, stream conformancepb.ConformanceService_ServerStreamStream) error {
+func (conformanceService) ServerStream(ctx context.Context, in *conformancepb.ServerStreamRequest, stream conformancepb.ConformanceService_ServerStreamHandlerStream) error {
 	info := requestInfo(ctx, []*anypb.Any{asAny(in)})
 	def := in.GetResponseDefinition()
 	if def == nil {
@@ -122,7 +122,7 @@ func (conformanceService) ServerStream(ctx context.Context, in *conformancepb.Se
 // half-duplex call with every response after the client half-closed.
 // Responses not yet sent when the requests end go out afterwards, then the
 // error if one is defined.
-func (conformanceService) BidiStream(ctx context.Context, stream conformancepb.ConformanceService_BidiStreamStream) error {
+func (conformanceService) BidiStream(ctx context.Context, stream conformancepb.ConformanceService_BidiStreamHandlerStream) error {
 	var (
 		def        *conformancepb.StreamResponseDefinition
 		fullDuplex bool
@@ -199,7 +199,7 @@ func (conformanceService) BidiStream(ctx context.Context, stream conformancepb.C
 	return nil
 }
 
-func sendBidi(stream conformancepb.ConformanceService_BidiStreamStream, def *conformancepb.StreamResponseDefinition, i int, info *conformancepb.ConformancePayload_RequestInfo) error {
+func sendBidi(stream conformancepb.ConformanceService_BidiStreamHandlerStream, def *conformancepb.StreamResponseDefinition, i int, info *conformancepb.ConformancePayload_RequestInfo) error {
 	sleepMs(def.GetResponseDelayMs())
 	return stream.Send(&conformancepb.BidiStreamResponse{Payload: &conformancepb.ConformancePayload{
 		Data:        def.GetResponseData()[i],

@@ -11,6 +11,7 @@ import (
 	client "github.com/protoc-gen-micro/micro/runtime/client"
 	server "github.com/protoc-gen-micro/micro/runtime/server"
 	spec "github.com/protoc-gen-micro/micro/runtime/spec"
+	status "github.com/protoc-gen-micro/micro/runtime/status"
 )
 
 // This is a compile-time assertion that this generated file and the runtime
@@ -41,42 +42,54 @@ const (
 
 // These describe the methods to the client and the server.
 var (
-	conformanceServiceUnaryMethod = &spec.Method{
+	// ConformanceServiceUnaryMethod describes the connectrpc.conformance.v1.ConformanceService.Unary method.
+	// A raw client.Client's Call takes it.
+	ConformanceServiceUnaryMethod = &spec.Method{
 		Service:     ConformanceServiceName,
 		Name:        "Unary",
 		Procedure:   ConformanceServiceUnaryProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	conformanceServiceServerStreamMethod = &spec.Method{
+	// ConformanceServiceServerStreamMethod describes the connectrpc.conformance.v1.ConformanceService.ServerStream method.
+	// A raw client.Client's Stream takes it.
+	ConformanceServiceServerStreamMethod = &spec.Method{
 		Service:     ConformanceServiceName,
 		Name:        "ServerStream",
 		Procedure:   ConformanceServiceServerStreamProcedure,
 		StreamType:  spec.ServerStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	conformanceServiceClientStreamMethod = &spec.Method{
+	// ConformanceServiceClientStreamMethod describes the connectrpc.conformance.v1.ConformanceService.ClientStream method.
+	// A raw client.Client's Stream takes it.
+	ConformanceServiceClientStreamMethod = &spec.Method{
 		Service:     ConformanceServiceName,
 		Name:        "ClientStream",
 		Procedure:   ConformanceServiceClientStreamProcedure,
 		StreamType:  spec.ClientStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	conformanceServiceBidiStreamMethod = &spec.Method{
+	// ConformanceServiceBidiStreamMethod describes the connectrpc.conformance.v1.ConformanceService.BidiStream method.
+	// A raw client.Client's Stream takes it.
+	ConformanceServiceBidiStreamMethod = &spec.Method{
 		Service:     ConformanceServiceName,
 		Name:        "BidiStream",
 		Procedure:   ConformanceServiceBidiStreamProcedure,
 		StreamType:  spec.BidiStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	conformanceServiceUnimplementedMethod = &spec.Method{
+	// ConformanceServiceUnimplementedMethod describes the connectrpc.conformance.v1.ConformanceService.Unimplemented method.
+	// A raw client.Client's Call takes it.
+	ConformanceServiceUnimplementedMethod = &spec.Method{
 		Service:     ConformanceServiceName,
 		Name:        "Unimplemented",
 		Procedure:   ConformanceServiceUnimplementedProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	conformanceServiceIdempotentUnaryMethod = &spec.Method{
+	// ConformanceServiceIdempotentUnaryMethod describes the connectrpc.conformance.v1.ConformanceService.IdempotentUnary method.
+	// A raw client.Client's Call takes it.
+	ConformanceServiceIdempotentUnaryMethod = &spec.Method{
 		Service:     ConformanceServiceName,
 		Name:        "IdempotentUnary",
 		Procedure:   ConformanceServiceIdempotentUnaryProcedure,
@@ -128,7 +141,7 @@ type ConformanceServiceService interface {
 	// and return without error if one is not. Stream headers and trailers should
 	// still be set on the stream if provided regardless of whether a response is
 	// sent or an error is thrown.
-	ServerStream(ctx context.Context, in *ServerStreamRequest, opts ...client.CallOption) (ConformanceService_ServerStreamService, error)
+	ServerStream(ctx context.Context, in *ServerStreamRequest, opts ...client.CallOption) (ConformanceService_ServerStreamClientStream, error)
 	// A client-streaming operation. The first request indicates the response
 	// headers and trailers and also indicates either a response message or an
 	// error to send back.
@@ -147,7 +160,7 @@ type ConformanceServiceService interface {
 	// Servers should allow the response definition to be unset in the request and
 	// if it is, set no response headers or trailers and return no response data.
 	// The returned payload should only contain the request info.
-	ClientStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_ClientStreamService, error)
+	ClientStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_ClientStreamClientStream, error)
 	// A bidirectional-streaming operation. The first request indicates the response
 	// headers, response messages, trailers, and an optional error to send back.
 	// The response data should be sent in the order indicated, and the server
@@ -195,7 +208,7 @@ type ConformanceServiceService interface {
 	//
 	//   - if the response_delay_ms duration is specified, the server should wait that
 	//     long in between sending each response message.
-	BidiStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_BidiStreamService, error)
+	BidiStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_BidiStreamClientStream, error)
 	// A unary endpoint that the server should not implement and should instead
 	// return an unimplemented error when invoked.
 	Unimplemented(ctx context.Context, in *UnimplementedRequest, opts ...client.CallOption) (*UnimplementedResponse, error)
@@ -219,14 +232,14 @@ func NewConformanceServiceService(name string, c client.Client) ConformanceServi
 
 func (c *conformanceServiceService) Unary(ctx context.Context, in *UnaryRequest, opts ...client.CallOption) (*UnaryResponse, error) {
 	out := new(UnaryResponse)
-	if err := c.c.Call(ctx, c.name, conformanceServiceUnaryMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, ConformanceServiceUnaryMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *conformanceServiceService) ServerStream(ctx context.Context, in *ServerStreamRequest, opts ...client.CallOption) (ConformanceService_ServerStreamService, error) {
-	stream, err := c.c.Stream(ctx, c.name, conformanceServiceServerStreamMethod, opts...)
+func (c *conformanceServiceService) ServerStream(ctx context.Context, in *ServerStreamRequest, opts ...client.CallOption) (ConformanceService_ServerStreamClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, ConformanceServiceServerStreamMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -238,28 +251,28 @@ func (c *conformanceServiceService) ServerStream(ctx context.Context, in *Server
 		stream.Close()
 		return nil, err
 	}
-	return &conformanceServiceServerStreamService{stream}, nil
+	return &conformanceServiceServerStreamClientStream{stream}, nil
 }
 
-func (c *conformanceServiceService) ClientStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_ClientStreamService, error) {
-	stream, err := c.c.Stream(ctx, c.name, conformanceServiceClientStreamMethod, opts...)
+func (c *conformanceServiceService) ClientStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_ClientStreamClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, ConformanceServiceClientStreamMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &conformanceServiceClientStreamService{stream}, nil
+	return &conformanceServiceClientStreamClientStream{stream}, nil
 }
 
-func (c *conformanceServiceService) BidiStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_BidiStreamService, error) {
-	stream, err := c.c.Stream(ctx, c.name, conformanceServiceBidiStreamMethod, opts...)
+func (c *conformanceServiceService) BidiStream(ctx context.Context, opts ...client.CallOption) (ConformanceService_BidiStreamClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, ConformanceServiceBidiStreamMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &conformanceServiceBidiStreamService{stream}, nil
+	return &conformanceServiceBidiStreamClientStream{stream}, nil
 }
 
 func (c *conformanceServiceService) Unimplemented(ctx context.Context, in *UnimplementedRequest, opts ...client.CallOption) (*UnimplementedResponse, error) {
 	out := new(UnimplementedResponse)
-	if err := c.c.Call(ctx, c.name, conformanceServiceUnimplementedMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, ConformanceServiceUnimplementedMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -267,25 +280,29 @@ func (c *conformanceServiceService) Unimplemented(ctx context.Context, in *Unimp
 
 func (c *conformanceServiceService) IdempotentUnary(ctx context.Context, in *IdempotentUnaryRequest, opts ...client.CallOption) (*IdempotentUnaryResponse, error) {
 	out := new(IdempotentUnaryResponse)
-	if err := c.c.Call(ctx, c.name, conformanceServiceIdempotentUnaryMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, ConformanceServiceIdempotentUnaryMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// ConformanceService_ServerStreamService is the client side of the connectrpc.conformance.v1.ConformanceService.ServerStream stream.
-type ConformanceService_ServerStreamService interface {
+// ConformanceService_ServerStreamClientStream is the client side of the connectrpc.conformance.v1.ConformanceService.ServerStream stream.
+type ConformanceService_ServerStreamClientStream interface {
 	client.Stream
 	// Recv receives a response; io.EOF when the server ended the call
 	// with OK.
 	Recv() (*ServerStreamResponse, error)
 }
 
-type conformanceServiceServerStreamService struct {
+// ConformanceService_ServerStreamService is the name go-micro generates for
+// ConformanceService_ServerStreamClientStream, kept so that go-micro code compiles.
+type ConformanceService_ServerStreamService = ConformanceService_ServerStreamClientStream
+
+type conformanceServiceServerStreamClientStream struct {
 	client.Stream
 }
 
-func (x *conformanceServiceServerStreamService) Recv() (*ServerStreamResponse, error) {
+func (x *conformanceServiceServerStreamClientStream) Recv() (*ServerStreamResponse, error) {
 	m := new(ServerStreamResponse)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -293,8 +310,8 @@ func (x *conformanceServiceServerStreamService) Recv() (*ServerStreamResponse, e
 	return m, nil
 }
 
-// ConformanceService_ClientStreamService is the client side of the connectrpc.conformance.v1.ConformanceService.ClientStream stream.
-type ConformanceService_ClientStreamService interface {
+// ConformanceService_ClientStreamClientStream is the client side of the connectrpc.conformance.v1.ConformanceService.ClientStream stream.
+type ConformanceService_ClientStreamClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*ClientStreamRequest) error
@@ -302,15 +319,19 @@ type ConformanceService_ClientStreamService interface {
 	CloseAndRecv() (*ClientStreamResponse, error)
 }
 
-type conformanceServiceClientStreamService struct {
+// ConformanceService_ClientStreamService is the name go-micro generates for
+// ConformanceService_ClientStreamClientStream, kept so that go-micro code compiles.
+type ConformanceService_ClientStreamService = ConformanceService_ClientStreamClientStream
+
+type conformanceServiceClientStreamClientStream struct {
 	client.Stream
 }
 
-func (x *conformanceServiceClientStreamService) Send(m *ClientStreamRequest) error {
+func (x *conformanceServiceClientStreamClientStream) Send(m *ClientStreamRequest) error {
 	return x.SendMsg(m)
 }
 
-func (x *conformanceServiceClientStreamService) CloseAndRecv() (*ClientStreamResponse, error) {
+func (x *conformanceServiceClientStreamClientStream) CloseAndRecv() (*ClientStreamResponse, error) {
 	if err := x.CloseSend(); err != nil {
 		return nil, err
 	}
@@ -321,8 +342,8 @@ func (x *conformanceServiceClientStreamService) CloseAndRecv() (*ClientStreamRes
 	return m, nil
 }
 
-// ConformanceService_BidiStreamService is the client side of the connectrpc.conformance.v1.ConformanceService.BidiStream stream.
-type ConformanceService_BidiStreamService interface {
+// ConformanceService_BidiStreamClientStream is the client side of the connectrpc.conformance.v1.ConformanceService.BidiStream stream.
+type ConformanceService_BidiStreamClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*BidiStreamRequest) error
@@ -331,15 +352,19 @@ type ConformanceService_BidiStreamService interface {
 	Recv() (*BidiStreamResponse, error)
 }
 
-type conformanceServiceBidiStreamService struct {
+// ConformanceService_BidiStreamService is the name go-micro generates for
+// ConformanceService_BidiStreamClientStream, kept so that go-micro code compiles.
+type ConformanceService_BidiStreamService = ConformanceService_BidiStreamClientStream
+
+type conformanceServiceBidiStreamClientStream struct {
 	client.Stream
 }
 
-func (x *conformanceServiceBidiStreamService) Send(m *BidiStreamRequest) error {
+func (x *conformanceServiceBidiStreamClientStream) Send(m *BidiStreamRequest) error {
 	return x.SendMsg(m)
 }
 
-func (x *conformanceServiceBidiStreamService) Recv() (*BidiStreamResponse, error) {
+func (x *conformanceServiceBidiStreamClientStream) Recv() (*BidiStreamResponse, error) {
 	m := new(BidiStreamResponse)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -391,7 +416,7 @@ type ConformanceServiceHandler interface {
 	// and return without error if one is not. Stream headers and trailers should
 	// still be set on the stream if provided regardless of whether a response is
 	// sent or an error is thrown.
-	ServerStream(ctx context.Context, in *ServerStreamRequest, stream ConformanceService_ServerStreamStream) error
+	ServerStream(ctx context.Context, in *ServerStreamRequest, stream ConformanceService_ServerStreamHandlerStream) error
 	// A client-streaming operation. The first request indicates the response
 	// headers and trailers and also indicates either a response message or an
 	// error to send back.
@@ -410,7 +435,7 @@ type ConformanceServiceHandler interface {
 	// Servers should allow the response definition to be unset in the request and
 	// if it is, set no response headers or trailers and return no response data.
 	// The returned payload should only contain the request info.
-	ClientStream(ctx context.Context, stream ConformanceService_ClientStreamStream) error
+	ClientStream(ctx context.Context, stream ConformanceService_ClientStreamHandlerStream) error
 	// A bidirectional-streaming operation. The first request indicates the response
 	// headers, response messages, trailers, and an optional error to send back.
 	// The response data should be sent in the order indicated, and the server
@@ -458,7 +483,7 @@ type ConformanceServiceHandler interface {
 	//
 	//   - if the response_delay_ms duration is specified, the server should wait that
 	//     long in between sending each response message.
-	BidiStream(ctx context.Context, stream ConformanceService_BidiStreamStream) error
+	BidiStream(ctx context.Context, stream ConformanceService_BidiStreamHandlerStream) error
 	// A unary endpoint that the server should not implement and should instead
 	// return an unimplemented error when invoked.
 	Unimplemented(ctx context.Context, in *UnimplementedRequest, out *UnimplementedResponse) error
@@ -468,8 +493,39 @@ type ConformanceServiceHandler interface {
 	IdempotentUnary(ctx context.Context, in *IdempotentUnaryRequest, out *IdempotentUnaryResponse) error
 }
 
-// ConformanceService_ServerStreamStream is the server side of the connectrpc.conformance.v1.ConformanceService.ServerStream stream.
-type ConformanceService_ServerStreamStream interface {
+// UnimplementedConformanceServiceHandler answers every method of the
+// connectrpc.conformance.v1.ConformanceService service with the code Unimplemented. Embed it by
+// value in an implementation of ConformanceServiceHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedConformanceServiceHandler struct{}
+
+func (UnimplementedConformanceServiceHandler) Unary(context.Context, *UnaryRequest, *UnaryResponse) error {
+	return status.New(status.Unimplemented, "connectrpc.conformance.v1.ConformanceService.Unary is not implemented")
+}
+
+func (UnimplementedConformanceServiceHandler) ServerStream(context.Context, *ServerStreamRequest, ConformanceService_ServerStreamHandlerStream) error {
+	return status.New(status.Unimplemented, "connectrpc.conformance.v1.ConformanceService.ServerStream is not implemented")
+}
+
+func (UnimplementedConformanceServiceHandler) ClientStream(context.Context, ConformanceService_ClientStreamHandlerStream) error {
+	return status.New(status.Unimplemented, "connectrpc.conformance.v1.ConformanceService.ClientStream is not implemented")
+}
+
+func (UnimplementedConformanceServiceHandler) BidiStream(context.Context, ConformanceService_BidiStreamHandlerStream) error {
+	return status.New(status.Unimplemented, "connectrpc.conformance.v1.ConformanceService.BidiStream is not implemented")
+}
+
+func (UnimplementedConformanceServiceHandler) Unimplemented(context.Context, *UnimplementedRequest, *UnimplementedResponse) error {
+	return status.New(status.Unimplemented, "connectrpc.conformance.v1.ConformanceService.Unimplemented is not implemented")
+}
+
+func (UnimplementedConformanceServiceHandler) IdempotentUnary(context.Context, *IdempotentUnaryRequest, *IdempotentUnaryResponse) error {
+	return status.New(status.Unimplemented, "connectrpc.conformance.v1.ConformanceService.IdempotentUnary is not implemented")
+}
+
+// ConformanceService_ServerStreamHandlerStream is the server side of the connectrpc.conformance.v1.ConformanceService.ServerStream stream.
+type ConformanceService_ServerStreamHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*ServerStreamResponse) error
@@ -478,20 +534,24 @@ type ConformanceService_ServerStreamStream interface {
 	Close() error
 }
 
-type conformanceServiceServerStreamStream struct {
+// ConformanceService_ServerStreamStream is the name go-micro generates for
+// ConformanceService_ServerStreamHandlerStream, kept so that go-micro code compiles.
+type ConformanceService_ServerStreamStream = ConformanceService_ServerStreamHandlerStream
+
+type conformanceServiceServerStreamHandlerStream struct {
 	server.Stream
 }
 
-func (x *conformanceServiceServerStreamStream) Send(m *ServerStreamResponse) error {
+func (x *conformanceServiceServerStreamHandlerStream) Send(m *ServerStreamResponse) error {
 	return x.SendMsg(m)
 }
 
-func (x *conformanceServiceServerStreamStream) Close() error {
+func (x *conformanceServiceServerStreamHandlerStream) Close() error {
 	return nil
 }
 
-// ConformanceService_ClientStreamStream is the server side of the connectrpc.conformance.v1.ConformanceService.ClientStream stream.
-type ConformanceService_ClientStreamStream interface {
+// ConformanceService_ClientStreamHandlerStream is the server side of the connectrpc.conformance.v1.ConformanceService.ClientStream stream.
+type ConformanceService_ClientStreamHandlerStream interface {
 	server.Stream
 	// Recv receives a request; io.EOF once the client has half-closed.
 	Recv() (*ClientStreamRequest, error)
@@ -502,11 +562,15 @@ type ConformanceService_ClientStreamStream interface {
 	Close() error
 }
 
-type conformanceServiceClientStreamStream struct {
+// ConformanceService_ClientStreamStream is the name go-micro generates for
+// ConformanceService_ClientStreamHandlerStream, kept so that go-micro code compiles.
+type ConformanceService_ClientStreamStream = ConformanceService_ClientStreamHandlerStream
+
+type conformanceServiceClientStreamHandlerStream struct {
 	server.Stream
 }
 
-func (x *conformanceServiceClientStreamStream) Recv() (*ClientStreamRequest, error) {
+func (x *conformanceServiceClientStreamHandlerStream) Recv() (*ClientStreamRequest, error) {
 	m := new(ClientStreamRequest)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -514,16 +578,16 @@ func (x *conformanceServiceClientStreamStream) Recv() (*ClientStreamRequest, err
 	return m, nil
 }
 
-func (x *conformanceServiceClientStreamStream) SendAndClose(m *ClientStreamResponse) error {
+func (x *conformanceServiceClientStreamHandlerStream) SendAndClose(m *ClientStreamResponse) error {
 	return x.SendMsg(m)
 }
 
-func (x *conformanceServiceClientStreamStream) Close() error {
+func (x *conformanceServiceClientStreamHandlerStream) Close() error {
 	return nil
 }
 
-// ConformanceService_BidiStreamStream is the server side of the connectrpc.conformance.v1.ConformanceService.BidiStream stream.
-type ConformanceService_BidiStreamStream interface {
+// ConformanceService_BidiStreamHandlerStream is the server side of the connectrpc.conformance.v1.ConformanceService.BidiStream stream.
+type ConformanceService_BidiStreamHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*BidiStreamResponse) error
@@ -534,15 +598,19 @@ type ConformanceService_BidiStreamStream interface {
 	Close() error
 }
 
-type conformanceServiceBidiStreamStream struct {
+// ConformanceService_BidiStreamStream is the name go-micro generates for
+// ConformanceService_BidiStreamHandlerStream, kept so that go-micro code compiles.
+type ConformanceService_BidiStreamStream = ConformanceService_BidiStreamHandlerStream
+
+type conformanceServiceBidiStreamHandlerStream struct {
 	server.Stream
 }
 
-func (x *conformanceServiceBidiStreamStream) Send(m *BidiStreamResponse) error {
+func (x *conformanceServiceBidiStreamHandlerStream) Send(m *BidiStreamResponse) error {
 	return x.SendMsg(m)
 }
 
-func (x *conformanceServiceBidiStreamStream) Recv() (*BidiStreamRequest, error) {
+func (x *conformanceServiceBidiStreamHandlerStream) Recv() (*BidiStreamRequest, error) {
 	m := new(BidiStreamRequest)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -550,7 +618,7 @@ func (x *conformanceServiceBidiStreamStream) Recv() (*BidiStreamRequest, error) 
 	return m, nil
 }
 
-func (x *conformanceServiceBidiStreamStream) Close() error {
+func (x *conformanceServiceBidiStreamHandlerStream) Close() error {
 	return nil
 }
 
@@ -566,7 +634,7 @@ var ConformanceServiceServiceDesc = server.ServiceDesc{
 	HandlerType: (*ConformanceServiceHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      conformanceServiceUnaryMethod,
+			Method:      ConformanceServiceUnaryMethod,
 			NewRequest:  func() any { return new(UnaryRequest) },
 			NewResponse: func() any { return new(UnaryResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -574,28 +642,28 @@ var ConformanceServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:     conformanceServiceServerStreamMethod,
+			Method:     ConformanceServiceServerStreamMethod,
 			NewRequest: func() any { return new(ServerStreamRequest) },
 			Stream: func(impl any, ctx context.Context, req any, stream server.Stream) error {
-				return impl.(ConformanceServiceHandler).ServerStream(ctx, req.(*ServerStreamRequest), &conformanceServiceServerStreamStream{stream})
+				return impl.(ConformanceServiceHandler).ServerStream(ctx, req.(*ServerStreamRequest), &conformanceServiceServerStreamHandlerStream{stream})
 			},
 		},
 		{
-			Method:     conformanceServiceClientStreamMethod,
+			Method:     ConformanceServiceClientStreamMethod,
 			NewRequest: func() any { return new(ClientStreamRequest) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(ConformanceServiceHandler).ClientStream(ctx, &conformanceServiceClientStreamStream{stream})
+				return impl.(ConformanceServiceHandler).ClientStream(ctx, &conformanceServiceClientStreamHandlerStream{stream})
 			},
 		},
 		{
-			Method:     conformanceServiceBidiStreamMethod,
+			Method:     ConformanceServiceBidiStreamMethod,
 			NewRequest: func() any { return new(BidiStreamRequest) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(ConformanceServiceHandler).BidiStream(ctx, &conformanceServiceBidiStreamStream{stream})
+				return impl.(ConformanceServiceHandler).BidiStream(ctx, &conformanceServiceBidiStreamHandlerStream{stream})
 			},
 		},
 		{
-			Method:      conformanceServiceUnimplementedMethod,
+			Method:      ConformanceServiceUnimplementedMethod,
 			NewRequest:  func() any { return new(UnimplementedRequest) },
 			NewResponse: func() any { return new(UnimplementedResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -603,7 +671,7 @@ var ConformanceServiceServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:      conformanceServiceIdempotentUnaryMethod,
+			Method:      ConformanceServiceIdempotentUnaryMethod,
 			NewRequest:  func() any { return new(IdempotentUnaryRequest) },
 			NewResponse: func() any { return new(IdempotentUnaryResponse) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {

@@ -11,6 +11,7 @@ import (
 	client "github.com/protoc-gen-micro/micro/runtime/client"
 	server "github.com/protoc-gen-micro/micro/runtime/server"
 	spec "github.com/protoc-gen-micro/micro/runtime/spec"
+	status "github.com/protoc-gen-micro/micro/runtime/status"
 )
 
 // This is a compile-time assertion that this generated file and the runtime
@@ -37,28 +38,36 @@ const (
 
 // These describe the methods to the client and the server.
 var (
-	greeterSayHelloMethod = &spec.Method{
+	// GreeterSayHelloMethod describes the greeter.v1.Greeter.SayHello method.
+	// A raw client.Client's Call takes it.
+	GreeterSayHelloMethod = &spec.Method{
 		Service:     GreeterName,
 		Name:        "SayHello",
 		Procedure:   GreeterSayHelloProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.NoSideEffects,
 	}
-	greeterLotsOfRepliesMethod = &spec.Method{
+	// GreeterLotsOfRepliesMethod describes the greeter.v1.Greeter.LotsOfReplies method.
+	// A raw client.Client's Stream takes it.
+	GreeterLotsOfRepliesMethod = &spec.Method{
 		Service:     GreeterName,
 		Name:        "LotsOfReplies",
 		Procedure:   GreeterLotsOfRepliesProcedure,
 		StreamType:  spec.ServerStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	greeterLotsOfGreetingsMethod = &spec.Method{
+	// GreeterLotsOfGreetingsMethod describes the greeter.v1.Greeter.LotsOfGreetings method.
+	// A raw client.Client's Stream takes it.
+	GreeterLotsOfGreetingsMethod = &spec.Method{
 		Service:     GreeterName,
 		Name:        "LotsOfGreetings",
 		Procedure:   GreeterLotsOfGreetingsProcedure,
 		StreamType:  spec.ClientStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	greeterChatMethod = &spec.Method{
+	// GreeterChatMethod describes the greeter.v1.Greeter.Chat method.
+	// A raw client.Client's Stream takes it.
+	GreeterChatMethod = &spec.Method{
 		Service:     GreeterName,
 		Name:        "Chat",
 		Procedure:   GreeterChatProcedure,
@@ -74,11 +83,11 @@ type GreeterService interface {
 	// SayHello greets one person.
 	SayHello(ctx context.Context, in *HelloRequest, opts ...client.CallOption) (*HelloReply, error)
 	// LotsOfReplies greets one person many times.
-	LotsOfReplies(ctx context.Context, in *HelloRequest, opts ...client.CallOption) (Greeter_LotsOfRepliesService, error)
+	LotsOfReplies(ctx context.Context, in *HelloRequest, opts ...client.CallOption) (Greeter_LotsOfRepliesClientStream, error)
 	// LotsOfGreetings greets many people at once.
-	LotsOfGreetings(ctx context.Context, opts ...client.CallOption) (Greeter_LotsOfGreetingsService, error)
+	LotsOfGreetings(ctx context.Context, opts ...client.CallOption) (Greeter_LotsOfGreetingsClientStream, error)
 	// Chat greets each person as they arrive.
-	Chat(ctx context.Context, opts ...client.CallOption) (Greeter_ChatService, error)
+	Chat(ctx context.Context, opts ...client.CallOption) (Greeter_ChatClientStream, error)
 }
 
 type greeterService struct {
@@ -95,14 +104,14 @@ func NewGreeterService(name string, c client.Client) GreeterService {
 
 func (c *greeterService) SayHello(ctx context.Context, in *HelloRequest, opts ...client.CallOption) (*HelloReply, error) {
 	out := new(HelloReply)
-	if err := c.c.Call(ctx, c.name, greeterSayHelloMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, GreeterSayHelloMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *greeterService) LotsOfReplies(ctx context.Context, in *HelloRequest, opts ...client.CallOption) (Greeter_LotsOfRepliesService, error) {
-	stream, err := c.c.Stream(ctx, c.name, greeterLotsOfRepliesMethod, opts...)
+func (c *greeterService) LotsOfReplies(ctx context.Context, in *HelloRequest, opts ...client.CallOption) (Greeter_LotsOfRepliesClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, GreeterLotsOfRepliesMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -114,38 +123,42 @@ func (c *greeterService) LotsOfReplies(ctx context.Context, in *HelloRequest, op
 		stream.Close()
 		return nil, err
 	}
-	return &greeterLotsOfRepliesService{stream}, nil
+	return &greeterLotsOfRepliesClientStream{stream}, nil
 }
 
-func (c *greeterService) LotsOfGreetings(ctx context.Context, opts ...client.CallOption) (Greeter_LotsOfGreetingsService, error) {
-	stream, err := c.c.Stream(ctx, c.name, greeterLotsOfGreetingsMethod, opts...)
+func (c *greeterService) LotsOfGreetings(ctx context.Context, opts ...client.CallOption) (Greeter_LotsOfGreetingsClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, GreeterLotsOfGreetingsMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &greeterLotsOfGreetingsService{stream}, nil
+	return &greeterLotsOfGreetingsClientStream{stream}, nil
 }
 
-func (c *greeterService) Chat(ctx context.Context, opts ...client.CallOption) (Greeter_ChatService, error) {
-	stream, err := c.c.Stream(ctx, c.name, greeterChatMethod, opts...)
+func (c *greeterService) Chat(ctx context.Context, opts ...client.CallOption) (Greeter_ChatClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, GreeterChatMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &greeterChatService{stream}, nil
+	return &greeterChatClientStream{stream}, nil
 }
 
-// Greeter_LotsOfRepliesService is the client side of the greeter.v1.Greeter.LotsOfReplies stream.
-type Greeter_LotsOfRepliesService interface {
+// Greeter_LotsOfRepliesClientStream is the client side of the greeter.v1.Greeter.LotsOfReplies stream.
+type Greeter_LotsOfRepliesClientStream interface {
 	client.Stream
 	// Recv receives a response; io.EOF when the server ended the call
 	// with OK.
 	Recv() (*HelloReply, error)
 }
 
-type greeterLotsOfRepliesService struct {
+// Greeter_LotsOfRepliesService is the name go-micro generates for
+// Greeter_LotsOfRepliesClientStream, kept so that go-micro code compiles.
+type Greeter_LotsOfRepliesService = Greeter_LotsOfRepliesClientStream
+
+type greeterLotsOfRepliesClientStream struct {
 	client.Stream
 }
 
-func (x *greeterLotsOfRepliesService) Recv() (*HelloReply, error) {
+func (x *greeterLotsOfRepliesClientStream) Recv() (*HelloReply, error) {
 	m := new(HelloReply)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -153,8 +166,8 @@ func (x *greeterLotsOfRepliesService) Recv() (*HelloReply, error) {
 	return m, nil
 }
 
-// Greeter_LotsOfGreetingsService is the client side of the greeter.v1.Greeter.LotsOfGreetings stream.
-type Greeter_LotsOfGreetingsService interface {
+// Greeter_LotsOfGreetingsClientStream is the client side of the greeter.v1.Greeter.LotsOfGreetings stream.
+type Greeter_LotsOfGreetingsClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*HelloRequest) error
@@ -162,15 +175,19 @@ type Greeter_LotsOfGreetingsService interface {
 	CloseAndRecv() (*HelloReply, error)
 }
 
-type greeterLotsOfGreetingsService struct {
+// Greeter_LotsOfGreetingsService is the name go-micro generates for
+// Greeter_LotsOfGreetingsClientStream, kept so that go-micro code compiles.
+type Greeter_LotsOfGreetingsService = Greeter_LotsOfGreetingsClientStream
+
+type greeterLotsOfGreetingsClientStream struct {
 	client.Stream
 }
 
-func (x *greeterLotsOfGreetingsService) Send(m *HelloRequest) error {
+func (x *greeterLotsOfGreetingsClientStream) Send(m *HelloRequest) error {
 	return x.SendMsg(m)
 }
 
-func (x *greeterLotsOfGreetingsService) CloseAndRecv() (*HelloReply, error) {
+func (x *greeterLotsOfGreetingsClientStream) CloseAndRecv() (*HelloReply, error) {
 	if err := x.CloseSend(); err != nil {
 		return nil, err
 	}
@@ -181,8 +198,8 @@ func (x *greeterLotsOfGreetingsService) CloseAndRecv() (*HelloReply, error) {
 	return m, nil
 }
 
-// Greeter_ChatService is the client side of the greeter.v1.Greeter.Chat stream.
-type Greeter_ChatService interface {
+// Greeter_ChatClientStream is the client side of the greeter.v1.Greeter.Chat stream.
+type Greeter_ChatClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*HelloRequest) error
@@ -191,15 +208,19 @@ type Greeter_ChatService interface {
 	Recv() (*HelloReply, error)
 }
 
-type greeterChatService struct {
+// Greeter_ChatService is the name go-micro generates for
+// Greeter_ChatClientStream, kept so that go-micro code compiles.
+type Greeter_ChatService = Greeter_ChatClientStream
+
+type greeterChatClientStream struct {
 	client.Stream
 }
 
-func (x *greeterChatService) Send(m *HelloRequest) error {
+func (x *greeterChatClientStream) Send(m *HelloRequest) error {
 	return x.SendMsg(m)
 }
 
-func (x *greeterChatService) Recv() (*HelloReply, error) {
+func (x *greeterChatClientStream) Recv() (*HelloReply, error) {
 	m := new(HelloReply)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -215,15 +236,38 @@ type GreeterHandler interface {
 	// SayHello greets one person.
 	SayHello(ctx context.Context, in *HelloRequest, out *HelloReply) error
 	// LotsOfReplies greets one person many times.
-	LotsOfReplies(ctx context.Context, in *HelloRequest, stream Greeter_LotsOfRepliesStream) error
+	LotsOfReplies(ctx context.Context, in *HelloRequest, stream Greeter_LotsOfRepliesHandlerStream) error
 	// LotsOfGreetings greets many people at once.
-	LotsOfGreetings(ctx context.Context, stream Greeter_LotsOfGreetingsStream) error
+	LotsOfGreetings(ctx context.Context, stream Greeter_LotsOfGreetingsHandlerStream) error
 	// Chat greets each person as they arrive.
-	Chat(ctx context.Context, stream Greeter_ChatStream) error
+	Chat(ctx context.Context, stream Greeter_ChatHandlerStream) error
 }
 
-// Greeter_LotsOfRepliesStream is the server side of the greeter.v1.Greeter.LotsOfReplies stream.
-type Greeter_LotsOfRepliesStream interface {
+// UnimplementedGreeterHandler answers every method of the
+// greeter.v1.Greeter service with the code Unimplemented. Embed it by
+// value in an implementation of GreeterHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedGreeterHandler struct{}
+
+func (UnimplementedGreeterHandler) SayHello(context.Context, *HelloRequest, *HelloReply) error {
+	return status.New(status.Unimplemented, "greeter.v1.Greeter.SayHello is not implemented")
+}
+
+func (UnimplementedGreeterHandler) LotsOfReplies(context.Context, *HelloRequest, Greeter_LotsOfRepliesHandlerStream) error {
+	return status.New(status.Unimplemented, "greeter.v1.Greeter.LotsOfReplies is not implemented")
+}
+
+func (UnimplementedGreeterHandler) LotsOfGreetings(context.Context, Greeter_LotsOfGreetingsHandlerStream) error {
+	return status.New(status.Unimplemented, "greeter.v1.Greeter.LotsOfGreetings is not implemented")
+}
+
+func (UnimplementedGreeterHandler) Chat(context.Context, Greeter_ChatHandlerStream) error {
+	return status.New(status.Unimplemented, "greeter.v1.Greeter.Chat is not implemented")
+}
+
+// Greeter_LotsOfRepliesHandlerStream is the server side of the greeter.v1.Greeter.LotsOfReplies stream.
+type Greeter_LotsOfRepliesHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*HelloReply) error
@@ -232,20 +276,24 @@ type Greeter_LotsOfRepliesStream interface {
 	Close() error
 }
 
-type greeterLotsOfRepliesStream struct {
+// Greeter_LotsOfRepliesStream is the name go-micro generates for
+// Greeter_LotsOfRepliesHandlerStream, kept so that go-micro code compiles.
+type Greeter_LotsOfRepliesStream = Greeter_LotsOfRepliesHandlerStream
+
+type greeterLotsOfRepliesHandlerStream struct {
 	server.Stream
 }
 
-func (x *greeterLotsOfRepliesStream) Send(m *HelloReply) error {
+func (x *greeterLotsOfRepliesHandlerStream) Send(m *HelloReply) error {
 	return x.SendMsg(m)
 }
 
-func (x *greeterLotsOfRepliesStream) Close() error {
+func (x *greeterLotsOfRepliesHandlerStream) Close() error {
 	return nil
 }
 
-// Greeter_LotsOfGreetingsStream is the server side of the greeter.v1.Greeter.LotsOfGreetings stream.
-type Greeter_LotsOfGreetingsStream interface {
+// Greeter_LotsOfGreetingsHandlerStream is the server side of the greeter.v1.Greeter.LotsOfGreetings stream.
+type Greeter_LotsOfGreetingsHandlerStream interface {
 	server.Stream
 	// Recv receives a request; io.EOF once the client has half-closed.
 	Recv() (*HelloRequest, error)
@@ -256,11 +304,15 @@ type Greeter_LotsOfGreetingsStream interface {
 	Close() error
 }
 
-type greeterLotsOfGreetingsStream struct {
+// Greeter_LotsOfGreetingsStream is the name go-micro generates for
+// Greeter_LotsOfGreetingsHandlerStream, kept so that go-micro code compiles.
+type Greeter_LotsOfGreetingsStream = Greeter_LotsOfGreetingsHandlerStream
+
+type greeterLotsOfGreetingsHandlerStream struct {
 	server.Stream
 }
 
-func (x *greeterLotsOfGreetingsStream) Recv() (*HelloRequest, error) {
+func (x *greeterLotsOfGreetingsHandlerStream) Recv() (*HelloRequest, error) {
 	m := new(HelloRequest)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -268,16 +320,16 @@ func (x *greeterLotsOfGreetingsStream) Recv() (*HelloRequest, error) {
 	return m, nil
 }
 
-func (x *greeterLotsOfGreetingsStream) SendAndClose(m *HelloReply) error {
+func (x *greeterLotsOfGreetingsHandlerStream) SendAndClose(m *HelloReply) error {
 	return x.SendMsg(m)
 }
 
-func (x *greeterLotsOfGreetingsStream) Close() error {
+func (x *greeterLotsOfGreetingsHandlerStream) Close() error {
 	return nil
 }
 
-// Greeter_ChatStream is the server side of the greeter.v1.Greeter.Chat stream.
-type Greeter_ChatStream interface {
+// Greeter_ChatHandlerStream is the server side of the greeter.v1.Greeter.Chat stream.
+type Greeter_ChatHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*HelloReply) error
@@ -288,15 +340,19 @@ type Greeter_ChatStream interface {
 	Close() error
 }
 
-type greeterChatStream struct {
+// Greeter_ChatStream is the name go-micro generates for
+// Greeter_ChatHandlerStream, kept so that go-micro code compiles.
+type Greeter_ChatStream = Greeter_ChatHandlerStream
+
+type greeterChatHandlerStream struct {
 	server.Stream
 }
 
-func (x *greeterChatStream) Send(m *HelloReply) error {
+func (x *greeterChatHandlerStream) Send(m *HelloReply) error {
 	return x.SendMsg(m)
 }
 
-func (x *greeterChatStream) Recv() (*HelloRequest, error) {
+func (x *greeterChatHandlerStream) Recv() (*HelloRequest, error) {
 	m := new(HelloRequest)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -304,7 +360,7 @@ func (x *greeterChatStream) Recv() (*HelloRequest, error) {
 	return m, nil
 }
 
-func (x *greeterChatStream) Close() error {
+func (x *greeterChatHandlerStream) Close() error {
 	return nil
 }
 
@@ -320,7 +376,7 @@ var GreeterServiceDesc = server.ServiceDesc{
 	HandlerType: (*GreeterHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      greeterSayHelloMethod,
+			Method:      GreeterSayHelloMethod,
 			NewRequest:  func() any { return new(HelloRequest) },
 			NewResponse: func() any { return new(HelloReply) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -328,24 +384,24 @@ var GreeterServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:     greeterLotsOfRepliesMethod,
+			Method:     GreeterLotsOfRepliesMethod,
 			NewRequest: func() any { return new(HelloRequest) },
 			Stream: func(impl any, ctx context.Context, req any, stream server.Stream) error {
-				return impl.(GreeterHandler).LotsOfReplies(ctx, req.(*HelloRequest), &greeterLotsOfRepliesStream{stream})
+				return impl.(GreeterHandler).LotsOfReplies(ctx, req.(*HelloRequest), &greeterLotsOfRepliesHandlerStream{stream})
 			},
 		},
 		{
-			Method:     greeterLotsOfGreetingsMethod,
+			Method:     GreeterLotsOfGreetingsMethod,
 			NewRequest: func() any { return new(HelloRequest) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(GreeterHandler).LotsOfGreetings(ctx, &greeterLotsOfGreetingsStream{stream})
+				return impl.(GreeterHandler).LotsOfGreetings(ctx, &greeterLotsOfGreetingsHandlerStream{stream})
 			},
 		},
 		{
-			Method:     greeterChatMethod,
+			Method:     GreeterChatMethod,
 			NewRequest: func() any { return new(HelloRequest) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(GreeterHandler).Chat(ctx, &greeterChatStream{stream})
+				return impl.(GreeterHandler).Chat(ctx, &greeterChatHandlerStream{stream})
 			},
 		},
 	},

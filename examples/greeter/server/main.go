@@ -23,6 +23,11 @@ import (
 
 // Greeter implements greeterpb.GreeterHandler.
 type Greeter struct {
+	// UnimplementedGreeterHandler answers Unimplemented for a method
+	// added to greeter.proto until Greeter implements it, so that
+	// regenerating never breaks this build.
+	greeterpb.UnimplementedGreeterHandler
+
 	// Instance, when set, names this server in replies, so a client
 	// can tell which of several instances answered.
 	Instance string
@@ -48,7 +53,7 @@ func (g Greeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *
 }
 
 // LotsOfReplies greets one person three times.
-func (g Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesStream) error {
+func (g Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
 	for i, greeting := range []string{"Hello", "Bonjour", "Hallo"} {
 		if err := stream.Send(&greeterpb.HelloReply{Message: fmt.Sprintf("%d: %s %s", i+1, greeting, in.Name)}); err != nil {
 			return err
@@ -58,7 +63,7 @@ func (g Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, 
 }
 
 // LotsOfGreetings greets everyone it was sent at once.
-func (g Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsStream) error {
+func (g Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
 	var names []string
 	for {
 		in, err := stream.Recv()
@@ -80,7 +85,7 @@ func (g Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_L
 }
 
 // Chat greets each person as they arrive.
-func (g Greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatStream) error {
+func (g Greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatHandlerStream) error {
 	for {
 		in, err := stream.Recv()
 		if err == io.EOF {

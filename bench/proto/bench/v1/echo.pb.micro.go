@@ -11,6 +11,7 @@ import (
 	client "github.com/protoc-gen-micro/micro/runtime/client"
 	server "github.com/protoc-gen-micro/micro/runtime/server"
 	spec "github.com/protoc-gen-micro/micro/runtime/spec"
+	status "github.com/protoc-gen-micro/micro/runtime/status"
 )
 
 // This is a compile-time assertion that this generated file and the runtime
@@ -35,21 +36,27 @@ const (
 
 // These describe the methods to the client and the server.
 var (
-	echoUnaryMethod = &spec.Method{
+	// EchoUnaryMethod describes the bench.v1.Echo.Unary method.
+	// A raw client.Client's Call takes it.
+	EchoUnaryMethod = &spec.Method{
 		Service:     EchoName,
 		Name:        "Unary",
 		Procedure:   EchoUnaryProcedure,
 		StreamType:  spec.Unary,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	echoBidiMethod = &spec.Method{
+	// EchoBidiMethod describes the bench.v1.Echo.Bidi method.
+	// A raw client.Client's Stream takes it.
+	EchoBidiMethod = &spec.Method{
 		Service:     EchoName,
 		Name:        "Bidi",
 		Procedure:   EchoBidiProcedure,
 		StreamType:  spec.BidiStream,
 		Idempotency: spec.IdempotencyUnknown,
 	}
-	echoServerStreamMethod = &spec.Method{
+	// EchoServerStreamMethod describes the bench.v1.Echo.ServerStream method.
+	// A raw client.Client's Stream takes it.
+	EchoServerStreamMethod = &spec.Method{
 		Service:     EchoName,
 		Name:        "ServerStream",
 		Procedure:   EchoServerStreamProcedure,
@@ -61,8 +68,8 @@ var (
 // EchoService is the client API of the bench.v1.Echo service.
 type EchoService interface {
 	Unary(ctx context.Context, in *Msg, opts ...client.CallOption) (*Msg, error)
-	Bidi(ctx context.Context, opts ...client.CallOption) (Echo_BidiService, error)
-	ServerStream(ctx context.Context, in *Count, opts ...client.CallOption) (Echo_ServerStreamService, error)
+	Bidi(ctx context.Context, opts ...client.CallOption) (Echo_BidiClientStream, error)
+	ServerStream(ctx context.Context, in *Count, opts ...client.CallOption) (Echo_ServerStreamClientStream, error)
 }
 
 type echoService struct {
@@ -79,22 +86,22 @@ func NewEchoService(name string, c client.Client) EchoService {
 
 func (c *echoService) Unary(ctx context.Context, in *Msg, opts ...client.CallOption) (*Msg, error) {
 	out := new(Msg)
-	if err := c.c.Call(ctx, c.name, echoUnaryMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, EchoUnaryMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *echoService) Bidi(ctx context.Context, opts ...client.CallOption) (Echo_BidiService, error) {
-	stream, err := c.c.Stream(ctx, c.name, echoBidiMethod, opts...)
+func (c *echoService) Bidi(ctx context.Context, opts ...client.CallOption) (Echo_BidiClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, EchoBidiMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &echoBidiService{stream}, nil
+	return &echoBidiClientStream{stream}, nil
 }
 
-func (c *echoService) ServerStream(ctx context.Context, in *Count, opts ...client.CallOption) (Echo_ServerStreamService, error) {
-	stream, err := c.c.Stream(ctx, c.name, echoServerStreamMethod, opts...)
+func (c *echoService) ServerStream(ctx context.Context, in *Count, opts ...client.CallOption) (Echo_ServerStreamClientStream, error) {
+	stream, err := c.c.Stream(ctx, c.name, EchoServerStreamMethod, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +113,11 @@ func (c *echoService) ServerStream(ctx context.Context, in *Count, opts ...clien
 		stream.Close()
 		return nil, err
 	}
-	return &echoServerStreamService{stream}, nil
+	return &echoServerStreamClientStream{stream}, nil
 }
 
-// Echo_BidiService is the client side of the bench.v1.Echo.Bidi stream.
-type Echo_BidiService interface {
+// Echo_BidiClientStream is the client side of the bench.v1.Echo.Bidi stream.
+type Echo_BidiClientStream interface {
 	client.Stream
 	// Send sends a request.
 	Send(*Msg) error
@@ -119,15 +126,19 @@ type Echo_BidiService interface {
 	Recv() (*Msg, error)
 }
 
-type echoBidiService struct {
+// Echo_BidiService is the name go-micro generates for
+// Echo_BidiClientStream, kept so that go-micro code compiles.
+type Echo_BidiService = Echo_BidiClientStream
+
+type echoBidiClientStream struct {
 	client.Stream
 }
 
-func (x *echoBidiService) Send(m *Msg) error {
+func (x *echoBidiClientStream) Send(m *Msg) error {
 	return x.SendMsg(m)
 }
 
-func (x *echoBidiService) Recv() (*Msg, error) {
+func (x *echoBidiClientStream) Recv() (*Msg, error) {
 	m := new(Msg)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -135,19 +146,23 @@ func (x *echoBidiService) Recv() (*Msg, error) {
 	return m, nil
 }
 
-// Echo_ServerStreamService is the client side of the bench.v1.Echo.ServerStream stream.
-type Echo_ServerStreamService interface {
+// Echo_ServerStreamClientStream is the client side of the bench.v1.Echo.ServerStream stream.
+type Echo_ServerStreamClientStream interface {
 	client.Stream
 	// Recv receives a response; io.EOF when the server ended the call
 	// with OK.
 	Recv() (*Msg, error)
 }
 
-type echoServerStreamService struct {
+// Echo_ServerStreamService is the name go-micro generates for
+// Echo_ServerStreamClientStream, kept so that go-micro code compiles.
+type Echo_ServerStreamService = Echo_ServerStreamClientStream
+
+type echoServerStreamClientStream struct {
 	client.Stream
 }
 
-func (x *echoServerStreamService) Recv() (*Msg, error) {
+func (x *echoServerStreamClientStream) Recv() (*Msg, error) {
 	m := new(Msg)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -159,12 +174,31 @@ func (x *echoServerStreamService) Recv() (*Msg, error) {
 // Register an implementation with RegisterEchoHandler.
 type EchoHandler interface {
 	Unary(ctx context.Context, in *Msg, out *Msg) error
-	Bidi(ctx context.Context, stream Echo_BidiStream) error
-	ServerStream(ctx context.Context, in *Count, stream Echo_ServerStreamStream) error
+	Bidi(ctx context.Context, stream Echo_BidiHandlerStream) error
+	ServerStream(ctx context.Context, in *Count, stream Echo_ServerStreamHandlerStream) error
 }
 
-// Echo_BidiStream is the server side of the bench.v1.Echo.Bidi stream.
-type Echo_BidiStream interface {
+// UnimplementedEchoHandler answers every method of the
+// bench.v1.Echo service with the code Unimplemented. Embed it by
+// value in an implementation of EchoHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedEchoHandler struct{}
+
+func (UnimplementedEchoHandler) Unary(context.Context, *Msg, *Msg) error {
+	return status.New(status.Unimplemented, "bench.v1.Echo.Unary is not implemented")
+}
+
+func (UnimplementedEchoHandler) Bidi(context.Context, Echo_BidiHandlerStream) error {
+	return status.New(status.Unimplemented, "bench.v1.Echo.Bidi is not implemented")
+}
+
+func (UnimplementedEchoHandler) ServerStream(context.Context, *Count, Echo_ServerStreamHandlerStream) error {
+	return status.New(status.Unimplemented, "bench.v1.Echo.ServerStream is not implemented")
+}
+
+// Echo_BidiHandlerStream is the server side of the bench.v1.Echo.Bidi stream.
+type Echo_BidiHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*Msg) error
@@ -175,15 +209,19 @@ type Echo_BidiStream interface {
 	Close() error
 }
 
-type echoBidiStream struct {
+// Echo_BidiStream is the name go-micro generates for
+// Echo_BidiHandlerStream, kept so that go-micro code compiles.
+type Echo_BidiStream = Echo_BidiHandlerStream
+
+type echoBidiHandlerStream struct {
 	server.Stream
 }
 
-func (x *echoBidiStream) Send(m *Msg) error {
+func (x *echoBidiHandlerStream) Send(m *Msg) error {
 	return x.SendMsg(m)
 }
 
-func (x *echoBidiStream) Recv() (*Msg, error) {
+func (x *echoBidiHandlerStream) Recv() (*Msg, error) {
 	m := new(Msg)
 	if err := x.RecvMsg(m); err != nil {
 		return nil, err
@@ -191,12 +229,12 @@ func (x *echoBidiStream) Recv() (*Msg, error) {
 	return m, nil
 }
 
-func (x *echoBidiStream) Close() error {
+func (x *echoBidiHandlerStream) Close() error {
 	return nil
 }
 
-// Echo_ServerStreamStream is the server side of the bench.v1.Echo.ServerStream stream.
-type Echo_ServerStreamStream interface {
+// Echo_ServerStreamHandlerStream is the server side of the bench.v1.Echo.ServerStream stream.
+type Echo_ServerStreamHandlerStream interface {
 	server.Stream
 	// Send sends a response.
 	Send(*Msg) error
@@ -205,15 +243,19 @@ type Echo_ServerStreamStream interface {
 	Close() error
 }
 
-type echoServerStreamStream struct {
+// Echo_ServerStreamStream is the name go-micro generates for
+// Echo_ServerStreamHandlerStream, kept so that go-micro code compiles.
+type Echo_ServerStreamStream = Echo_ServerStreamHandlerStream
+
+type echoServerStreamHandlerStream struct {
 	server.Stream
 }
 
-func (x *echoServerStreamStream) Send(m *Msg) error {
+func (x *echoServerStreamHandlerStream) Send(m *Msg) error {
 	return x.SendMsg(m)
 }
 
-func (x *echoServerStreamStream) Close() error {
+func (x *echoServerStreamHandlerStream) Close() error {
 	return nil
 }
 
@@ -229,7 +271,7 @@ var EchoServiceDesc = server.ServiceDesc{
 	HandlerType: (*EchoHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      echoUnaryMethod,
+			Method:      EchoUnaryMethod,
 			NewRequest:  func() any { return new(Msg) },
 			NewResponse: func() any { return new(Msg) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
@@ -237,17 +279,17 @@ var EchoServiceDesc = server.ServiceDesc{
 			},
 		},
 		{
-			Method:     echoBidiMethod,
+			Method:     EchoBidiMethod,
 			NewRequest: func() any { return new(Msg) },
 			Stream: func(impl any, ctx context.Context, _ any, stream server.Stream) error {
-				return impl.(EchoHandler).Bidi(ctx, &echoBidiStream{stream})
+				return impl.(EchoHandler).Bidi(ctx, &echoBidiHandlerStream{stream})
 			},
 		},
 		{
-			Method:     echoServerStreamMethod,
+			Method:     EchoServerStreamMethod,
 			NewRequest: func() any { return new(Count) },
 			Stream: func(impl any, ctx context.Context, req any, stream server.Stream) error {
-				return impl.(EchoHandler).ServerStream(ctx, req.(*Count), &echoServerStreamStream{stream})
+				return impl.(EchoHandler).ServerStream(ctx, req.(*Count), &echoServerStreamHandlerStream{stream})
 			},
 		},
 	},

@@ -11,6 +11,7 @@ import (
 	client "github.com/protoc-gen-micro/micro/runtime/client"
 	server "github.com/protoc-gen-micro/micro/runtime/server"
 	spec "github.com/protoc-gen-micro/micro/runtime/spec"
+	status "github.com/protoc-gen-micro/micro/runtime/status"
 )
 
 // This is a compile-time assertion that this generated file and the runtime
@@ -31,7 +32,9 @@ const (
 
 // These describe the methods to the client and the server.
 var (
-	brokerDeliverMethod = &spec.Method{
+	// BrokerDeliverMethod describes the micro.broker.v1.Broker.Deliver method.
+	// A raw client.Client's Call takes it.
+	BrokerDeliverMethod = &spec.Method{
 		Service:     BrokerName,
 		Name:        "Deliver",
 		Procedure:   BrokerDeliverProcedure,
@@ -64,7 +67,7 @@ func NewBrokerService(name string, c client.Client) BrokerService {
 
 func (c *brokerService) Deliver(ctx context.Context, in *Delivery, opts ...client.CallOption) (*Ack, error) {
 	out := new(Ack)
-	if err := c.c.Call(ctx, c.name, brokerDeliverMethod, in, out, opts...); err != nil {
+	if err := c.c.Call(ctx, c.name, BrokerDeliverMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -81,6 +84,17 @@ type BrokerHandler interface {
 	Deliver(ctx context.Context, in *Delivery, out *Ack) error
 }
 
+// UnimplementedBrokerHandler answers every method of the
+// micro.broker.v1.Broker service with the code Unimplemented. Embed it by
+// value in an implementation of BrokerHandler to keep the implementation
+// compiling when a method is added to the service: the new method answers
+// Unimplemented until it is implemented.
+type UnimplementedBrokerHandler struct{}
+
+func (UnimplementedBrokerHandler) Deliver(context.Context, *Delivery, *Ack) error {
+	return status.New(status.Unimplemented, "micro.broker.v1.Broker.Deliver is not implemented")
+}
+
 // RegisterBrokerHandler registers h with s as the implementation of the
 // micro.broker.v1.Broker service.
 func RegisterBrokerHandler(s server.Server, h BrokerHandler, opts ...server.HandlerOption) error {
@@ -93,7 +107,7 @@ var BrokerServiceDesc = server.ServiceDesc{
 	HandlerType: (*BrokerHandler)(nil),
 	Methods: []server.MethodDesc{
 		{
-			Method:      brokerDeliverMethod,
+			Method:      BrokerDeliverMethod,
 			NewRequest:  func() any { return new(Delivery) },
 			NewResponse: func() any { return new(Ack) },
 			Unary: func(impl any, ctx context.Context, req, rsp any) error {
