@@ -33,7 +33,7 @@ func (sayHelloOnly) SayHello(_ context.Context, in *greeterpb.HelloRequest, out 
 func startServer(t *testing.T, h greeterpb.GreeterHandler) (client.Client, string) {
 	t.Helper()
 	leakcheck.Check(t)
-	srv := server.NewServer(server.Address("127.0.0.1:0"))
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
 	if err := greeterpb.RegisterGreeterHandler(srv, h); err != nil {
 		t.Fatal(err)
 	}

@@ -29,14 +29,8 @@ import (
 
 // peerGreeter answers SayHello with the common name of the client's
 // verified certificate, and Chat by echoing.
-type peerGreeter struct{}
-
-func (peerGreeter) LotsOfReplies(context.Context, *greeterpb.HelloRequest, greeterpb.Greeter_LotsOfRepliesStream) error {
-	return status.New(status.Unimplemented, "LotsOfReplies")
-}
-
-func (peerGreeter) LotsOfGreetings(context.Context, greeterpb.Greeter_LotsOfGreetingsStream) error {
-	return status.New(status.Unimplemented, "LotsOfGreetings")
+type peerGreeter struct {
+	greeterpb.UnimplementedGreeterHandler
 }
 
 func (peerGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
@@ -54,7 +48,7 @@ func (peerGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out
 	return nil
 }
 
-func (peerGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatStream) error {
+func (peerGreeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 	for {
 		in, err := s.Recv()
 		if err == io.EOF {
