@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/cache"
 	"github.com/protoc-gen-micro/micro/internal/rendezvous"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
 
 // service is what the selector keeps of one service besides the registry

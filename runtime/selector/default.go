@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/cache"
 	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
 
 // Ejection bounds: a node whose connection fails is ejected for minBackoff;
@@ -53,16 +53,15 @@ func NewSelector(opts ...Option) Selector {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &selector{cache: o.cache, strategy: o.strategy, now: time.Now}
-	if s.cache == nil && o.registry != nil {
-		s.cache, s.ownCache = cache.New(o.registry), true
+	s := &selector{strategy: o.strategy, now: time.Now}
+	if o.registry != nil {
+		s.cache = cache.Shared(o.registry)
 	}
 	return s
 }
 
 type selector struct {
-	cache    *cache.Cache
-	ownCache bool // made by NewSelector, closed by Close
+	cache    *cache.Cache // shared with the other users of the registry
 	strategy Strategy
 	now      func() time.Time // the ejection clock; tests set it
 
@@ -72,15 +71,12 @@ type selector struct {
 
 func (s *selector) String() string { return s.strategy.String() }
 
-// Close closes the selector's own cache. Select fails afterwards.
+// Close lets go of the selector's registry cache. Select fails afterwards.
 func (s *selector) Close() error {
-	if s.closed.Swap(true) {
+	if s.closed.Swap(true) || s.cache == nil {
 		return nil
 	}
-	if s.ownCache {
-		return s.cache.Close()
-	}
-	return nil
+	return s.cache.Close()
 }
 
 func (s *selector) Select(ctx context.Context, name string, exclude []string) (*registry.Node, error) {

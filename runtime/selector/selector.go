@@ -2,10 +2,11 @@
 //
 // A Selector answers "which node of service S next?", skipping nodes the call
 // has already tried, and hears back how each call went so it can avoid nodes
-// that fail. The default selector reads each service's nodes from a registry
-// cache (package registry/cache) that the registry's Watch keeps current, so
-// choosing a node costs no registry lookup, and picks among them with a Strategy: Random (the default),
-// RoundRobin, ConsistentHash or LeastRequest.
+// that fail. The default selector reads each service's nodes from a cache
+// that one watch of the registry keeps current, shared by every selector and
+// broker of the registry in the process, so choosing a node costs no
+// registry lookup, and picks among them with a Strategy: Random (the
+// default), RoundRobin, ConsistentHash or LeastRequest.
 //
 // selector does not dial or call; the client does.
 package selector
@@ -15,7 +16,6 @@ import (
 	"errors"
 
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
 
 // ErrNoneAvailable is returned when every node of a service was excluded or
@@ -75,20 +75,17 @@ func (s Strategy) String() string {
 // options are the settings of a selector.
 type options struct {
 	registry registry.Registry
-	cache    *cache.Cache
 	strategy Strategy
 }
 
 // Option configures a selector.
 type Option func(*options)
 
-// WithRegistry sets where the selector finds services, through a cache of
-// its own. WithRegistry or WithCache is required.
+// WithRegistry sets where the selector finds services. Required. The
+// selector reads them from a cache kept current by one watch of the
+// registry, which every selector and broker of the registry in the process
+// shares.
 func WithRegistry(r registry.Registry) Option { return func(o *options) { o.registry = r } }
-
-// WithCache sets a registry cache to find services in, shared with its
-// other users; it takes precedence over WithRegistry.
-func WithCache(c *cache.Cache) Option { return func(o *options) { o.cache = c } }
 
 // WithStrategy sets how the selector chooses among a service's nodes;
 // Random by default.

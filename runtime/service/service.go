@@ -38,8 +38,6 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
-	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 )
@@ -110,9 +108,6 @@ type service struct {
 	// made with; nil until then.
 	builtWith *built
 	brk       broker.Broker // the broker in use once asked for; nil until needed
-	// cache is the registry cache of the client and broker the service
-	// creates: one watch finds both services and subscribers.
-	cache *cache.Cache
 
 	life  sync.Mutex // serialises Start and Stop, guards state and run
 	state state
@@ -233,7 +228,6 @@ func (s *service) rawClientLocked() client.Client {
 	if s.cli == nil {
 		opts := []client.Option{
 			client.WithRegistry(s.opts.registry),
-			client.WithSelector(selector.NewSelector(selector.WithCache(s.cacheLocked()))),
 		}
 		if s.opts.tlsConfig != nil {
 			opts = append(opts, client.WithTLSConfig(s.opts.tlsConfig))
@@ -258,15 +252,6 @@ func (s *service) builtOf(o *options) built {
 	return built{address: o.address, registry: o.registry, tls: o.tlsConfig, interceptors: len(o.interceptors)}
 }
 
-// cacheLocked returns the registry cache of what the service creates,
-// creating it if needed; s.mu held.
-func (s *service) cacheLocked() *cache.Cache {
-	if s.cache == nil {
-		s.cache = cache.New(s.opts.registry)
-	}
-	return s.cache
-}
-
 func (s *service) Broker() broker.Broker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -280,7 +265,7 @@ func (s *service) Broker() broker.Broker {
 	}
 	// The built-in broker's deliveries are the service's plumbing, not its
 	// calls: they use the server and client without the interceptors.
-	s.brk = direct.NewBroker(direct.WithRegistry(s.opts.registry), direct.WithCache(s.cacheLocked()),
+	s.brk = direct.NewBroker(direct.WithRegistry(s.opts.registry),
 		direct.WithServer(s.rawServerLocked()), direct.WithClient(s.rawClientLocked()))
 	return s.brk
 }
@@ -451,14 +436,6 @@ func (s *service) stopLocked(o options, hooks bool) error {
 		if err := cli.Close(); err != nil {
 			keep(fmt.Errorf("service %s: closing client: %w", o.name, err))
 		}
-	}
-	// Its client and broker are closed: so is their registry cache.
-	s.mu.Lock()
-	rc := s.cache
-	s.cache = nil
-	s.mu.Unlock()
-	if rc != nil {
-		rc.Close()
 	}
 	// The default registry the service made is its to close (an mDNS one
 	// sends its goodbyes and stops listening); a given one is the caller's.

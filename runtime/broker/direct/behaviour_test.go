@@ -14,7 +14,6 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
@@ -223,18 +222,16 @@ func TestRegistration(t *testing.T) {
 	}
 }
 
-// A broker given a registry cache finds subscribers in it, as a selector
-// sharing it finds services: one watch serves both, and the broker leaves
-// the cache open for the selector when it disconnects.
+// A broker and a selector of one registry share its cache: one watch
+// serves both, and the cache stays open for the selector when the broker
+// disconnects.
 func TestSharedCache(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	reg := &registrytest.WatchCounter{Registry: memory.NewRegistry()}
-	c := cache.New(reg)
-	defer c.Close()
-	sel := selector.NewSelector(selector.WithCache(c))
+	sel := selector.NewSelector(selector.WithRegistry(reg))
 	defer sel.Close()
-	b := direct.NewBroker(direct.WithCache(c), direct.WithAddress("127.0.0.1:0"))
+	b := direct.NewBroker(direct.WithRegistry(reg), direct.WithAddress("127.0.0.1:0"))
 	got := make(chan string, 1)
 	if _, err := b.Subscribe("shared.t", func(_ context.Context, m *broker.Message) error { got <- string(m.Body); return nil }); err != nil {
 		t.Fatal(err)
@@ -248,19 +245,23 @@ func TestSharedCache(t *testing.T) {
 	if m := <-got; m != "hello" {
 		t.Fatalf("delivered %q", m)
 	}
-	// The subscription is in the shared cache, registered in its registry.
+	// The selector finds the subscription the broker registered.
 	n, err := sel.Select(ctx, direct.ServiceName("shared.t"), nil)
 	if err != nil || n.Address != b.Address() {
 		t.Fatalf("Select of the subscription = %v, %v; want the broker's address %s", n, err, b.Address())
 	}
 	sel.Mark(direct.ServiceName("shared.t"), n, nil)
 	if w := reg.Watches(); w != 1 {
-		t.Errorf("%d registry watches for a selector and a broker sharing a cache, want 1", w)
+		t.Errorf("%d registry watches for a selector and a broker of one registry, want 1", w)
 	}
 	if err := b.Disconnect(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Get(ctx, "other"); err != nil {
-		t.Fatalf("the shared cache after the broker disconnected: %v", err)
+	other := &registry.Service{Name: "other", Nodes: []*registry.Node{{ID: "o1", Address: "127.0.0.1:1"}}}
+	if err := reg.Register(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sel.Select(ctx, "other", nil); err != nil || n.ID != "o1" {
+		t.Fatalf("the shared cache after the broker disconnected: %v, %v", n, err)
 	}
 }

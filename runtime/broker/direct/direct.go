@@ -43,12 +43,12 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/advertise"
+	"github.com/protoc-gen-micro/micro/internal/cache"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/brokerpb"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
@@ -114,9 +114,6 @@ func NewBroker(opts ...Option) *Broker {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.registry == nil && o.cache != nil {
-		o.registry = o.cache.Registry()
-	}
 	if o.registry == nil {
 		o.registry = memory.NewRegistry()
 	}
@@ -124,11 +121,7 @@ func NewBroker(opts ...Option) *Broker {
 	if b.cli == nil {
 		b.cli = client.NewClient()
 	}
-	if o.cache != nil {
-		b.topics = newTopics(o.cache, false)
-	} else {
-		b.topics = newTopics(cache.New(o.registry), true)
-	}
+	b.topics = newTopics(cache.Shared(o.registry), true)
 	b.pub = engine.NewPublisher(engine.Config{
 		Name:     "direct",
 		Link:     link{svc: brokerpb.NewBrokerService("micro.broker", b.cli)},

@@ -5,7 +5,6 @@ import (
 
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 )
@@ -23,7 +22,6 @@ type Option func(*options)
 
 type options struct {
 	registry         registry.Registry
-	cache            *cache.Cache
 	server           server.Server
 	client           client.Client
 	address          string
@@ -38,12 +36,6 @@ type options struct {
 // service's registry. Without it the broker uses an in-memory registry of
 // its own, which no other broker sees.
 func WithRegistry(r registry.Registry) Option { return func(o *options) { o.registry = r } }
-
-// Cache makes the broker find subscriptions in c, a cache of the registry
-// it registers in (c's registry unless Registry says otherwise), shared
-// with others, such as the service's client's selector, and not closed by
-// the broker. Without it the broker keeps a cache of its own.
-func WithCache(c *cache.Cache) Option { return func(o *options) { o.cache = c } }
 
 // Server serves deliveries on s, such as the service's server, instead of
 // a server of the broker's own. The broker registers its handler on s when

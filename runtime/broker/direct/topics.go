@@ -4,10 +4,10 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/protoc-gen-micro/micro/internal/cache"
 	"github.com/protoc-gen-micro/micro/internal/cowmap"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
 	"github.com/protoc-gen-micro/micro/runtime/client"
-	"github.com/protoc-gen-micro/micro/runtime/registry/cache"
 )
 
 // topics finds the subscriptions of the topics a broker publishes to in a

@@ -318,3 +318,39 @@ func TestWatchFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestShared: the users of one registry share one cache, which closes when
+// the last of them closes it; another registry gets its own.
+func TestShared(t *testing.T) {
+	ctx := context.Background()
+	reg, other := memory.NewRegistry(), memory.NewRegistry()
+	a, b := Shared(reg), Shared(reg)
+	if a != b {
+		t.Fatal("two users of one registry got two caches")
+	}
+	c := Shared(other)
+	defer c.Close()
+	if c == a {
+		t.Fatal("two registries share a cache")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "svc"); err != nil {
+		t.Fatalf("the cache closed while a user still holds it: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "svc"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after the last Close: %v, want ErrClosed", err)
+	}
+	d := Shared(reg)
+	defer d.Close()
+	if d == a {
+		t.Fatal("a closed cache was handed out again")
+	}
+	if _, err := d.Get(ctx, "svc"); err != nil {
+		t.Fatalf("a fresh shared cache: %v", err)
+	}
+}

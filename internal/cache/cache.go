@@ -3,8 +3,8 @@
 // lookup.
 //
 // The default selector picks the node of every call from a Cache, and the
-// built-in broker finds a topic's subscribers in one; a service gives its
-// client and its broker the same Cache, so one watch serves both.
+// built-in broker finds a topic's subscribers in one. Both take theirs from
+// Shared, so one watch of a registry serves every user in the process.
 //
 // The first Get of a service looks it up in the registry; concurrent first
 // Gets share that lookup, and a failed lookup is not cached. From then on
@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,9 @@ type Cache struct {
 	ctx      context.Context // ends with Close
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // the watch goroutine
+
+	shared bool // handed out by Shared; refs guarded by shared's lock
+	refs   int
 }
 
 // entry is one service in the cache. Get reads snap without a lock;
@@ -90,6 +94,54 @@ type nodeKey struct{ version, id string }
 type nodeOf struct {
 	version string
 	node    *registry.Node
+}
+
+// shared holds the caches Shared hands out, by registry.
+var shared struct {
+	sync.Mutex
+	m map[registry.Registry]*Cache
+}
+
+// Shared returns the cache of r that every user of r in the process
+// shares, creating it on first use. Each caller closes it once; the last
+// Close closes it. A registry that cannot be a map key gets a cache of its
+// own.
+func Shared(r registry.Registry) *Cache {
+	if t := reflect.TypeOf(r); t == nil || !t.Comparable() {
+		return New(r)
+	}
+	shared.Lock()
+	defer shared.Unlock()
+	if c := shared.m[r]; c != nil {
+		c.refs++
+		return c
+	}
+	if shared.m == nil {
+		shared.m = map[registry.Registry]*Cache{}
+	}
+	c := New(r)
+	c.refs, c.shared = 1, true
+	shared.m[r] = c
+	return c
+}
+
+// release drops one reference to a shared cache and reports whether it was
+// the last; always true for a cache of its own.
+func (c *Cache) release() bool {
+	if !c.shared {
+		return true
+	}
+	shared.Lock()
+	defer shared.Unlock()
+	if c.refs == 0 {
+		return true // already closed
+	}
+	c.refs--
+	if c.refs > 0 {
+		return false
+	}
+	delete(shared.m, c.reg)
+	return true
 }
 
 // New returns a cache of r. It watches r from the first Get until Close.
@@ -129,8 +181,11 @@ func (c *Cache) Current(service string) *Snapshot {
 }
 
 // Close stops the watch and waits for its goroutine to end. Get fails
-// afterwards.
+// afterwards. A shared cache closes when its last user closes it.
 func (c *Cache) Close() error {
+	if !c.release() {
+		return nil
+	}
 	c.mu.Lock()
 	if c.closed.Load() {
 		c.mu.Unlock()
