@@ -101,6 +101,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 )
 
 // Broker publishes messages to topics and delivers them to subscriptions.
@@ -143,11 +145,6 @@ type Subscriber interface {
 	Unsubscribe() error
 }
 
-// HeaderContentType is the header naming the codec of a message's body, as
-// "application/" + codec name: "application/proto" or "application/json".
-// A message without it is protobuf.
-const HeaderContentType = "content-type"
-
 // Message is what a topic carries.
 type Message struct {
 	// ID identifies the message; Publish sets it when empty. Redeliveries
@@ -156,7 +153,9 @@ type Message struct {
 	// Topic is set by Publish.
 	Topic string
 	// Header holds application headers; keys are case-sensitive. Publish
-	// does not modify it.
+	// does not modify it. The "content-type" header names the codec of
+	// the body, as "application/" + codec name ("application/json"); a
+	// message without it is protobuf.
 	Header map[string]string
 	// Body is the encoded payload.
 	Body []byte
@@ -164,7 +163,7 @@ type Message struct {
 	// first redelivery, and so on. Brokers set it on delivery.
 	Attempt int
 
-	ack Acknowledger
+	ack brokerkit.Acknowledger
 }
 
 // Ack acknowledges a message delivered to a ManualAck subscription. It
@@ -189,17 +188,9 @@ func (m *Message) Nack(reason error) error {
 	return m.ack.Nack(reason)
 }
 
-// An Acknowledger settles a message delivered to a ManualAck subscription.
-// Broker implementations attach one to each such message with
-// SetAcknowledger; handlers call Message.Ack and Message.Nack.
-type Acknowledger interface {
-	Ack() error
-	Nack(reason error) error
+func init() {
+	brokerkit.SetAcknowledger = func(m any, a brokerkit.Acknowledger) { m.(*Message).ack = a }
 }
-
-// SetAcknowledger sets what m.Ack and m.Nack call. It is for Broker
-// implementations.
-func (m *Message) SetAcknowledger(a Acknowledger) { m.ack = a }
 
 // Stats are a broker's counters since it was created. Implementations
 // provide them with a Stats() Stats method.
@@ -271,37 +262,4 @@ func (e *PublishError) Unwrap() []error {
 		out[i] = f.Err
 	}
 	return out
-}
-
-// Topic and queue group names: 1 to maxNameLen bytes of ASCII letters,
-// digits, '.', '-' and '_', starting and ending with a letter or digit,
-// without "..". They become part of registry names, which some registries
-// (DNS-SD) restrict this way.
-const maxNameLen = 128
-
-// ValidateTopic reports whether topic is a valid topic name. Topics are
-// exact names; there are no wildcards.
-func ValidateTopic(topic string) error { return validateName("topic", topic) }
-
-// ValidateQueue reports whether name is a valid queue group name.
-func ValidateQueue(name string) error { return validateName("queue group", name) }
-
-func validateName(what, s string) error {
-	if s == "" || len(s) > maxNameLen {
-		return fmt.Errorf("broker: %s %q: must be 1 to %d bytes", what, s, maxNameLen)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-		switch {
-		case alnum:
-		case (c == '.' || c == '-' || c == '_') && i > 0 && i < len(s)-1:
-			if c == '.' && s[i+1] == '.' {
-				return fmt.Errorf("broker: %s %q: empty element between dots", what, s)
-			}
-		default:
-			return fmt.Errorf("broker: %s %q: byte %d (%q) not allowed: use letters, digits, '.', '-', '_', starting and ending with a letter or digit", what, s, i, c)
-		}
-	}
-	return nil
 }

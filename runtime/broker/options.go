@@ -7,16 +7,16 @@ import (
 
 // Publish defaults.
 const (
-	DefaultAttempts   = 3
-	DefaultBackoff    = 100 * time.Millisecond
-	DefaultMaxBackoff = 2 * time.Second
-	DefaultTimeout    = 30 * time.Second
+	defaultAttempts   = 3
+	defaultBackoff    = 100 * time.Millisecond
+	defaultMaxBackoff = 2 * time.Second
+	defaultTimeout    = 30 * time.Second
 )
 
 // Subscribe defaults.
 const (
-	DefaultConcurrency = 1
-	DefaultMaxInFlight = 2048
+	defaultConcurrency = 1
+	defaultMaxInFlight = 2048
 )
 
 // PublishOptions configures one publication. Broker implementations build
@@ -33,7 +33,7 @@ type PublishOptions struct {
 	// subscribers with ErrNoSubscribers.
 	RequireSubscribers bool
 	// Attempts bounds the deliveries of the message to one target when its
-	// handler fails; DefaultAttempts by default.
+	// handler fails; 3 by default.
 	Attempts int
 	// Backoff is the wait before the first redelivery, doubled for each
 	// next one up to MaxBackoff.
@@ -59,7 +59,7 @@ type PublishOption func(*PublishOptions)
 // runs on every Publish.
 var publishOptions = sync.Pool{New: func() any { return new(PublishOptions) }}
 
-var defaultPublishOptions = PublishOptions{Attempts: DefaultAttempts, Backoff: DefaultBackoff, MaxBackoff: DefaultMaxBackoff, Timeout: DefaultTimeout}
+var defaultPublishOptions = PublishOptions{Attempts: defaultAttempts, Backoff: defaultBackoff, MaxBackoff: defaultMaxBackoff, Timeout: defaultTimeout}
 
 // NewPublishOptions returns the options opts set, defaults filled in.
 func NewPublishOptions(opts ...PublishOption) PublishOptions {
@@ -80,7 +80,7 @@ func NewPublishOptions(opts ...PublishOption) PublishOptions {
 		o.MaxBackoff = o.Backoff
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = defaultTimeout
 	}
 	return o
 }
@@ -148,11 +148,11 @@ type SubscribeOptions struct {
 	// Queue is the queue group; "" for none.
 	Queue string
 	// Concurrency bounds the handler calls running at once;
-	// DefaultConcurrency by default.
+	// 1 by default.
 	Concurrency int
 	// MaxInFlight bounds the deliveries accepted at once, running or
 	// waiting for a handler; beyond it publishers are told to back off.
-	// DefaultMaxInFlight by default, and never below Concurrency.
+	// 2048 by default, and never below Concurrency.
 	MaxInFlight int
 	// ManualAck leaves acknowledging to the handler (Message.Ack).
 	ManualAck bool
@@ -163,7 +163,7 @@ type SubscribeOption func(*SubscribeOptions)
 
 // NewSubscribeOptions returns the options opts set, defaults filled in.
 func NewSubscribeOptions(opts ...SubscribeOption) SubscribeOptions {
-	o := SubscribeOptions{Concurrency: DefaultConcurrency, MaxInFlight: DefaultMaxInFlight}
+	o := SubscribeOptions{Concurrency: defaultConcurrency, MaxInFlight: defaultMaxInFlight}
 	for _, opt := range opts {
 		opt(&o)
 	}

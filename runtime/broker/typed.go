@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -67,19 +68,15 @@ func encodingOf(opts []PublishOption) encoding {
 		for k, v := range o.Header {
 			header[k] = v
 		}
-		header[HeaderContentType] = ContentTypeOf(cd.Name())
+		header[brokerkit.HeaderContentType] = brokerkit.ContentTypeOf(cd.Name())
 	}
 	return encoding{codec: cd, header: header}
 }
 
-// ContentTypeOf returns the content-type header value for a codec name:
-// "application/proto", "application/json".
-func ContentTypeOf(codecName string) string { return "application/" + codecName }
-
-// CodecOf returns the codec a message's body is encoded with, from its
+// codecOf returns the codec a message's body is encoded with, from its
 // content-type header (protobuf when it has none).
-func CodecOf(msg *Message) (codec.Codec, error) {
-	ct := msg.Header[HeaderContentType]
+func codecOf(msg *Message) (codec.Codec, error) {
+	ct := msg.Header[brokerkit.HeaderContentType]
 	if ct == "" {
 		return codec.Proto, nil
 	}
@@ -104,7 +101,7 @@ func Subscribe[T proto.Message](b Broker, topic string, h func(ctx context.Conte
 	}
 	return b.Subscribe(topic, func(ctx context.Context, msg *Message) error {
 		m := mt.New().Interface().(T)
-		cd, err := CodecOf(msg)
+		cd, err := codecOf(msg)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -828,7 +829,7 @@ func testTyped(t *testing.T, bs []broker.Broker) {
 			got <- "probe"
 			return nil
 		}
-		cts <- msg.Header[broker.HeaderContentType]
+		cts <- msg.Header[brokerkit.HeaderContentType]
 		got <- m.GetValue()
 		return nil
 	}, broker.WithQueue("typed"))

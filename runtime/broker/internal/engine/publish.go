@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 )
@@ -148,7 +149,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msg *broker.Messa
 	if p.closed.Load() {
 		return broker.ErrDisconnected
 	}
-	if err := broker.ValidateTopic(topic); err != nil {
+	if err := brokerkit.ValidateTopic(topic); err != nil {
 		return err
 	}
 	if msg == nil {
@@ -159,12 +160,12 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msg *broker.Messa
 		msg.ID = NewID()
 	}
 	msg.Topic = topic
-	if o.ContentType != "" && msg.Header[broker.HeaderContentType] == "" {
+	if o.ContentType != "" && msg.Header[brokerkit.HeaderContentType] == "" {
 		h := maps.Clone(msg.Header)
 		if h == nil {
 			h = map[string]string{}
 		}
-		h[broker.HeaderContentType] = broker.ContentTypeOf(strings.ToLower(o.ContentType))
+		h[brokerkit.HeaderContentType] = brokerkit.ContentTypeOf(strings.ToLower(o.ContentType))
 		msg.Header = h
 	}
 	ts, err := p.cfg.Resolve(ctx, topic)

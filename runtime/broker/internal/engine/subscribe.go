@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/internal/mdctx"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
@@ -33,7 +34,7 @@ type Subscription struct {
 // Subscribe validates a subscription request, as every broker must, and
 // returns the subscription with a new ID.
 func Subscribe(brokerName, topic string, h broker.Handler, opts []broker.SubscribeOption) (*Subscription, error) {
-	if err := broker.ValidateTopic(topic); err != nil {
+	if err := brokerkit.ValidateTopic(topic); err != nil {
 		return nil, err
 	}
 	if h == nil {
@@ -41,7 +42,7 @@ func Subscribe(brokerName, topic string, h broker.Handler, opts []broker.Subscri
 	}
 	o := broker.NewSubscribeOptions(opts...)
 	if o.Queue != "" {
-		if err := broker.ValidateQueue(o.Queue); err != nil {
+		if err := brokerkit.ValidateQueue(o.Queue); err != nil {
 			return nil, err
 		}
 	}
@@ -160,7 +161,7 @@ func (s *Subscription) deliverManual(base context.Context, in []Inbound) {
 		}
 		p.ctx, p.cancel = m.ctx.init(base, m)
 		p.ack = &acker{done: make(chan struct{})}
-		m.Msg.SetAcknowledger(p.ack)
+		brokerkit.SetAcknowledger(&m.Msg, p.ack)
 		run := func() {
 			if err := s.call(p.ctx, &m.Msg); err != nil {
 				p.ack.Nack(err)

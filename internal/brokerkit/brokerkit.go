@@ -1,0 +1,57 @@
+// Package brokerkit holds what the broker implementations share and users
+// do not need: the content-type header, topic and queue name rules, and the
+// hook that attaches an acknowledger to a delivered message.
+package brokerkit
+
+import "fmt"
+
+// HeaderContentType is the header naming the codec of a message's body, as
+// "application/" + codec name; a message without it is protobuf.
+const HeaderContentType = "content-type"
+
+// ContentTypeOf returns the content-type header value for a codec name:
+// "application/proto", "application/json".
+func ContentTypeOf(codecName string) string { return "application/" + codecName }
+
+// An Acknowledger settles a message delivered to a ManualAck subscription;
+// Message.Ack and Message.Nack call it.
+type Acknowledger interface {
+	Ack() error
+	Nack(reason error) error
+}
+
+// SetAcknowledger attaches a to m, a *broker.Message. Package broker sets it.
+var SetAcknowledger func(m any, a Acknowledger)
+
+// Topic and queue group names: 1 to maxNameLen bytes of ASCII letters,
+// digits, '.', '-' and '_', starting and ending with a letter or digit,
+// without "..". They become part of registry names, which some registries
+// (DNS-SD) restrict this way.
+const maxNameLen = 128
+
+// ValidateTopic reports whether topic is a valid topic name. Topics are
+// exact names; there are no wildcards.
+func ValidateTopic(topic string) error { return validateName("topic", topic) }
+
+// ValidateQueue reports whether name is a valid queue group name.
+func ValidateQueue(name string) error { return validateName("queue group", name) }
+
+func validateName(what, s string) error {
+	if s == "" || len(s) > maxNameLen {
+		return fmt.Errorf("broker: %s %q: must be 1 to %d bytes", what, s, maxNameLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		switch {
+		case alnum:
+		case (c == '.' || c == '-' || c == '_') && i > 0 && i < len(s)-1:
+			if c == '.' && s[i+1] == '.' {
+				return fmt.Errorf("broker: %s %q: empty element between dots", what, s)
+			}
+		default:
+			return fmt.Errorf("broker: %s %q: byte %d (%q) not allowed: use letters, digits, '.', '-', '_', starting and ending with a letter or digit", what, s, i, c)
+		}
+	}
+	return nil
+}
