@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -58,13 +60,46 @@ func New(name string) (Registry, error) {
 
 // FromEnv returns New of the implementation named by the MICRO_REGISTRY
 // environment variable, or of DefaultName when it is unset or empty.
+//
+// When the variable names no registered implementation (a typo, or a
+// plug-in whose package is not imported), or the implementation cannot be
+// created, FromEnv returns the error together with a Registry whose every
+// method returns that error, so that a program that goes on anyway fails
+// at its first lookup with the same explanation rather than with a
+// nil-pointer panic.
 func FromEnv() (Registry, error) {
 	name := os.Getenv(EnvRegistry)
 	if name == "" {
 		name = DefaultName
 	}
-	return New(name)
+	factoriesMu.RLock()
+	_, known := factories[name]
+	factoriesMu.RUnlock()
+	if !known {
+		err := fmt.Errorf("registry: %s=%q is not a known registry (known: %s); a plug-in registers itself when its package is imported",
+			EnvRegistry, name, strings.Join(Names(), ", "))
+		return unavailable{name, err}, err
+	}
+	r, err := New(name)
+	if err != nil {
+		return unavailable{name, err}, err
+	}
+	return r, nil
 }
+
+// unavailable is the Registry FromEnv returns with its error: it fails
+// every call with that error.
+type unavailable struct {
+	name string
+	err  error
+}
+
+func (u unavailable) Register(context.Context, *Service, ...RegisterOption) error { return u.err }
+func (u unavailable) Deregister(context.Context, *Service) error                  { return u.err }
+func (u unavailable) GetService(context.Context, string) ([]*Service, error)      { return nil, u.err }
+func (u unavailable) ListServices(context.Context) ([]*Service, error)            { return nil, u.err }
+func (u unavailable) Watch(context.Context, ...WatchOption) (Watcher, error)      { return nil, u.err }
+func (u unavailable) String() string                                              { return u.name + " (unavailable)" }
 
 // Names returns the names of the registered implementations, sorted.
 func Names() []string {

@@ -40,6 +40,9 @@ const (
 // ErrClosed is returned by Get once the cache is closed.
 var ErrClosed = errors.New("registry cache: closed")
 
+// errNoRegistry is returned by Get of a cache made without a registry.
+var errNoRegistry = errors.New("registry cache: no registry to look services up in")
+
 // Snapshot is what the cache holds of a service at one moment. It is never
 // modified: a change to the service replaces it, so a caller may derive
 // its own view from a Snapshot and rebuild that view only when Get returns
@@ -93,6 +96,7 @@ type nodeOf struct {
 }
 
 // New returns a cache of r. It watches r from the first Get until Close.
+// Get fails when r is nil.
 func New(r registry.Registry) *Cache {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Cache{reg: r, minRefresh: minRefresh, maxRefresh: maxRefresh, ctx: ctx, cancel: cancel}
@@ -219,6 +223,9 @@ func (c *Cache) entry(name string) (*entry, error) {
 	defer c.mu.Unlock()
 	if c.closed.Load() {
 		return nil, ErrClosed
+	}
+	if c.reg == nil {
+		return nil, errNoRegistry
 	}
 	if !c.watching {
 		c.watching = true
