@@ -54,6 +54,12 @@ type Snapshot struct {
 	// address, sorted by address, then ID, then version. They are the
 	// registry's own values: do not modify them.
 	Nodes []*registry.Node
+	// NotFound, when Nodes is empty, is the error of the registry's last
+	// lookup of the service, which found none: it wraps
+	// registry.ErrNotFound and carries the registry's explanation, such as
+	// the interfaces the mDNS registry queried. It is nil when the service
+	// has nodes, or lost them after the lookup.
+	NotFound error
 }
 
 // Cache is a registry's services, kept current. Create it with New; it is
@@ -80,10 +86,11 @@ type entry struct {
 	name string
 	snap atomic.Pointer[Snapshot]
 
-	mu      sync.Mutex
-	nodes   map[nodeKey]nodeOf // what the registry says
-	loading chan struct{}      // closed when a lookup in flight ends
-	pending []*registry.Result // changes seen while loading
+	mu       sync.Mutex
+	nodes    map[nodeKey]nodeOf // what the registry says
+	notFound error              // the last lookup's, if it found nothing; for Snapshot.NotFound
+	loading  chan struct{}      // closed when a lookup in flight ends
+	pending  []*registry.Result // changes seen while loading
 }
 
 // nodeKey identifies a node within a service: by version and ID, or
@@ -203,7 +210,7 @@ func (c *Cache) load(ctx context.Context, name string) (*Snapshot, error) {
 			e.mu.Unlock()
 			return nil, ErrClosed
 		}
-		e.resetLocked(versions)
+		e.resetLocked(versions, err)
 		// Changes seen while the lookup ran may or may not be in its
 		// answer; applied again in order, they leave the right state.
 		for _, r := range pending {
@@ -244,9 +251,11 @@ func keyOf(version string, n *registry.Node) nodeKey {
 	return nodeKey{version, id}
 }
 
-// resetLocked replaces what the registry says with versions.
-func (e *entry) resetLocked(versions []*registry.Service) {
+// resetLocked replaces what the registry says with the answer of a
+// lookup: versions, or notFound, an error wrapping registry.ErrNotFound.
+func (e *entry) resetLocked(versions []*registry.Service, notFound error) {
 	e.nodes = map[nodeKey]nodeOf{}
+	e.notFound = notFound
 	for _, v := range versions {
 		if v == nil {
 			continue
@@ -302,6 +311,12 @@ func (e *entry) publishLocked() *Snapshot {
 	snap := &Snapshot{Service: e.name, Nodes: make([]*registry.Node, len(list))}
 	for i, n := range list {
 		snap.Nodes[i] = n.node
+	}
+	if len(list) > 0 {
+		// Nodes that leave later were not "not found" by a lookup.
+		e.notFound = nil
+	} else {
+		snap.NotFound = e.notFound
 	}
 	e.snap.Store(snap)
 	return snap
@@ -416,7 +431,7 @@ func (c *Cache) refresh() {
 		e.mu.Lock()
 		// A service being looked up by Get gets fresh nodes from that.
 		if e.loading == nil && e.snap.Load() != nil {
-			e.resetLocked(versions)
+			e.resetLocked(versions, err)
 			e.publishLocked()
 		}
 		e.mu.Unlock()
