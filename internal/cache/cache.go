@@ -41,6 +41,9 @@ const (
 // ErrClosed is returned by Get once the cache is closed.
 var ErrClosed = errors.New("registry cache: closed")
 
+// errNoRegistry is returned by Get of a cache made without a registry.
+var errNoRegistry = errors.New("registry cache: no registry to look services up in")
+
 // Snapshot is what the cache holds of a service at one moment. It is never
 // modified: a change to the service replaces it, so a caller may derive
 // its own view from a Snapshot and rebuild that view only when Get returns
@@ -52,6 +55,12 @@ type Snapshot struct {
 	// address, sorted by address, then ID, then version. They are the
 	// registry's own values: do not modify them.
 	Nodes []*registry.Node
+	// NotFound, when Nodes is empty, is the error of the registry's last
+	// lookup of the service, which found none: it wraps
+	// registry.ErrNotFound and carries the registry's explanation, such as
+	// the interfaces the mDNS registry queried. It is nil when the service
+	// has nodes, or lost them after the lookup.
+	NotFound error
 }
 
 // Cache is a registry's services, kept current. Create it with New; it is
@@ -81,10 +90,11 @@ type entry struct {
 	name string
 	snap atomic.Pointer[Snapshot]
 
-	mu      sync.Mutex
-	nodes   map[nodeKey]nodeOf // what the registry says
-	loading chan struct{}      // closed when a lookup in flight ends
-	pending []*registry.Result // changes seen while loading
+	mu       sync.Mutex
+	nodes    map[nodeKey]nodeOf // what the registry says
+	notFound error              // the last lookup's, if it found nothing; for Snapshot.NotFound
+	loading  chan struct{}      // closed when a lookup in flight ends
+	pending  []*registry.Result // changes seen while loading
 }
 
 // nodeKey identifies a node within a service: by version and ID, or
@@ -145,6 +155,7 @@ func (c *Cache) release() bool {
 }
 
 // New returns a cache of r. It watches r from the first Get until Close.
+// Get fails when r is nil.
 func New(r registry.Registry) *Cache {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Cache{reg: r, minRefresh: minRefresh, maxRefresh: maxRefresh, ctx: ctx, cancel: cancel}
@@ -254,7 +265,7 @@ func (c *Cache) load(ctx context.Context, name string) (*Snapshot, error) {
 			e.mu.Unlock()
 			return nil, ErrClosed
 		}
-		e.resetLocked(versions)
+		e.resetLocked(versions, err)
 		// Changes seen while the lookup ran may or may not be in its
 		// answer; applied again in order, they leave the right state.
 		for _, r := range pending {
@@ -275,6 +286,9 @@ func (c *Cache) entry(name string) (*entry, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	if c.reg == nil {
+		return nil, errNoRegistry
+	}
 	if !c.watching {
 		c.watching = true
 		w := c.watchLocked()
@@ -292,9 +306,11 @@ func keyOf(version string, n *registry.Node) nodeKey {
 	return nodeKey{version, id}
 }
 
-// resetLocked replaces what the registry says with versions.
-func (e *entry) resetLocked(versions []*registry.Service) {
+// resetLocked replaces what the registry says with the answer of a
+// lookup: versions, or notFound, an error wrapping registry.ErrNotFound.
+func (e *entry) resetLocked(versions []*registry.Service, notFound error) {
 	e.nodes = map[nodeKey]nodeOf{}
+	e.notFound = notFound
 	for _, v := range versions {
 		if v == nil {
 			continue
@@ -350,6 +366,12 @@ func (e *entry) publishLocked() *Snapshot {
 	snap := &Snapshot{Service: e.name, Nodes: make([]*registry.Node, len(list))}
 	for i, n := range list {
 		snap.Nodes[i] = n.node
+	}
+	if len(list) > 0 {
+		// Nodes that leave later were not "not found" by a lookup.
+		e.notFound = nil
+	} else {
+		snap.NotFound = e.notFound
 	}
 	e.snap.Store(snap)
 	return snap
@@ -464,7 +486,7 @@ func (c *Cache) refresh() {
 		e.mu.Lock()
 		// A service being looked up by Get gets fresh nodes from that.
 		if e.loading == nil && e.snap.Load() != nil {
-			e.resetLocked(versions)
+			e.resetLocked(versions, err)
 			e.publishLocked()
 		}
 		e.mu.Unlock()

@@ -3,8 +3,10 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -239,7 +241,7 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 			}
 			return err
 		}
-		err = c.callOnce(ctx, addr, m, req, rsp, co, transport.StreamConfig{Method: m.Procedure, Codec: cd, Compressor: comp})
+		err = c.callOnce(ctx, service, addr, m, req, rsp, co, transport.StreamConfig{Method: m.Procedure, Codec: cd, Compressor: comp})
 		c.mark(service, node, err)
 		if err != nil && ctx.Err() != nil {
 			return ctxError(ctx, err)
@@ -252,8 +254,8 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 	}
 }
 
-func (c *rpcClient) callOnce(ctx context.Context, addr string, m *spec.Method, req, rsp any, co *callOptions, sc transport.StreamConfig) error {
-	cc, err := c.pool.get(ctx, addr)
+func (c *rpcClient) callOnce(ctx context.Context, service, addr string, m *spec.Method, req, rsp any, co *callOptions, sc transport.StreamConfig) error {
+	cc, err := c.connect(ctx, service, addr)
 	if err != nil {
 		return err
 	}
@@ -310,7 +312,7 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 			return nil, err
 		}
 		var cs *transport.ClientStream
-		cc, err := c.pool.get(ctx, addr)
+		cc, err := c.connect(ctx, service, addr)
 		if err == nil {
 			cs, err = cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd, Compressor: comp, WatchContext: true})
 		}
@@ -340,6 +342,42 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		tried = append(tried, addr)
 	}
 }
+
+// connect returns the pooled connection to addr, or the failure to connect
+// as an Unavailable *connectError naming the address and the service.
+func (c *rpcClient) connect(ctx context.Context, service, addr string) (*transport.ClientConn, error) {
+	cc, err := c.pool.get(ctx, addr)
+	if err != nil {
+		return nil, status.Errorf(status.Unavailable, "%w", &connectError{addr: addr, service: service, err: err})
+	}
+	return cc, nil
+}
+
+// connectError is a failure to connect to a node, told in one sentence:
+// "client: cannot connect to 127.0.0.1:1 (service "greeter"): dial tcp
+// 127.0.0.1:1: connect: connection refused". Its message leaves out
+// transport.ErrUnprocessed, which says nothing to a user, but it still
+// unwraps to the transport's error, so errors.Is finds the sentinel by
+// which the client knows the call is safe to retry on another node.
+type connectError struct {
+	addr, service string
+	err           error // the pool's: a transport or waiting error marked ErrUnprocessed
+}
+
+func (e *connectError) Error() string {
+	reason := e.err.Error()
+	if s, ok := status.FromError(e.err); ok {
+		reason = s.Message()
+	}
+	// The transport's wording is "transport: dial ADDR: <net error>:
+	// <ErrUnprocessed>"; the sentence already says both what and where.
+	reason = strings.TrimSuffix(reason, ": "+transport.ErrUnprocessed.Error())
+	reason = strings.TrimPrefix(reason, "transport: dial "+e.addr+": ")
+	reason = strings.TrimPrefix(reason, "transport: ")
+	return fmt.Sprintf("client: cannot connect to %s (service %q): %s", e.addr, e.service, reason)
+}
+
+func (e *connectError) Unwrap() error { return e.err }
 
 // ctxError reports a call that failed after its context ended as the
 // context's code (DeadlineExceeded or Canceled), whatever the transport saw
@@ -468,7 +506,7 @@ func (p *connPool) get(ctx context.Context, addr string) (*transport.ClientConn,
 		select {
 		case <-e.ready:
 		case <-ctx.Done():
-			return nil, status.Errorf(status.Unavailable, "client: waiting for a connection to %s: %v: %w", addr, ctx.Err(), transport.ErrUnprocessed)
+			return nil, status.Errorf(status.Unavailable, "gave up waiting for the connection: %v: %w", ctx.Err(), transport.ErrUnprocessed)
 		}
 		if e.err == nil && e.cc.Usable() {
 			return e.cc, nil

@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -41,30 +43,63 @@ func RegisterFactory(name string, f Factory) {
 
 // New returns a new registry of the implementation registered as name.
 // The package of the implementation must be imported (registry/memory
-// registers "memory", registry/mdns registers "mdns").
+// registers "memory", registry/mdns registers "mdns"). With its error, New
+// returns a Registry whose every method returns that error, as FromEnv does.
 func New(name string) (Registry, error) {
 	factoriesMu.RLock()
 	f := factories[name]
 	factoriesMu.RUnlock()
 	if f == nil {
-		return nil, fmt.Errorf("registry: no implementation named %q (known: %v); is its package imported?", name, Names())
+		err := fmt.Errorf("registry: %q is not a known registry (known: %s); a plug-in registers itself when its package is imported",
+			name, strings.Join(Names(), ", "))
+		return unavailable{name, err}, err
 	}
 	r, err := f()
 	if err != nil {
-		return nil, fmt.Errorf("registry: creating %q: %w", name, err)
+		err = fmt.Errorf("registry: creating %q: %w", name, err)
+		return unavailable{name, err}, err
 	}
 	return r, nil
 }
 
 // FromEnv returns New of the implementation named by the MICRO_REGISTRY
 // environment variable, or of DefaultName when it is unset or empty.
+//
+// When the variable names no registered implementation (a typo, or a
+// plug-in whose package is not imported), or the implementation cannot be
+// created, FromEnv returns the error together with a Registry whose every
+// method returns that error, so that a program that goes on anyway fails
+// at its first lookup with the same explanation rather than with a
+// nil-pointer panic.
 func FromEnv() (Registry, error) {
 	name := os.Getenv(EnvRegistry)
 	if name == "" {
 		name = DefaultName
 	}
+	factoriesMu.RLock()
+	_, known := factories[name]
+	factoriesMu.RUnlock()
+	if !known {
+		err := fmt.Errorf("registry: %s=%q is not a known registry (known: %s); a plug-in registers itself when its package is imported",
+			EnvRegistry, name, strings.Join(Names(), ", "))
+		return unavailable{name, err}, err
+	}
 	return New(name)
 }
+
+// unavailable is the Registry FromEnv returns with its error: it fails
+// every call with that error.
+type unavailable struct {
+	name string
+	err  error
+}
+
+func (u unavailable) Register(context.Context, *Service, ...RegisterOption) error { return u.err }
+func (u unavailable) Deregister(context.Context, *Service) error                  { return u.err }
+func (u unavailable) GetService(context.Context, string) ([]*Service, error)      { return nil, u.err }
+func (u unavailable) ListServices(context.Context) ([]*Service, error)            { return nil, u.err }
+func (u unavailable) Watch(context.Context, ...WatchOption) (Watcher, error)      { return nil, u.err }
+func (u unavailable) String() string                                              { return u.name + " (unavailable)" }
 
 // Names returns the names of the registered implementations, sorted.
 func Names() []string {

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"context"
 	"io"
 	"strings"
 	"testing"
@@ -25,9 +26,13 @@ func TestNew(t *testing.T) {
 	}
 	r.(io.Closer).Close()
 
-	_, err = registry.New("etcd")
-	if err == nil || !strings.Contains(err.Error(), `no implementation named "etcd" (known: [mdns memory])`) {
+	r, err = registry.New("etcd")
+	if err == nil || !strings.Contains(err.Error(), `"etcd" is not a known registry (known: mdns, memory)`) {
 		t.Fatalf(`New("etcd") = %v`, err)
+	}
+	// The registry New returns with its error fails with that error.
+	if _, gerr := r.GetService(context.Background(), "x"); gerr != err {
+		t.Fatalf(`the registry of New("etcd") answers %v, want %v`, gerr, err)
 	}
 }
 

@@ -96,6 +96,10 @@ func (s *selector) Select(ctx context.Context, name string, exclude []string) (*
 	}
 	v := svc.view.Get(s.cache, snap, svc.rebuild)
 	if len(v.nodes) == 0 {
+		if snap.NotFound != nil {
+			// The registry's own explanation, such as what mDNS queried.
+			return nil, fmt.Errorf("%w: %w", ErrNoneAvailable, snap.NotFound)
+		}
 		return nil, fmt.Errorf("%w: service %q: %w", ErrNoneAvailable, name, registry.ErrNotFound)
 	}
 	// While no node of the service has failed, no clock is read.

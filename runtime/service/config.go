@@ -138,7 +138,8 @@ func (c config) apply(o *options) error {
 		o.address = c["MICRO_SERVER_ADDRESS"]
 	}
 	if o.registry == nil && o.registryErr == nil {
-		if name := c["MICRO_REGISTRY"]; name != "" {
+		if name := c["MICRO_REGISTRY"]; name != "" && name != os.Getenv("MICRO_REGISTRY") {
+			// From -registry; FromEnv below reads the variable.
 			o.registry, o.registryErr = registry.New(name)
 			o.created = o.registry
 		}

@@ -338,7 +338,7 @@ func (s *service) Start() error {
 	if err != nil {
 		return err
 	}
-	if o.registry == nil {
+	if o.registryErr != nil {
 		return fmt.Errorf("service %s: no registry: %w", o.name, o.registryErr)
 	}
 

@@ -29,6 +29,12 @@
 // over it (a queue group's messages go to another member; a group-less
 // subscription's fail, reported to the publisher) until the TTL removes it.
 //
+// A publication to a topic without subscribers is dropped (or fails, with
+// broker.RequireSubscribers). The first for each topic is logged with
+// log/slog at INFO, naming the registry asked: subscribers registered in
+// another registry, such as another process's memory registry, are
+// invisible.
+//
 // Semantics are package broker's, checked by broker/brokertest.
 package direct
 

@@ -2,7 +2,9 @@ package direct
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/protoc-gen-micro/micro/internal/cache"
 	"github.com/protoc-gen-micro/micro/internal/cowmap"
@@ -26,6 +28,7 @@ type topics struct {
 type topicView struct {
 	service string // ServiceName(topic)
 	targets cache.View[*engine.Targets]
+	told    atomic.Bool // the log has said the topic had no subscriber
 }
 
 func newTopics(c *cache.Cache, own bool) *topics {
@@ -42,7 +45,28 @@ func (t *topics) targets(ctx context.Context, topic string) (*engine.Targets, er
 	if err != nil {
 		return nil, err
 	}
-	return v.targets.Get(t.cache, snap, buildTargets), nil
+	ts := v.targets.Get(t.cache, snap, buildTargets)
+	if ts.Len() == 0 && !v.told.Load() && !v.told.Swap(true) {
+		t.logNoSubscriber(topic, snap)
+	}
+	return ts, nil
+}
+
+// logNoSubscriber says, once per topic and at the default log level, that
+// a publication found no subscriber, and where they were sought: the
+// usual cause is discovery split between processes, silent otherwise.
+func (t *topics) logNoSubscriber(topic string, snap *cache.Snapshot) {
+	reg := t.cache.Registry()
+	attrs := []any{"topic", topic, "registry", reg.String()}
+	if reg.String() == "memory" {
+		attrs = append(attrs, "hint", "the memory registry holds only this process's subscriptions: subscribers in other processes are invisible to it; use mdns (the default) to find them")
+	} else {
+		if snap.NotFound != nil {
+			attrs = append(attrs, "lookup", snap.NotFound.Error())
+		}
+		attrs = append(attrs, "hint", "publishers and subscribers find each other only through the same registry (MICRO_REGISTRY)")
+	}
+	slog.Info("broker/direct: no subscriber found for topic; messages published to it are dropped", attrs...)
 }
 
 // buildTargets derives a topic's Targets from its snapshot, carrying over

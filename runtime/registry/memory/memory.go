@@ -1,8 +1,8 @@
 // Package memory is a registry.Registry held in the memory of one process.
 //
-// It is for tests, for services and clients that live in the same process,
-// and as the default until a networked registry is configured. It is not a
-// discovery mechanism: nothing registered here is visible to another
+// It is for tests and for services and clients that live in the same
+// process (the default registry, mdns, finds those of other processes). It
+// is not a discovery mechanism: nothing registered here is visible to another
 // process, and nothing survives a restart.
 //
 // Registrations honour registry.RegisterTTL: a node that is not refreshed in
@@ -15,6 +15,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -199,8 +200,9 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 }
 
 // GetService returns a deep copy of every version of the named service that
-// has a live node, versions in ascending order and nodes by ID, or
-// registry.ErrNotFound.
+// has a live node, versions in ascending order and nodes by ID, or an error
+// wrapping registry.ErrNotFound that says the registry holds only this
+// process's services.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -220,7 +222,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 		r.expire(now)
 	}
 	if len(out) == 0 {
-		return nil, registry.ErrNotFound
+		return nil, notFoundError(name)
 	}
 	slices.SortFunc(out, func(a, b *registry.Service) int { return cmp.Compare(a.Version, b.Version) })
 	return out, nil
@@ -424,3 +426,14 @@ func cloneEndpoints(es []*registry.Endpoint) []*registry.Endpoint {
 	}
 	return out
 }
+
+// notFoundError is the error of a lookup that found nothing. It says why
+// a service running in another process is not found: a newcomer who set
+// MICRO_REGISTRY=memory in two processes sees two registries.
+type notFoundError string
+
+func (e notFoundError) Error() string {
+	return fmt.Sprintf("registry: service %q not found in the memory registry, which holds only this process's services; use mdns (the default) to find services in other processes", string(e))
+}
+
+func (e notFoundError) Unwrap() error { return registry.ErrNotFound }
