@@ -11,12 +11,12 @@ import (
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/status"
-	"github.com/protoc-gen-micro/micro/internal/transport"
 )
 
 // A call to a service the registry does not know fails with the
