@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -38,13 +39,23 @@ func addrs(t *testing.T, c *Cache) string {
 	return strings.Join(out, " ")
 }
 
+// waitUntil yields until cond holds; the deadline only fails a cond that
+// never does.
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	for start := time.Now(); !cond(); time.Sleep(time.Millisecond) {
-		if time.Since(start) > 2*time.Second {
-			t.Fatal("condition not met within 2s")
+	for deadline := time.Now().Add(10 * time.Second); !cond(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never met")
 		}
 	}
+}
+
+// inLoad counts the goroutines inside Cache.load: a Get's first lookup of
+// a service, or waiting for another Get's.
+func inLoad() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "/registry/cache.(*Cache).load(")
 }
 
 // counting counts GetService calls, can hold them until released and can
@@ -126,8 +137,9 @@ func TestLookupSharedAndFailureNotCached(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, func() bool { return reg.lookups.Load() == 1 })
-	time.Sleep(10 * time.Millisecond)
+	// Every Get is inside load while the first lookup is held: the other
+	// seven wait for it (or, wrongly, look the service up themselves).
+	waitUntil(t, func() bool { return reg.lookups.Load() > 1 || reg.lookups.Load() == 1 && inLoad() == 8 })
 	close(reg.hold)
 	wg.Wait()
 	if n := reg.lookups.Load(); n != 1 {
@@ -163,7 +175,13 @@ func TestChangeDuringLookup(t *testing.T) {
 	go func() { _, err := c.Get(ctx, "greeter"); done <- err }()
 	<-reg.answered
 	mem.Deregister(ctx, svc("v1", "b:1"))
-	time.Sleep(20 * time.Millisecond) // the watch sees the change while the lookup is held
+	// The watch sees the change while the lookup is held.
+	e, _ := c.services.Load("greeter")
+	waitUntil(t, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.pending) > 0
+	})
 	close(reg.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -102,16 +103,30 @@ func (k *killable) kill() {
 // runs counts how many times the handler ran for each request name.
 type runs struct{ m sync.Map }
 
-func (r *runs) greeter(delay time.Duration) *funcGreeter {
+// greeter counts each call, and holds it while h (when not nil) is armed.
+func (r *runs) greeter(h *hold) *funcGreeter {
 	return &funcGreeter{hello: func(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
 		n, _ := r.m.LoadOrStore(in.Name, new(atomic.Int32))
 		n.(*atomic.Int32).Add(1)
-		if delay > 0 {
-			time.Sleep(delay)
+		if h != nil && h.armed.Load() {
+			h.held.Add(1)
+			select {
+			case <-h.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		out.Message = "Hello " + in.Name
 		return nil
 	}}
+}
+
+// hold keeps calls in a handler once armed, until release is closed or
+// their connection goes: calls certainly in flight when a node is killed.
+type hold struct {
+	armed   atomic.Bool
+	held    atomic.Int32
+	release chan struct{}
 }
 
 func (r *runs) of(name string) int32 {
@@ -137,10 +152,10 @@ type outcome struct {
 func killAndStop(t *testing.T, m *spec.Method, opts ...client.CallOption) outcome {
 	t.Helper()
 	var r runs
-	h := r.greeter(500 * time.Microsecond) // keeps calls in flight at the kill
-	a := serveKillable(t, h)
-	b := serveGreeter(t, h, server.WithGracePeriod(5*time.Second))
-	c := serveGreeter(t, h)
+	inFlight := &hold{release: make(chan struct{})}
+	a := serveKillable(t, r.greeter(inFlight))
+	b := serveGreeter(t, r.greeter(nil), server.WithGracePeriod(5*time.Second))
+	c := serveGreeter(t, r.greeter(nil))
 	reg := registryOf(a.Address(), b.Address(), c.Address())
 	cl := newTestClient(t, client.WithRegistry(reg))
 
@@ -192,13 +207,27 @@ func killAndStop(t *testing.T, m *spec.Method, opts ...client.CallOption) outcom
 	}
 	// Each phase lasts until enough calls have gone through, not a set
 	// time, so that a slow machine sees the same story.
-	phase := func(n int64) {
-		for start := started.Load(); started.Load()-start < n; {
-			time.Sleep(time.Millisecond)
+	// (The deadline only bounds a client that stops making progress.)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); runtime.Gosched() {
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("never: %s", what)
+			}
 		}
 	}
+	phase := func(n int64) {
+		start := started.Load()
+		waitFor(fmt.Sprint(n, " more calls"), func() bool { return started.Load()-start >= n })
+	}
 	phase(500)
+	// The node dies with calls in its handlers.
+	inFlight.armed.Store(true)
+	waitFor("calls held on the node to kill", func() bool { return inFlight.held.Load() >= 2 })
 	a.kill()
+	close(inFlight.release)
 	phase(500)
 	if err := b.Stop(); err != nil {
 		t.Errorf("graceful Stop: %v", err)

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +36,6 @@ type gateGreeter struct {
 	greeterpb.GreeterHandler
 	entered chan struct{}
 	release chan struct{}
-	sleep   time.Duration
 }
 
 func (g *gateGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
@@ -46,10 +46,6 @@ func (g *gateGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, 
 		case <-time.After(5 * time.Second):
 			return status.New(status.Internal, "never released")
 		}
-	}
-	if in.Name == "sleep" {
-		g.entered <- struct{}{}
-		time.Sleep(g.sleep)
 	}
 	out.Message = "Hello " + in.Name
 	return nil
@@ -157,23 +153,40 @@ func TestStopCutsOffAfterGrace(t *testing.T) {
 // period completes, and Stop reports no error.
 func TestStopWaitsForCallWithinGrace(t *testing.T) {
 	leakcheck.Check(t)
-	g := &gateGreeter{entered: make(chan struct{}, 1), sleep: 150 * time.Millisecond}
-	srv, svc := startGate(t, g, server.WithGracePeriod(3*time.Second))
+	g := &gateGreeter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	srv, svc := startGate(t, g, server.WithGracePeriod(10*time.Second))
 	callErr := make(chan error, 1)
 	go func() {
-		rsp, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "sleep"})
-		if err == nil && rsp.Message != "Hello sleep" {
+		rsp, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "block"})
+		if err == nil && rsp.Message != "Hello block" {
 			err = fmt.Errorf("got %q", rsp.Message)
 		}
 		callErr <- err
 	}()
 	<-g.entered
-	start := time.Now()
-	if err := srv.Stop(); err != nil {
+	var released, early atomic.Bool
+	stopped := make(chan error, 1)
+	go func() {
+		err := srv.Stop()
+		early.Store(!released.Load())
+		stopped <- err
+	}()
+	// Stop has begun once new calls are refused; it must still wait.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := svc.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "new"}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("new calls still succeed long after Stop began")
+		}
+	}
+	released.Store(true)
+	close(g.release)
+	if err := <-stopped; err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if el := time.Since(start); el < 100*time.Millisecond {
-		t.Fatalf("Stop returned after %v, before the call could finish", el)
+	if early.Load() {
+		t.Fatal("Stop returned before the call in flight could finish")
 	}
 	if err := <-callErr; err != nil {
 		t.Fatalf("call during Stop: %v", err)

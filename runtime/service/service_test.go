@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,9 +99,19 @@ type recordingRegistry struct {
 	events    *events
 	registers atomic.Int32
 	fail      error
+
+	first, last  atomic.Int64 // when the first and the latest Register came, in Unix ns
+	deregistered atomic.Bool
+	revived      atomic.Bool // a Register came after a Deregister
 }
 
 func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+	now := time.Now().UnixNano()
+	r.first.CompareAndSwap(0, now)
+	r.last.Store(now)
+	if r.deregistered.Load() {
+		r.revived.Store(true)
+	}
 	r.registers.Add(1)
 	if r.fail != nil {
 		return r.fail
@@ -112,6 +123,7 @@ func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, o
 }
 
 func (r *recordingRegistry) Deregister(ctx context.Context, s *registry.Service) error {
+	r.deregistered.Store(true)
 	r.events.add("deregister")
 	return r.Registry.Deregister(ctx, s)
 }
@@ -131,10 +143,11 @@ func newFakes(ev *events) (*fakeServer, *recordingRegistry) {
 	return srv, &recordingRegistry{Registry: memory.NewRegistry(), events: ev}
 }
 
-// eventually polls cond for up to 5 s.
+// eventually yields until cond holds; the deadline only fails a cond that
+// never does.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); !cond(); runtime.Gosched() {
 		if time.Now().After(end) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
@@ -231,27 +244,33 @@ func TestAdvertisesConcreteAddress(t *testing.T) {
 }
 
 func TestReregistersEveryInterval(t *testing.T) {
-	leakcheck.Check(t)
 	srv, reg := newFakes(nil)
+	// Runs after leakcheck has waited for the service's goroutines: a
+	// refresher still running after Stop fails either check.
+	t.Cleanup(func() {
+		if reg.revived.Load() {
+			t.Error("still refreshing after Stop: registered again after deregistering")
+		}
+	})
+	leakcheck.Check(t)
+	const ttl = 300 * time.Millisecond
 	svc := service.NewService(
 		service.WithName("greeter"), service.WithRegistry(reg), service.WithServer(srv),
-		service.WithRegisterTTL(300*time.Millisecond), service.WithRegisterInterval(20*time.Millisecond),
+		service.WithRegisterTTL(ttl), service.WithRegisterInterval(20*time.Millisecond),
 	)
 	if err := svc.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "three registrations", func() bool { return reg.registers.Load() >= 3 })
-	time.Sleep(500 * time.Millisecond) // well past the TTL
+	// The memory registry expires a registration by the clock, so the
+	// refreshes must go on for longer than the TTL.
+	eventually(t, "registrations spanning twice the TTL", func() bool {
+		return reg.registers.Load() >= 3 && time.Duration(reg.last.Load()-reg.first.Load()) > 2*ttl
+	})
 	if _, err := reg.GetService(context.Background(), "greeter"); err != nil {
 		t.Fatalf("registration expired despite refreshes: %v", err)
 	}
 	if err := svc.Stop(); err != nil {
 		t.Fatal(err)
-	}
-	n := reg.registers.Load()
-	time.Sleep(60 * time.Millisecond)
-	if reg.registers.Load() != n {
-		t.Fatal("still refreshing after Stop")
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,10 +180,11 @@ func subscribe(t *testing.T, b broker.Broker, topic string, r *recorder, next br
 // await publishes probes from pub until each recorder has seen one: then
 // pub knows every subscription. Brokers whose subscriptions become visible
 // asynchronously (through a registry watch, a server round trip) need it.
+// The deadline only bounds a broker that never shows them.
 func await(t *testing.T, pub broker.Broker, topic string, rs ...*recorder) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
-	for {
+	for ; ; runtime.Gosched() {
 		missing := ""
 		for _, r := range rs {
 			if r.probes.Load() == 0 {
@@ -198,7 +200,41 @@ func await(t *testing.T, pub broker.Broker, topic string, rs ...*recorder) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		pub.Publish(ctx, topic, &broker.Message{Header: map[string]string{probeHeader: "1"}}, broker.WithAttempts(1))
 		cancel()
-		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// meanwhile makes 20 synchronous round trips from pub to a subscription on
+// sub of a topic of their own, failing the test with what if happened
+// reports true at any point. A test that shows something does not happen
+// (a Publish that must wait, an Unsubscribe that must wait) gives it the
+// time of these round trips, through the same brokers and connections, to
+// happen wrongly: a measure of progress rather than of the clock.
+func meanwhile(t *testing.T, pub, sub broker.Broker, what string, happened func() bool) {
+	t.Helper()
+	topic := newTopic(t)
+	tick := newRecorder("tick")
+	subscribe(t, sub, topic, tick, nil)
+	await(t, pub, topic, tick)
+	for i := range 20 {
+		if happened() {
+			t.Fatalf("%s (after %d round trips)", what, i)
+		}
+		if err := pub.Publish(context.Background(), topic, &broker.Message{Body: []byte("tick")}); err != nil {
+			t.Fatalf("a publication beside the test's: %v", err)
+		}
+	}
+	if happened() {
+		t.Fatal(what)
+	}
+}
+
+// waitFor yields until cond holds, failing the test if it never does.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
 	}
 }
 
@@ -392,10 +428,12 @@ func testUnsubscribe(t *testing.T, bs []broker.Broker) {
 	stays := newRecorder("stays@b2")
 	gate := make(chan struct{})
 	entered := make(chan struct{}, 1)
+	var handlerDone atomic.Bool
 	s := subscribe(t, bs[1], topic, gone, func(ctx context.Context, m *broker.Message) error {
 		if string(m.Body) == "block" {
 			entered <- struct{}{}
 			<-gate
+			handlerDone.Store(true)
 		}
 		return nil
 	})
@@ -410,14 +448,19 @@ func testUnsubscribe(t *testing.T, bs []broker.Broker) {
 	}()
 	<-entered
 	unsubscribed := make(chan struct{})
-	go func() { s.Unsubscribe(); close(unsubscribed) }()
-	select {
-	case <-unsubscribed:
-		t.Fatal("Unsubscribe returned while a handler call was running")
-	case <-time.After(100 * time.Millisecond):
-	}
+	var returned, early atomic.Bool
+	go func() {
+		s.Unsubscribe()
+		early.Store(!handlerDone.Load())
+		returned.Store(true)
+		close(unsubscribed)
+	}()
+	meanwhile(t, bs[0], bs[2], "Unsubscribe returned while a handler call was running", returned.Load)
 	close(gate)
 	<-unsubscribed
+	if early.Load() {
+		t.Fatal("Unsubscribe returned while a handler call was running")
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("Publish during Unsubscribe: %v", err)
 	}
@@ -450,14 +493,16 @@ func testDeadline(t *testing.T, bs []broker.Broker) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	want, _ := ctx.Deadline()
-	start := time.Now()
-	err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("x")})
-	elapsed := time.Since(start)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Publish: %v, want an error wrapping context.DeadlineExceeded", err)
-	}
-	if elapsed > 2*time.Second {
-		t.Errorf("Publish returned after %v; its deadline was 300ms", elapsed)
+	published := make(chan error, 1)
+	go func() { published <- bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("x")}) }()
+	select {
+	case err := <-published:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Publish: %v, want an error wrapping context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		// Far from the 300 ms deadline, and from the 30 s default.
+		t.Fatal("Publish did not return at its deadline")
 	}
 	select {
 	case d := <-seen:
@@ -609,14 +654,24 @@ func testBackpressure(t *testing.T, bs []broker.Broker) {
 	await(t, bs[0], topic, r)
 	before, hasStats := statsOf(bs[0])
 
-	// One delivery fills the subscription.
+	// One delivery fills the subscription. A publication that returns
+	// before the gate opens counts as early.
+	var opened atomic.Bool
+	var early atomic.Int32
 	errs := make(chan error, 8)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		errs <- bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("fill")})
-	}()
+	publishAsync := func(ctx context.Context, body string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := bs[0].Publish(ctx, topic, &broker.Message{Body: []byte(body)})
+			if !opened.Load() {
+				early.Add(1)
+			}
+			errs <- err
+		}()
+	}
+	publishAsync(context.Background(), "fill")
 	r.waitCount(t, 1, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -626,15 +681,19 @@ func testBackpressure(t *testing.T, bs []broker.Broker) {
 
 	// Without FailFast, publishers wait for room.
 	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- bs[0].Publish(ctx, topic, &broker.Message{Body: []byte("patient")})
-		}()
+		publishAsync(ctx, "patient")
 	}
-	time.Sleep(150 * time.Millisecond)
-	if n := len(errs); n != 0 {
-		t.Fatalf("%d publications returned while the subscriber was full", n)
+	if hasStats {
+		waitFor(t, "the 5 publications accepted", func() bool {
+			s, _ := statsOf(bs[0])
+			return s.Published-before.Published == 5
+		})
+	}
+	const returned = "a publication returned while the subscriber was full"
+	meanwhile(t, bs[0], bs[2], returned, func() bool { return early.Load() > 0 })
+	opened.Store(true)
+	if early.Load() > 0 {
+		t.Fatal(returned)
 	}
 	close(gate)
 	wg.Wait()
@@ -685,11 +744,17 @@ func testBackpressureAcrossPublishers(t *testing.T, bs []broker.Broker) {
 		t.Fatalf("FailFast Publish to a subscription another publisher filled: %v, want ErrBusy", err)
 	}
 	patient := make(chan error, 1)
-	go func() { patient <- bs[1].Publish(ctx, topic, &broker.Message{Body: []byte("patient")}) }()
-	select {
-	case err := <-patient:
-		t.Fatalf("Publish returned (%v) while the subscription was full", err)
-	case <-time.After(150 * time.Millisecond):
+	var opened, early atomic.Bool
+	go func() {
+		err := bs[1].Publish(ctx, topic, &broker.Message{Body: []byte("patient")})
+		early.Store(!opened.Load())
+		patient <- err
+	}()
+	const returned = "Publish returned while the subscription was full"
+	meanwhile(t, bs[1], bs[0], returned, early.Load)
+	opened.Store(true)
+	if early.Load() {
+		t.Fatal(returned)
 	}
 	close(gate)
 	for _, c := range []chan error{filled, patient} {
@@ -707,21 +772,29 @@ func testManualAck(t *testing.T, bs []broker.Broker) {
 	subscribe(t, bs[1], topic, r, func(ctx context.Context, m *broker.Message) error {
 		held <- m
 		return nil // not yet acknowledged
-	}, broker.WithManualAck())
+	}, broker.WithManualAck(), broker.WithMaxInFlight(1))
 	await(t, bs[0], topic, r)
 
-	// Acknowledged later, from another goroutine.
+	// Acknowledged later, from another goroutine: Publish waits for it.
+	var acked, early atomic.Bool
+	published := make(chan error, 1)
 	go func() {
-		m := <-held
-		time.Sleep(50 * time.Millisecond)
-		m.Ack()
+		err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("later")})
+		early.Store(!acked.Load())
+		published <- err
 	}()
-	start := time.Now()
-	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("later")}); err != nil {
+	later := <-held
+	const returned = "Publish returned before the handler acknowledged"
+	meanwhile(t, bs[0], bs[2], returned, func() bool { return len(published) > 0 })
+	acked.Store(true)
+	if err := later.Ack(); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < 40*time.Millisecond {
-		t.Errorf("Publish returned after %v, before the handler acknowledged", d)
+	if early.Load() {
+		t.Fatal(returned)
 	}
 
 	// Refused, then acknowledged on the redelivery.
@@ -746,7 +819,14 @@ func testManualAck(t *testing.T, bs []broker.Broker) {
 		t.Fatal("Publish of a message never acknowledged succeeded")
 	}
 	m := <-held
-	time.Sleep(100 * time.Millisecond) // the subscriber's copy of the deadline passes too
+	// The subscription takes one delivery at a time (MaxInFlight(1)): once
+	// it admits another, the subscriber has ended this one too.
+	waitFor(t, "the subscription admitting a delivery again", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		probe := &broker.Message{Header: map[string]string{probeHeader: "1"}}
+		return bs[0].Publish(ctx, topic, probe, broker.WithAttempts(1), broker.WithFailFast()) == nil
+	})
 	if err := m.Ack(); !errors.Is(err, broker.ErrSettled) {
 		t.Errorf("Ack after the delivery ended: %v, want ErrSettled", err)
 	}
@@ -764,12 +844,20 @@ func testAsync(t *testing.T, bs []broker.Broker) {
 		return nil
 	})
 	await(t, bs[0], topic, r)
-	start := time.Now()
-	if err := bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("ok")}, broker.WithAsync(nil)); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("asynchronous Publish took %v: it waited for the handler", d)
+	// The handler waits for the gate, which opens only after Publish has
+	// returned: a Publish that waited for the handler would not return.
+	accepted := make(chan error, 1)
+	go func() {
+		accepted <- bs[0].Publish(context.Background(), topic, &broker.Message{Body: []byte("ok")}, broker.WithAsync(nil))
+	}()
+	select {
+	case err := <-accepted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(gate)
+		t.Fatal("asynchronous Publish waited for the handler")
 	}
 	close(gate)
 	r.waitCount(t, 1, 5*time.Second)
@@ -838,11 +926,10 @@ func testTyped(t *testing.T, bs []broker.Broker) {
 	}
 	defer sub.Unsubscribe()
 	probe := broker.NewPublisher[*wrapperspb.StringValue](bs[0], topic, broker.WithHeader(probeHeader, "1"))
-	deadline := time.Now().Add(15 * time.Second)
-	for len(got) == 0 && time.Now().Before(deadline) {
+	waitFor(t, "the typed subscription visible to the publisher", func() bool {
 		probe.Publish(context.Background(), wrapperspb.String(""), broker.WithAttempts(1))
-		time.Sleep(2 * time.Millisecond)
-	}
+		return len(got) > 0
+	})
 	for len(got) > 0 {
 		<-got
 	}
