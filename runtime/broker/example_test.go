@@ -8,6 +8,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/memory"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -86,4 +87,66 @@ func ExampleRegisterSubscriber() {
 	}
 	broker.NewPublisher[*wrapperspb.StringValue](svc.Broker(), "greetings").Publish(context.Background(), wrapperspb.String("world"))
 	// Output: hello, world
+}
+
+// A handler reads the message's headers and ID with MessageFromContext,
+// and the publisher's outgoing metadata as incoming metadata, as in an RPC.
+// Unsubscribe returns once the subscription's handler calls have ended.
+func ExampleSubscribe() {
+	b := memory.NewBroker()
+	b.Connect()
+	defer b.Disconnect()
+
+	sub, err := broker.Subscribe(b, "signups", func(ctx context.Context, m *wrapperspb.StringValue) error {
+		msg, _ := broker.MessageFromContext(ctx)
+		fmt.Println(m.GetValue(), "from", msg.Header["source"], "in", metadata.ValueFromIncomingContext(ctx, "x-tenant"))
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "acme")
+	pub := broker.NewPublisher[*wrapperspb.StringValue](b, "signups", broker.WithHeader("source", "web"))
+	if err := pub.Publish(ctx, wrapperspb.String("ada@example.com")); err != nil {
+		log.Fatal(err)
+	}
+	// Output: ada@example.com from web in [acme]
+}
+
+// With ManualAck, the handler may hand a message over and return; the
+// message counts as processed once someone calls Ack (or is redelivered
+// after Nack), and Publish waits until then.
+func ExampleWithManualAck() {
+	b := memory.NewBroker()
+	b.Connect()
+	defer b.Disconnect()
+
+	type job struct {
+		msg  *broker.Message
+		file string
+	}
+	jobs := make(chan job, 1)
+	broker.Subscribe(b, "uploads", func(ctx context.Context, m *wrapperspb.StringValue) error {
+		msg, _ := broker.MessageFromContext(ctx)
+		jobs <- job{msg, m.GetValue()}
+		return nil // not acknowledged yet
+	}, broker.WithManualAck())
+
+	done := make(chan struct{})
+	go func() { // a worker, outside the handler
+		defer close(done)
+		j := <-jobs
+		fmt.Println("resized", j.file)
+		j.msg.Ack()
+	}()
+
+	err := broker.NewPublisher[*wrapperspb.StringValue](b, "uploads").
+		Publish(context.Background(), wrapperspb.String("cat.png"))
+	fmt.Println("published:", err)
+	<-done
+	// Output:
+	// resized cat.png
+	// published: <nil>
 }
