@@ -7,6 +7,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/gomicro/client"
 	"github.com/protoc-gen-micro/micro/gomicro/server"
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"google.golang.org/protobuf/proto"
 )
@@ -83,7 +84,7 @@ func subscribe(topic string, b broker.Broker, fn reflect.Value, name string, opt
 	msgType := fn.Type().In(1).Elem()
 	_, err := b.Subscribe(topic, func(ctx context.Context, msg *broker.Message) error {
 		m := reflect.New(msgType)
-		cd, err := broker.CodecOf(msg)
+		cd, err := brokerkit.CodecOf(msg.Header[brokerkit.HeaderContentType])
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 
 	gmerrors "github.com/protoc-gen-micro/micro/gomicro/errors"
 	"github.com/protoc-gen-micro/micro/gomicro/metadata"
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	rtclient "github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/codec"
@@ -68,7 +69,7 @@ func (c *base) Publish(ctx context.Context, msg Message, opts ...PublishOption) 
 	}
 	var header map[string]string
 	if cd.Name() != codec.Proto.Name() {
-		header = map[string]string{broker.HeaderContentType: broker.ContentTypeOf(cd.Name())}
+		header = map[string]string{brokerkit.HeaderContentType: brokerkit.ContentTypeOf(cd.Name())}
 	}
 	return c.b.Broker().Publish(metadata.Outgoing(ctx), msg.Topic(), &broker.Message{Header: header, Body: body}, opts...)
 }

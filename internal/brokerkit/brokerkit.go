@@ -3,7 +3,12 @@
 // hook that attaches an acknowledger to a delivered message.
 package brokerkit
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/protoc-gen-micro/micro/runtime/codec"
+)
 
 // HeaderContentType is the header naming the codec of a message's body, as
 // "application/" + codec name; a message without it is protobuf.
@@ -12,6 +17,22 @@ const HeaderContentType = "content-type"
 // ContentTypeOf returns the content-type header value for a codec name:
 // "application/proto", "application/json".
 func ContentTypeOf(codecName string) string { return "application/" + codecName }
+
+// CodecOf returns the codec of a body whose content-type header is ct:
+// protobuf when ct is empty.
+func CodecOf(ct string) (codec.Codec, error) {
+	if ct == "" {
+		return codec.Proto, nil
+	}
+	name, ok := strings.CutPrefix(strings.ToLower(ct), "application/")
+	if name == "x-protobuf" || name == "protobuf" {
+		name = "proto"
+	}
+	if c, found := codec.Get(name); ok && found {
+		return c, nil
+	}
+	return nil, fmt.Errorf("no codec for content type %q", ct)
+}
 
 // An Acknowledger settles a message delivered to a ManualAck subscription;
 // Message.Ack and Message.Nack call it.

@@ -55,7 +55,7 @@ func waitUntil(t *testing.T, cond func() bool) {
 func inLoad() int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "/registry/cache.(*Cache).load(")
+	return strings.Count(string(buf), "/cache.(*Cache).load(")
 }
 
 // counting counts GetService calls, can hold them until released and can

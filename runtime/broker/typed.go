@@ -76,18 +76,11 @@ func encodingOf(opts []PublishOption) encoding {
 // codecOf returns the codec a message's body is encoded with, from its
 // content-type header (protobuf when it has none).
 func codecOf(msg *Message) (codec.Codec, error) {
-	ct := msg.Header[brokerkit.HeaderContentType]
-	if ct == "" {
-		return codec.Proto, nil
+	c, err := brokerkit.CodecOf(msg.Header[brokerkit.HeaderContentType])
+	if err != nil {
+		return nil, fmt.Errorf("broker: message %s: %w", msg.ID, err)
 	}
-	name, ok := strings.CutPrefix(strings.ToLower(ct), "application/")
-	if name == "x-protobuf" || name == "protobuf" {
-		name = "proto"
-	}
-	if c, found := codec.Get(name); ok && found {
-		return c, nil
-	}
-	return nil, fmt.Errorf("broker: message %s: no codec for content type %q", msg.ID, ct)
+	return c, nil
 }
 
 // Subscribe subscribes h to topic on b; each message is decoded into a new
