@@ -76,3 +76,20 @@ func validateName(what, s string) error {
 	}
 	return nil
 }
+
+// Stats are a broker's counters since it was created. The built-in
+// brokers provide them with a Stats() Stats method.
+type Stats struct {
+	// Published counts Publish calls that were accepted.
+	Published uint64
+	// NoSubscribers counts publications to a topic without subscribers.
+	NoSubscribers uint64
+	// Delivered counts targets that acknowledged a message.
+	Delivered uint64
+	// Redelivered counts deliveries sent again after a failed attempt.
+	Redelivered uint64
+	// Undelivered counts targets that never acknowledged a message.
+	Undelivered uint64
+	// Busy counts deliveries refused by a subscription at capacity.
+	Busy uint64
+}

@@ -350,7 +350,7 @@ func (p *pipe) serve(md server.MethodDesc, impl any) {
 	defer close(p.done)
 	ss := &fakeServerStream{p}
 	var req any
-	if !md.Method.StreamType.ClientSendsMany() {
+	if st := md.Method.StreamType; st == spec.Unary || st == spec.ServerStream {
 		req = md.NewRequest()
 		if err := ss.RecvMsg(req); err != nil {
 			p.err = fmt.Errorf("receiving the request: %w", err)

@@ -192,23 +192,6 @@ func init() {
 	brokerkit.SetAcknowledger = func(m any, a brokerkit.Acknowledger) { m.(*Message).ack = a }
 }
 
-// Stats are a broker's counters since it was created. Implementations
-// provide them with a Stats() Stats method.
-type Stats struct {
-	// Published counts Publish calls that were accepted.
-	Published uint64
-	// NoSubscribers counts publications to a topic without subscribers.
-	NoSubscribers uint64
-	// Delivered counts targets that acknowledged a message.
-	Delivered uint64
-	// Redelivered counts deliveries sent again after a failed attempt.
-	Redelivered uint64
-	// Undelivered counts targets that never acknowledged a message.
-	Undelivered uint64
-	// Busy counts deliveries refused by a subscription at capacity.
-	Busy uint64
-}
-
 var (
 	// ErrNoSubscribers is returned, wrapped, by a Publish with
 	// RequireSubscribers to a topic that has none.

@@ -328,7 +328,7 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 		if err == nil {
 			cs.SendHeader()
 			return &clientStream{
-				cs: cs, cancel: cancel, co: co, single: !m.StreamType.ServerSendsMany(),
+				cs: cs, cancel: cancel, co: co, single: m.StreamType == spec.Unary || m.StreamType == spec.ClientStream,
 				client: c, service: service, node: node,
 			}, nil
 		}

@@ -12,7 +12,7 @@ import (
 // not imported, is explained by name, and the registry FromEnv returns
 // with the error fails every call with it instead of being nil.
 func TestFromEnvUnknownExplains(t *testing.T) {
-	t.Setenv(registry.EnvRegistry, "etdc")
+	t.Setenv("MICRO_REGISTRY", "etdc")
 	r, err := registry.FromEnv()
 	want := `registry: MICRO_REGISTRY="etdc" is not a known registry (known: mdns, memory); a plug-in registers itself when its package is imported`
 	if err == nil || err.Error() != want {

@@ -9,13 +9,13 @@ import (
 	"sync"
 )
 
-// EnvRegistry names the environment variable that chooses the registry
+// envRegistry names the environment variable that chooses the registry
 // implementation FromEnv returns, e.g. MICRO_REGISTRY=memory.
-const EnvRegistry = "MICRO_REGISTRY"
+const envRegistry = "MICRO_REGISTRY"
 
-// DefaultName is the implementation FromEnv returns when EnvRegistry is
+// defaultName is the implementation FromEnv returns when MICRO_REGISTRY is
 // unset: multicast DNS, which needs no server.
-const DefaultName = "mdns"
+const defaultName = "mdns"
 
 // Factory creates a registry.
 type Factory func() (Registry, error)
@@ -63,7 +63,7 @@ func New(name string) (Registry, error) {
 }
 
 // FromEnv returns New of the implementation named by the MICRO_REGISTRY
-// environment variable, or of DefaultName when it is unset or empty.
+// environment variable, or of defaultName when it is unset or empty.
 //
 // When the variable names no registered implementation (a typo, or a
 // plug-in whose package is not imported), or the implementation cannot be
@@ -72,16 +72,16 @@ func New(name string) (Registry, error) {
 // at its first lookup with the same explanation rather than with a
 // nil-pointer panic.
 func FromEnv() (Registry, error) {
-	name := os.Getenv(EnvRegistry)
+	name := os.Getenv(envRegistry)
 	if name == "" {
-		name = DefaultName
+		name = defaultName
 	}
 	factoriesMu.RLock()
 	_, known := factories[name]
 	factoriesMu.RUnlock()
 	if !known {
 		err := fmt.Errorf("registry: %s=%q is not a known registry (known: %s); a plug-in registers itself when its package is imported",
-			EnvRegistry, name, strings.Join(Names(), ", "))
+			envRegistry, name, strings.Join(Names(), ", "))
 		return unavailable{name, err}, err
 	}
 	return New(name)

@@ -147,12 +147,3 @@ func Validate(impl string, s *Service) error {
 	}
 	return nil
 }
-
-// InterfaceAdvertiser is implemented by registries that advertise a node
-// registered with an unspecified host (":8080", "[::]:8080") with the
-// addresses of each network interface they announce it on, as mDNS does.
-// With such a registry a service registers its listening address as it is
-// instead of choosing one address for every network.
-type InterfaceAdvertiser interface {
-	AdvertisesInterfaceAddresses() bool
-}

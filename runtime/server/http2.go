@@ -216,7 +216,8 @@ func (s *rpcServer) Route(st *transport.ServerStream) (bool, *status.Error) {
 		return false, unknownMethod(t, st.Method())
 	}
 	st.Route = h
-	return !h.desc.Method.StreamType.ClientSendsMany(), nil
+	typ := h.desc.Method.StreamType
+	return typ == spec.Unary || typ == spec.ServerStream, nil
 }
 
 func unknownMethod(t *methodTable, path string) *status.Error {

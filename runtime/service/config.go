@@ -177,7 +177,7 @@ func registryName(c config) string {
 	if n := c["MICRO_REGISTRY"]; n != "" {
 		return n
 	}
-	return registry.DefaultName
+	return "mdns"
 }
 
 // brokerFrom returns the broker MICRO_BROKER names; nil for the built-in

@@ -19,7 +19,7 @@ import (
 func TestClientOnlyUnknownRegistry(t *testing.T) {
 	// No leakcheck: Stop of a service never started leaves its registry
 	// cache's watch running (the cache is the service's to close).
-	t.Setenv(registry.EnvRegistry, "etdc")
+	t.Setenv("MICRO_REGISTRY", "etdc")
 	_, want := registry.FromEnv()
 	svc := service.NewService(service.WithName("greeter.client"))
 	defer svc.Stop()

@@ -529,7 +529,7 @@ func (s *service) describe(o *options, srv server.Server) *registry.Service {
 // as it is for a registry that advertises each interface's own addresses
 // (mDNS), otherwise one concrete address.
 func advertised(r registry.Registry, listen string) string {
-	if ia, ok := r.(registry.InterfaceAdvertiser); ok && ia.AdvertisesInterfaceAddresses() {
+	if ia, ok := r.(interfaceAdvertiser); ok && ia.AdvertisesInterfaceAddresses() {
 		return listen
 	}
 	return advertise.Address(listen)
@@ -556,4 +556,13 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// interfaceAdvertiser is implemented by registries that advertise a node
+// registered with an unspecified host (":8080", "[::]:8080") with the
+// addresses of each network interface they announce it on, as mDNS does.
+// With such a registry a service registers its listening address as it is
+// instead of choosing one address for every network.
+type interfaceAdvertiser interface {
+	AdvertisesInterfaceAddresses() bool
 }

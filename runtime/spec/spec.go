@@ -33,12 +33,6 @@ func (t StreamType) String() string {
 	return "unknown"
 }
 
-// ClientSendsMany reports whether the client may send more than one message.
-func (t StreamType) ClientSendsMany() bool { return t == ClientStream || t == BidiStream }
-
-// ServerSendsMany reports whether the server may send more than one message.
-func (t StreamType) ServerSendsMany() bool { return t == ServerStream || t == BidiStream }
-
 // Idempotency mirrors protobuf's MethodOptions.IdempotencyLevel. The client
 // uses it to decide whether a call that may have reached a handler can be
 // retried on another node.

@@ -601,10 +601,10 @@ func testConcurrentPublishers(t *testing.T, bs []broker.Broker) {
 	exactlyOnce(t, ids, q1, q2)
 }
 
-func statsOf(b broker.Broker) (broker.Stats, bool) {
-	s, ok := b.(interface{ Stats() broker.Stats })
+func statsOf(b broker.Broker) (brokerkit.Stats, bool) {
+	s, ok := b.(interface{ Stats() brokerkit.Stats })
 	if !ok {
-		return broker.Stats{}, false
+		return brokerkit.Stats{}, false
 	}
 	return s.Stats(), true
 }

@@ -18,7 +18,7 @@ func TestAdvertisedAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Disconnect()
-	host, _, err := net.SplitHostPort(b.Address())
+	host, _, err := net.SplitHostPort(AddressOf(b))
 	if err != nil {
 		t.Fatal(err)
 	}

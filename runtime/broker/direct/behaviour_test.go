@@ -19,12 +19,12 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/server"
 )
 
-func newBroker(t *testing.T, reg registry.Registry, opts ...direct.Option) *direct.Broker {
+func newBroker(t *testing.T, reg registry.Registry, opts ...direct.Option) broker.Broker {
 	t.Helper()
 	return newBrokerTB(t, reg, opts...)
 }
 
-func newBrokerTB(t testing.TB, reg registry.Registry, opts ...direct.Option) *direct.Broker {
+func newBrokerTB(t testing.TB, reg registry.Registry, opts ...direct.Option) broker.Broker {
 	t.Helper()
 	b := direct.NewBroker(append([]direct.Option{direct.WithRegistry(reg), direct.WithAddress("127.0.0.1:0")}, opts...)...)
 	if err := b.Connect(); err != nil {
@@ -90,7 +90,7 @@ func TestDeadSubscriber(t *testing.T) {
 	if got.Load() != 20 {
 		t.Errorf("the live member got %d of 20", got.Load())
 	}
-	if s := pub.Stats(); s.Redelivered != 0 || s.Undelivered != 0 {
+	if s := direct.StatsOf(pub); s.Redelivered != 0 || s.Undelivered != 0 {
 		t.Errorf("stats %+v: a dead member should cost no redelivery", s)
 	}
 
@@ -123,7 +123,7 @@ func TestTooLarge(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ResourceExhausted") {
 		t.Fatalf("Publish of 5 MiB: %v, want ResourceExhausted", err)
 	}
-	if s := pub.Stats(); s.Redelivered != 0 {
+	if s := direct.StatsOf(pub); s.Redelivered != 0 {
 		t.Errorf("a message too large was sent %d more times", s.Redelivered)
 	}
 	if got.Load() != 0 {
@@ -153,8 +153,8 @@ func TestSharedServer(t *testing.T) {
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)
 	}
-	if b.Address() != srv.Address() {
-		t.Errorf("registered at %s, want the server's %s", b.Address(), srv.Address())
+	if direct.AddressOf(b) != srv.Address() {
+		t.Errorf("registered at %s, want the server's %s", direct.AddressOf(b), srv.Address())
 	}
 	pub := newBroker(t, reg)
 	if err := pub.Publish(context.Background(), "shared", &broker.Message{Body: []byte("hi")}); err != nil {
@@ -199,7 +199,7 @@ func TestRegistration(t *testing.T) {
 		t.Fatalf("after Connect: %v %v", svcs, err)
 	}
 	n := svcs[0].Nodes[0]
-	if n.Address != b.Address() || n.Metadata["queue"] != "q" || n.Metadata["topic"] != "reg.a" || n.Metadata["max-inflight"] != "7" {
+	if n.Address != direct.AddressOf(b) || n.Metadata["queue"] != "q" || n.Metadata["topic"] != "reg.a" || n.Metadata["max-inflight"] != "7" {
 		t.Errorf("node %+v", n)
 	}
 	if err := s1.Unsubscribe(); err != nil {
@@ -247,8 +247,8 @@ func TestSharedCache(t *testing.T) {
 	}
 	// The selector finds the subscription the broker registered.
 	n, err := sel.Select(ctx, direct.ServiceName("shared.t"), nil)
-	if err != nil || n.Address != b.Address() {
-		t.Fatalf("Select of the subscription = %v, %v; want the broker's address %s", n, err, b.Address())
+	if err != nil || n.Address != direct.AddressOf(b) {
+		t.Fatalf("Select of the subscription = %v, %v; want the broker's address %s", n, err, direct.AddressOf(b))
 	}
 	sel.Mark(direct.ServiceName("shared.t"), n, nil)
 	if w := reg.Watches(); w != 1 {

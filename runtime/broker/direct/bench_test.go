@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/broker"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 )
 
@@ -77,7 +78,7 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
-func newBenchBroker(b *testing.B, reg *memory.Registry) broker.Broker {
+func newBenchBroker(b *testing.B, reg registry.Registry) broker.Broker {
 	br := newBrokerTB(b, reg)
 	return br
 }

@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/advertise"
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/internal/cache"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/brokerpb"
@@ -60,12 +61,12 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/server"
 )
 
-// ServicePrefix starts the registry service name of every topic.
-const ServicePrefix = "micro.broker."
+// servicePrefix starts the registry service name of every topic.
+const servicePrefix = "micro.broker."
 
-// ServiceName returns the registry service name under which topic's
+// serviceName returns the registry service name under which topic's
 // subscriptions are registered: "micro.broker.<topic>".
-func ServiceName(topic string) string { return ServicePrefix + topic }
+func serviceName(topic string) string { return servicePrefix + topic }
 
 // Registry node metadata of a subscription.
 const (
@@ -79,9 +80,8 @@ const (
 	registryTimeout = 10 * time.Second
 )
 
-// Broker is the built-in broker. Create it with NewBroker; it is safe for
-// concurrent use.
-type Broker struct {
+// directBroker is the built-in broker; it is safe for concurrent use.
+type directBroker struct {
 	opts   options
 	pub    *engine.Publisher
 	topics *topics // subscriptions of the topics published to, from the registry cache
@@ -110,7 +110,7 @@ const (
 )
 
 // NewBroker returns a broker. It serves nothing until Connect.
-func NewBroker(opts ...Option) *Broker {
+func NewBroker(opts ...Option) broker.Broker {
 	o := options{
 		address:          ":0",
 		registerTTL:      defaultRegisterTTL,
@@ -123,7 +123,7 @@ func NewBroker(opts ...Option) *Broker {
 	if o.registry == nil {
 		o.registry = memory.NewRegistry()
 	}
-	b := &Broker{opts: o, cli: o.client, subs: map[string]*subscriber{}}
+	b := &directBroker{opts: o, cli: o.client, subs: map[string]*subscriber{}}
 	if b.cli == nil {
 		b.cli = client.NewClient()
 	}
@@ -139,14 +139,14 @@ func NewBroker(opts ...Option) *Broker {
 }
 
 // String returns "direct".
-func (b *Broker) String() string { return "direct" }
+func (b *directBroker) String() string { return "direct" }
 
 // Stats returns the broker's publishing counters.
-func (b *Broker) Stats() broker.Stats { return b.pub.Stats() }
+func (b *directBroker) Stats() brokerkit.Stats { return b.pub.Stats() }
 
 // Address returns the address registered for the broker's subscriptions,
 // once connected.
-func (b *Broker) Address() string {
+func (b *directBroker) Address() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.addr
@@ -155,7 +155,7 @@ func (b *Broker) Address() string {
 // Connect starts serving deliveries (on the broker's own server, started
 // now, or on the one given with Server, which must have started) and
 // registers the subscriptions made so far.
-func (b *Broker) Connect() error {
+func (b *directBroker) Connect() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
@@ -211,7 +211,7 @@ func (b *Broker) Connect() error {
 // Disconnect deregisters the broker's subscriptions, waits for their
 // handler calls and for its asynchronous publications, and stops what the
 // broker started.
-func (b *Broker) Disconnect() error {
+func (b *directBroker) Disconnect() error {
 	b.mu.Lock()
 	if b.state == disconnected {
 		b.mu.Unlock()
@@ -250,14 +250,14 @@ func (b *Broker) Disconnect() error {
 }
 
 // Publish implements broker.Broker.
-func (b *Broker) Publish(ctx context.Context, topic string, msg *broker.Message, opts ...broker.PublishOption) error {
+func (b *directBroker) Publish(ctx context.Context, topic string, msg *broker.Message, opts ...broker.PublishOption) error {
 	return b.pub.Publish(ctx, topic, msg, opts)
 }
 
 // Subscribe implements broker.Broker. Once the broker is connected, the
 // subscription is registered before Subscribe returns; publishers see it
 // as soon as their registry watch does.
-func (b *Broker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
+func (b *directBroker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
 	sub, err := engine.Subscribe("direct", topic, h, opts)
 	if err != nil {
 		return nil, err
@@ -279,7 +279,7 @@ func (b *Broker) Subscribe(topic string, h broker.Handler, opts ...broker.Subscr
 	return s, nil
 }
 
-func (b *Broker) lookup(id string) *engine.Subscription {
+func (b *directBroker) lookup(id string) *engine.Subscription {
 	if s, ok := b.served.Load(id); ok {
 		return s.(*subscriber).sub
 	}
@@ -287,20 +287,20 @@ func (b *Broker) lookup(id string) *engine.Subscription {
 }
 
 // entry is the registry entry of s; b.addr must be set.
-func (b *Broker) entry(s *subscriber) *registry.Service {
+func (b *directBroker) entry(s *subscriber) *registry.Service {
 	sub := s.sub
 	md := map[string]string{metaTopic: sub.Topic, metaMaxInFlight: strconv.Itoa(sub.Opts.MaxInFlight)}
 	if sub.Opts.Queue != "" {
 		md[metaQueue] = sub.Opts.Queue
 	}
 	return &registry.Service{
-		Name:    ServiceName(sub.Topic),
+		Name:    serviceName(sub.Topic),
 		Version: registryVersion,
 		Nodes:   []*registry.Node{{ID: sub.ID, Address: b.addr, Metadata: md}},
 	}
 }
 
-func (b *Broker) register(s *subscriber) error {
+func (b *directBroker) register(s *subscriber) error {
 	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
 	defer cancel()
 	if err := b.opts.registry.Register(ctx, b.entry(s), registry.WithTTL(b.opts.registerTTL)); err != nil {
@@ -309,7 +309,7 @@ func (b *Broker) register(s *subscriber) error {
 	return nil
 }
 
-func (b *Broker) deregister(s *subscriber) error {
+func (b *directBroker) deregister(s *subscriber) error {
 	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
 	defer cancel()
 	if err := b.opts.registry.Deregister(ctx, b.entry(s)); err != nil {
@@ -319,7 +319,7 @@ func (b *Broker) deregister(s *subscriber) error {
 }
 
 // refresh re-registers the subscriptions every interval until stop closes.
-func (b *Broker) refresh(stop, stopped chan struct{}) {
+func (b *directBroker) refresh(stop, stopped chan struct{}) {
 	defer close(stopped)
 	t := time.NewTicker(b.opts.registerInterval)
 	defer t.Stop()
@@ -345,7 +345,7 @@ func (b *Broker) refresh(stop, stopped chan struct{}) {
 
 // subscriber is a subscription of the broker.
 type subscriber struct {
-	b    *Broker
+	b    *directBroker
 	sub  *engine.Subscription
 	once sync.Once
 }

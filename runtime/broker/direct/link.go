@@ -113,7 +113,7 @@ func (l link) Deliver(ctx context.Context, t *engine.Target, msgs []engine.Outgo
 
 // deliverHandler serves the Deliver RPC: it hands each batch to the
 // subscription it names.
-type deliverHandler struct{ b *Broker }
+type deliverHandler struct{ b *directBroker }
 
 func (h deliverHandler) Deliver(ctx context.Context, in *brokerpb.Delivery, out *brokerpb.Ack) error {
 	n := len(in.Ids)

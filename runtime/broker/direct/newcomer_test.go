@@ -83,7 +83,7 @@ func TestNoSubscriberLoggedOncePerTopic(t *testing.T) {
 			t.Errorf("topic %s: %v, want registry memory and the per-process hint", topic, r)
 		}
 	}
-	if n := b.Stats().NoSubscribers; n != 100 {
+	if n := direct.StatsOf(b).NoSubscribers; n != 100 {
 		t.Fatalf("Stats().NoSubscribers = %d, want 100", n)
 	}
 }

@@ -26,7 +26,7 @@ type topics struct {
 }
 
 type topicView struct {
-	service string // ServiceName(topic)
+	service string // serviceName(topic)
 	targets cache.View[*engine.Targets]
 	told    atomic.Bool // the log has said the topic had no subscriber
 }
@@ -39,7 +39,7 @@ func newTopics(c *cache.Cache, own bool) *topics {
 func (t *topics) targets(ctx context.Context, topic string) (*engine.Targets, error) {
 	v, ok := t.views.Load(topic)
 	if !ok {
-		v = t.views.LoadOrAdd(topic, func() *topicView { return &topicView{service: ServiceName(topic)} })
+		v = t.views.LoadOrAdd(topic, func() *topicView { return &topicView{service: serviceName(topic)} })
 	}
 	snap, err := t.cache.Get(ctx, v.service)
 	if err != nil {

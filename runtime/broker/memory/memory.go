@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/internal/engine"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
@@ -106,9 +107,8 @@ func WithStrategy(s selector.Strategy) Option { return func(o *options) { o.stra
 // with broker.ErrBusy under broker.FailFast.
 func WithMaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }
 
-// Broker is an in-memory broker. Its zero value is not usable; call
-// NewBroker.
-type Broker struct {
+// memBroker is the in-memory broker.
+type memBroker struct {
 	bus *Bus
 	pub *engine.Publisher
 
@@ -127,7 +127,7 @@ const (
 
 // NewBroker returns an in-memory broker, on its own bus unless OnBus says
 // otherwise.
-func NewBroker(opts ...Option) *Broker {
+func NewBroker(opts ...Option) broker.Broker {
 	o := options{strategy: selector.LeastRequest}
 	for _, opt := range opts {
 		opt(&o)
@@ -135,7 +135,7 @@ func NewBroker(opts ...Option) *Broker {
 	if o.bus == nil {
 		o.bus = NewBus()
 	}
-	b := &Broker{bus: o.bus, subs: map[*subscriber]struct{}{}}
+	b := &memBroker{bus: o.bus, subs: map[*subscriber]struct{}{}}
 	b.pub = engine.NewPublisher(engine.Config{
 		Name:     "memory",
 		Link:     link{},
@@ -147,13 +147,13 @@ func NewBroker(opts ...Option) *Broker {
 }
 
 // String returns "memory".
-func (b *Broker) String() string { return "memory" }
+func (b *memBroker) String() string { return "memory" }
 
 // Stats returns the broker's publishing counters.
-func (b *Broker) Stats() broker.Stats { return b.pub.Stats() }
+func (b *memBroker) Stats() brokerkit.Stats { return b.pub.Stats() }
 
 // Connect puts the subscriptions made so far on the bus.
-func (b *Broker) Connect() error {
+func (b *memBroker) Connect() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
@@ -171,7 +171,7 @@ func (b *Broker) Connect() error {
 
 // Disconnect removes the broker's subscriptions, waiting for their handlers
 // and for asynchronous publications in flight.
-func (b *Broker) Disconnect() error {
+func (b *memBroker) Disconnect() error {
 	b.mu.Lock()
 	if b.state == disconnected {
 		b.mu.Unlock()
@@ -189,13 +189,13 @@ func (b *Broker) Disconnect() error {
 }
 
 // Publish implements broker.Broker.
-func (b *Broker) Publish(ctx context.Context, topic string, msg *broker.Message, opts ...broker.PublishOption) error {
+func (b *memBroker) Publish(ctx context.Context, topic string, msg *broker.Message, opts ...broker.PublishOption) error {
 	return b.pub.Publish(ctx, topic, msg, opts)
 }
 
 // Subscribe implements broker.Broker. The subscription receives messages
 // once the broker is connected.
-func (b *Broker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
+func (b *memBroker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
 	sub, err := engine.Subscribe("memory", topic, h, opts)
 	if err != nil {
 		return nil, err
@@ -214,7 +214,7 @@ func (b *Broker) Subscribe(topic string, h broker.Handler, opts ...broker.Subscr
 }
 
 type subscriber struct {
-	b    *Broker
+	b    *memBroker
 	sub  *engine.Subscription
 	once sync.Once
 }

@@ -2,5 +2,5 @@ package mdns
 
 // AdvertisesInterfaceAddresses reports true: a node registered with an
 // unspecified host is advertised with each interface's own addresses. It
-// implements registry.InterfaceAdvertiser.
+// tells the service to register its listening address as it is.
 func (r *Registry) AdvertisesInterfaceAddresses() bool { return true }

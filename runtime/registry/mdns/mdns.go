@@ -1213,7 +1213,7 @@ func (r *Registry) notFoundLocked(name string, waited time.Duration, ctxErr erro
 		if len(r.opts.interfaces) > 0 {
 			e.detail = fmt.Sprintf("no interface to query: none of %v is up with multicast", r.opts.interfaces)
 		}
-		e.detail += fmt.Sprintf(" (choose with %s or the Interfaces option)", EnvInterfaces)
+		e.detail += fmt.Sprintf(" (choose with %s or the Interfaces option)", envInterfaces)
 	default:
 		e.detail = fmt.Sprintf("no answer after querying %s for %v; if it runs on another host, multicast (UDP %d to %v and %v) may be blocked between the hosts",
 			linkNames(r.links), waited.Round(time.Millisecond), port, group4, group6)

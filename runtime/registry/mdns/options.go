@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
-// EnvInterfaces names the environment variable that chooses the
+// envInterfaces names the environment variable that chooses the
 // interfaces, comma-separated (MICRO_MDNS_INTERFACES=eth0,lo), when the
 // Interfaces option is not given.
-const EnvInterfaces = "MICRO_MDNS_INTERFACES"
+const envInterfaces = "MICRO_MDNS_INTERFACES"
 
 // Defaults.
 const (
-	DefaultSettle           = 30 * time.Millisecond
-	DefaultMaxWait          = time.Second
-	DefaultAnnounceInterval = time.Second
+	defaultSettle           = 30 * time.Millisecond
+	defaultMaxWait          = time.Second
+	defaultAnnounceInterval = time.Second
 )
 
 // Option configures NewRegistry.
@@ -44,11 +44,11 @@ func WithInterfaces(names ...string) Option {
 func WithDomain(d string) Option { return func(o *options) { o.domain = d } }
 
 // Settle sets how long a cold lookup keeps listening after the first
-// answer, for the other nodes' answers; DefaultSettle by default.
+// answer, for the other nodes' answers; defaultSettle by default.
 func WithSettle(d time.Duration) Option { return func(o *options) { o.settle = d } }
 
 // MaxWait bounds how long a cold lookup waits for a first answer;
-// DefaultMaxWait by default. The lookup's context may end it sooner.
+// defaultMaxWait by default. The lookup's context may end it sooner.
 func WithMaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
 // AnnounceInterval sets the gap between the first and second announcement
@@ -67,12 +67,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func newOptions(opts []Option) options {
 	o := options{
 		domain:           "local.",
-		settle:           DefaultSettle,
-		maxWait:          DefaultMaxWait,
-		announceInterval: DefaultAnnounceInterval,
+		settle:           defaultSettle,
+		maxWait:          defaultMaxWait,
+		announceInterval: defaultAnnounceInterval,
 		network:          "udp",
 	}
-	if env := os.Getenv(EnvInterfaces); env != "" {
+	if env := os.Getenv(envInterfaces); env != "" {
 		for _, name := range strings.Split(env, ",") {
 			if name = strings.TrimSpace(name); name != "" {
 				o.interfaces = append(o.interfaces, name)

@@ -20,9 +20,8 @@ import (
 )
 
 var (
-	_ registry.Registry            = (*mdns.Registry)(nil)
-	_ registry.InterfaceAdvertiser = (*mdns.Registry)(nil)
-	_ io.Closer                    = (*mdns.Registry)(nil)
+	_ registry.Registry = (*mdns.Registry)(nil)
+	_ io.Closer         = (*mdns.Registry)(nil)
 )
 
 // newRegistry returns a registry closed when the test ends, announcing
@@ -416,14 +415,14 @@ func TestInterfaces(t *testing.T) {
 		t.Fatalf("with no interface the lookup still waited %v", d)
 	}
 
-	t.Setenv(mdns.EnvInterfaces, "nosuch0, nosuch1")
+	t.Setenv("MICRO_MDNS_INTERFACES", "nosuch0, nosuch1")
 	_, err = newRegistry(t).GetService(ctx, "iface")
 	if !strings.Contains(err.Error(), "none of [nosuch0 nosuch1]") {
-		t.Fatalf("%s=nosuch0,nosuch1: %v", mdns.EnvInterfaces, err)
+		t.Fatalf("%s=nosuch0,nosuch1: %v", "MICRO_MDNS_INTERFACES", err)
 	}
-	t.Setenv(mdns.EnvInterfaces, "lo")
+	t.Setenv("MICRO_MDNS_INTERFACES", "lo")
 	if _, err := newRegistry(t).GetService(ctx, "iface"); err != nil {
-		t.Fatalf("%s=lo: %v", mdns.EnvInterfaces, err)
+		t.Fatalf("%s=lo: %v", "MICRO_MDNS_INTERFACES", err)
 	}
 	// The option wins over the environment.
 	if _, err := newRegistry(t, mdns.WithInterfaces("nosuch0")).GetService(ctx, "iface"); err == nil {
@@ -439,7 +438,7 @@ func TestString(t *testing.T) {
 
 func TestFactory(t *testing.T) {
 	leakcheck.Check(t)
-	t.Setenv(registry.EnvRegistry, "")
+	t.Setenv("MICRO_REGISTRY", "")
 	r, err := registry.FromEnv()
 	if err != nil {
 		t.Fatal(err)

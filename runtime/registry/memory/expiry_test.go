@@ -13,7 +13,7 @@ import (
 // and a read that notices expiry tells watchers.
 func TestReadSkipsExpiredWithoutTimer(t *testing.T) {
 	ctx := context.Background()
-	r := NewRegistry()
+	r := NewRegistry().(*memRegistry)
 	w, err := r.Watch(ctx, registry.WithService("a"))
 	if err != nil {
 		t.Fatal(err)

@@ -25,9 +25,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
 
-// Registry is an in-memory registry. Its zero value is not usable; call
-// NewRegistry. It is safe for concurrent use.
-type Registry struct {
+// memRegistry is the in-memory registry; it is safe for concurrent use.
+type memRegistry struct {
 	mu       sync.RWMutex
 	services map[string]map[string]*entry // name → version → entry
 	watchers map[*watchq.Watcher]struct{}
@@ -74,12 +73,12 @@ func WithServices(s ...*registry.Service) Option {
 // NewRegistry returns an empty in-memory registry, or one holding the
 // services given with Services. It panics if one of those is invalid, as
 // Register would have refused it.
-func NewRegistry(opts ...Option) *Registry {
+func NewRegistry(opts ...Option) registry.Registry {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	r := &Registry{
+	r := &memRegistry{
 		services: map[string]map[string]*entry{},
 		watchers: map[*watchq.Watcher]struct{}{},
 	}
@@ -92,7 +91,7 @@ func NewRegistry(opts ...Option) *Registry {
 }
 
 // String returns "memory".
-func (r *Registry) String() string { return "memory" }
+func (r *memRegistry) String() string { return "memory" }
 
 // Register adds the service's nodes to the service of the same name and
 // version, replacing nodes with the same ID and refreshing their TTL.
@@ -100,7 +99,7 @@ func (r *Registry) String() string { return "memory" }
 // added or changed or the service's metadata or endpoints changed, and
 // nothing for a refresh that changes nothing. The service must have a name
 // and at least one node, and every node an ID.
-func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+func (r *memRegistry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -168,7 +167,7 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...re
 // of the same name and version; the service disappears with its last node.
 // Watchers see a Delete holding the removed nodes. Deregistering unknown
 // nodes is not an error.
-func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
+func (r *memRegistry) Deregister(ctx context.Context, s *registry.Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -203,7 +202,7 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 // has a live node, versions in ascending order and nodes by ID, or an error
 // wrapping registry.ErrNotFound that says the registry holds only this
 // process's services.
-func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
+func (r *memRegistry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -230,7 +229,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 
 // ListServices returns a deep copy of every service with a live node, one
 // entry per name and version, sorted by name then version.
-func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error) {
+func (r *memRegistry) ListServices(ctx context.Context) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -260,7 +259,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 // state: to miss nothing, start watching before reading it. Events queue
 // without bound until Next takes them, so a slow watcher costs memory, never
 // a lost event. The watch ends when Stop is called or ctx ends.
-func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+func (r *memRegistry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -275,19 +274,19 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 
 // forget drops a stopped watcher. A watcher locks its own mutex after the
 // registry's, so this runs outside the watcher's lock.
-func (r *Registry) forget(w *watchq.Watcher) {
+func (r *memRegistry) forget(w *watchq.Watcher) {
 	r.mu.Lock()
 	delete(r.watchers, w)
 	r.mu.Unlock()
 }
 
 // dueLocked reports whether some node may have expired by now.
-func (r *Registry) dueLocked(now time.Time) bool {
+func (r *memRegistry) dueLocked(now time.Time) bool {
 	return !r.next.IsZero() && !now.Before(r.next)
 }
 
 // expire removes the nodes expired by now; the timer and reads call it.
-func (r *Registry) expire(now time.Time) {
+func (r *memRegistry) expire(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked(now)
@@ -295,7 +294,7 @@ func (r *Registry) expire(now time.Time) {
 
 // expireLocked removes the nodes expired by now, tells watchers, and
 // re-arms the timer for the next expiry.
-func (r *Registry) expireLocked(now time.Time) {
+func (r *memRegistry) expireLocked(now time.Time) {
 	if !r.dueLocked(now) {
 		return
 	}
@@ -325,7 +324,7 @@ func (r *Registry) expireLocked(now time.Time) {
 
 // armLocked sets the timer to fire at r.next, or stops it when no node has
 // a TTL.
-func (r *Registry) armLocked(now time.Time) {
+func (r *memRegistry) armLocked(now time.Time) {
 	if r.next.IsZero() {
 		if r.timer != nil {
 			r.timer.Stop()
@@ -340,7 +339,7 @@ func (r *Registry) armLocked(now time.Time) {
 	r.timer.Reset(d)
 }
 
-func (r *Registry) removeIfEmptyLocked(name, version string, e *entry) {
+func (r *memRegistry) removeIfEmptyLocked(name, version string, e *entry) {
 	if len(e.nodes) > 0 {
 		return
 	}
@@ -352,7 +351,7 @@ func (r *Registry) removeIfEmptyLocked(name, version string, e *entry) {
 
 // notifyLocked queues a result for each interested watcher. Each gets its
 // own deep copy, so one watcher's changes cannot reach another.
-func (r *Registry) notifyLocked(a registry.Action, name, version string, e *entry, nodes []*registry.Node) {
+func (r *memRegistry) notifyLocked(a registry.Action, name, version string, e *entry, nodes []*registry.Node) {
 	if len(r.watchers) == 0 {
 		return
 	}

@@ -13,8 +13,6 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
-var _ registry.Registry = (*memory.Registry)(nil)
-
 func svc(name, version string, nodes ...*registry.Node) *registry.Service {
 	return &registry.Service{
 		Name:      name,

@@ -36,7 +36,7 @@ const (
 	envExpect = "BROKER_TEST_EXPECT" // subscriptions the publisher waits for
 )
 
-func newBroker(t *testing.T) (*direct.Broker, *mdns.Registry, func()) {
+func newBroker(t *testing.T) (broker.Broker, *mdns.Registry, func()) {
 	reg := mdns.NewRegistry(mdns.WithAnnounceInterval(50*time.Millisecond), mdns.WithMaxWait(2*time.Second))
 	b := direct.NewBroker(direct.WithRegistry(reg), direct.WithRegisterTTL(5*time.Second), direct.WithRegisterInterval(time.Second))
 	if err := b.Connect(); err != nil {
@@ -80,7 +80,7 @@ func TestHelperWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("ready", b.Address())
+	fmt.Println("ready", b.(interface{ Address() string }).Address())
 	io.Copy(io.Discard, os.Stdin)
 	stop()
 	fmt.Println("closed")
@@ -103,7 +103,7 @@ func TestHelperPublisher(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n := 0
-		if svcs, err := reg.GetService(context.Background(), direct.ServiceName(topic)); err == nil {
+		if svcs, err := reg.GetService(context.Background(), "micro.broker."+topic); err == nil {
 			for _, s := range svcs {
 				n += len(s.Nodes)
 			}

@@ -119,8 +119,8 @@ func NewPublisher(cfg Config) *Publisher {
 }
 
 // Stats returns the publisher's counters.
-func (p *Publisher) Stats() broker.Stats {
-	return broker.Stats{
+func (p *Publisher) Stats() brokerkit.Stats {
+	return brokerkit.Stats{
 		Published:     p.published.Load(),
 		NoSubscribers: p.noSubscribers.Load(),
 		Delivered:     p.delivered.Load(),
