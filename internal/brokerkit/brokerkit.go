@@ -6,6 +6,8 @@ package brokerkit
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 )
@@ -92,4 +94,114 @@ type Stats struct {
 	Undelivered uint64
 	// Busy counts deliveries refused by a subscription at capacity.
 	Busy uint64
+}
+
+// Publish defaults.
+const (
+	defaultAttempts   = 3
+	defaultBackoff    = 100 * time.Millisecond
+	defaultMaxBackoff = 2 * time.Second
+	defaultTimeout    = 30 * time.Second
+)
+
+// Subscribe defaults.
+const (
+	defaultConcurrency = 1
+	defaultMaxInFlight = 2048
+)
+
+// PublishOptions are the settings of one publication, which
+// broker.PublishOption functions set. Implementations build them with
+// NewPublishOptions.
+type PublishOptions struct {
+	// Async returns from Publish once the message is accepted; OnError
+	// then receives what is undelivered (slog when nil).
+	Async   bool
+	OnError func(error)
+	// FailFast fails a delivery at once with ErrBusy when its target is at
+	// capacity, instead of waiting for room.
+	FailFast bool
+	// RequireSubscribers fails a publication to a topic without
+	// subscribers with ErrNoSubscribers.
+	RequireSubscribers bool
+	// Attempts bounds the deliveries of the message to one target when its
+	// handler fails; 3 by default.
+	Attempts int
+	// Backoff is the wait before the first redelivery, doubled for each
+	// next one up to MaxBackoff.
+	Backoff, MaxBackoff time.Duration
+	// Timeout is the deadline of a publication whose context has none.
+	Timeout time.Duration
+	// ContentType names the codec the typed Publisher encodes with; Publish
+	// records it in the header of a message that has none.
+	ContentType string
+	// Key routes messages with the same key to the same member of each
+	// queue group while the group's members stay the same.
+	Key string
+	// Header is added to the headers of messages sent by the typed
+	// Publisher.
+	Header map[string]string
+}
+
+// publishOptions recycles the PublishOptions that NewPublishOptions fills:
+// handing one to option functions makes it escape to the heap, and this
+// runs on every Publish.
+var publishOptions = sync.Pool{New: func() any { return new(PublishOptions) }}
+
+var defaultPublishOptions = PublishOptions{Attempts: defaultAttempts, Backoff: defaultBackoff, MaxBackoff: defaultMaxBackoff, Timeout: defaultTimeout}
+
+// NewPublishOptions returns the options opts set, defaults filled in.
+func NewPublishOptions[O ~func(*PublishOptions)](opts ...O) PublishOptions {
+	if len(opts) == 0 {
+		return defaultPublishOptions
+	}
+	p := publishOptions.Get().(*PublishOptions)
+	*p = defaultPublishOptions
+	for _, opt := range opts {
+		opt(p)
+	}
+	o := *p
+	publishOptions.Put(p) // not cleared: the next use overwrites it whole
+	if o.Attempts < 1 {
+		o.Attempts = 1
+	}
+	if o.MaxBackoff < o.Backoff {
+		o.MaxBackoff = o.Backoff
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	return o
+}
+
+// SubscribeOptions are the settings of a subscription, which
+// broker.SubscribeOption functions set. Implementations build them with
+// NewSubscribeOptions.
+type SubscribeOptions struct {
+	// Queue is the queue group; "" for none.
+	Queue string
+	// Concurrency bounds the handler calls running at once;
+	// 1 by default.
+	Concurrency int
+	// MaxInFlight bounds the deliveries accepted at once, running or
+	// waiting for a handler; beyond it publishers are told to back off.
+	// 2048 by default, and never below Concurrency.
+	MaxInFlight int
+	// ManualAck leaves acknowledging to the handler (Message.Ack).
+	ManualAck bool
+}
+
+// NewSubscribeOptions returns the options opts set, defaults filled in.
+func NewSubscribeOptions[O ~func(*SubscribeOptions)](opts ...O) SubscribeOptions {
+	o := SubscribeOptions{Concurrency: defaultConcurrency, MaxInFlight: defaultMaxInFlight}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	if o.MaxInFlight < o.Concurrency {
+		o.MaxInFlight = o.Concurrency
+	}
+	return o
 }

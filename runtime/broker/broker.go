@@ -17,13 +17,13 @@
 //
 //	_, err = broker.Subscribe(b, "orders.created",
 //		func(ctx context.Context, m *orderpb.OrderCreated) error { return bill(ctx, m) },
-//		broker.Queue("billing"))
+//		broker.WithQueue("billing"))
 //
 // # Semantics
 //
 // Who receives a message: a subscription without a queue group receives
 // every message published to its topic; the subscriptions that share a queue
-// group (Queue) receive each message once between them, at one member
+// group (WithQueue) receive each message once between them, at one member
 // chosen by the publisher's strategy (by default the member with fewer
 // deliveries in flight of two picked at random). Every group and every
 // group-less subscription is one target of a publication. A publication's
@@ -35,13 +35,13 @@
 // When Publish returns: by default once every target has acknowledged the
 // message (its handler returned nil, or called Ack with ManualAck) or has
 // definitively failed, within ctx's deadline (30 s when ctx has none; see
-// Timeout). The error is nil when every target acknowledged, and otherwise a
+// WithTimeout). The error is nil when every target acknowledged, and otherwise a
 // *PublishError naming the topic, the message ID and each target that did
 // not acknowledge, with why. Nothing undelivered is dropped silently.
 //
 // Retries: a handler error (or a Nack) means "not processed": the message is
-// delivered again, up to Attempts times in all (3 by default) with a
-// doubling Backoff between attempts (100 ms, then 200 ms, up to 2 s). For a
+// delivered again, up to 3 times in all (WithAttempts) with a doubling wait
+// between attempts (100 ms, then 200 ms, up to 2 s; WithBackoff). For a
 // queue group the next attempt prefers another member. A member that cannot
 // be reached, has left, or is at capacity is skipped for another member
 // without counting an attempt; a group-less subscription that cannot be
@@ -50,7 +50,7 @@
 // sent) counts as an attempt and is sent again: delivery is at least once,
 // and a handler that must not act twice deduplicates by Message.ID.
 //
-// Asynchronous publishing (Async) returns once the message is accepted:
+// Asynchronous publishing (WithAsync) returns once the message is accepted:
 // its targets are known and one of the broker's bounded asynchronous slots
 // is held. Delivery then proceeds exactly as above, bounded by the same
 // deadline but not cancelled with ctx; whatever is undelivered in the end is
@@ -80,7 +80,7 @@
 // publications in flight are bounded per broker too (by default 8192
 // messages and 64 MiB of bodies: a message holds one slot per 8 KiB), and
 // Async publishing waits, or fails fast, beyond them. So every queue on the
-// path is bounded: per subscription by MaxInFlight, per publisher by the
+// path is bounded: per subscription by WithMaxInFlight, per publisher by the
 // goroutines publishing synchronously plus the asynchronous slots.
 //
 // Metadata and deadlines: the outgoing metadata of the publisher's context

@@ -57,7 +57,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, m T, opts ...PublishOption) 
 }
 
 func encodingOf(opts []PublishOption) encoding {
-	o := NewPublishOptions(opts...)
+	o := brokerkit.NewPublishOptions(opts...)
 	cd, ok := codec.Get(strings.ToLower(o.ContentType))
 	if !ok {
 		return encoding{err: fmt.Errorf("broker: no codec registered for content type %q", o.ContentType)}

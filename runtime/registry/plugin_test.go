@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	_ "github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+	_ "github.com/protoc-gen-micro/micro/runtime/registry/memory"
 )
 
 func TestNew(t *testing.T) {

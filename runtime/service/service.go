@@ -1,7 +1,7 @@
 // Package service joins a server, a client and a registry into one program
 // that serves, advertises itself and stops cleanly:
 //
-//	svc := service.NewService(service.Name("greeter"))
+//	svc := service.NewService(service.WithName("greeter"))
 //	greeterv1.RegisterGreeterHandler(svc.Server(), &Greeter{})
 //	if err := svc.Run(); err != nil {
 //		log.Fatal(err)
@@ -66,8 +66,8 @@ type Service interface {
 	// disconnects it on Stop. A Service is a broker.Provider, so
 	// broker.RegisterSubscriber(topic, svc, handler) works.
 	Broker() broker.Broker
-	// Run starts the service, waits for a signal (see Signal), the end of
-	// the context (see Context) or Stop, then stops it.
+	// Run starts the service, waits for a signal (see WithSignal), the end
+	// of the context (see WithContext) or Stop, then stops it.
 	Run() error
 	// Start starts the server, registers the service and runs the hooks.
 	// If any step fails, what was started is stopped again.

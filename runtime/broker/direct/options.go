@@ -32,46 +32,46 @@ type options struct {
 	maxAsync         int
 }
 
-// Registry sets where subscriptions are registered and found: the
+// WithRegistry sets where subscriptions are registered and found: the
 // service's registry. Without it the broker uses an in-memory registry of
 // its own, which no other broker sees.
 func WithRegistry(r registry.Registry) Option { return func(o *options) { o.registry = r } }
 
-// Server serves deliveries on s, such as the service's server, instead of
+// WithServer serves deliveries on s, such as the service's server, instead of
 // a server of the broker's own. The broker registers its handler on s when
 // it connects, which must be after s has started; s is the caller's to
 // stop.
 func WithServer(s server.Server) Option { return func(o *options) { o.server = s } }
 
-// Client delivers with c, such as the service's client, instead of a
+// WithClient delivers with c, such as the service's client, instead of a
 // client of the broker's own; c is the caller's to close. Deliveries name
 // their subscriber's address, so c's selector plays no part.
 func WithClient(c client.Client) Option { return func(o *options) { o.client = c } }
 
-// Address sets the listen address of the broker's own server; ":0" (a free
+// WithAddress sets the listen address of the broker's own server; ":0" (a free
 // port on every interface) by default.
 func WithAddress(addr string) Option { return func(o *options) { o.address = addr } }
 
-// Advertise sets the address registered for the broker's subscriptions,
+// WithAdvertise sets the address registered for the broker's subscriptions,
 // instead of one derived from the server's listen address.
 func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
 
-// RegisterTTL sets the time to live of subscriptions' registrations; 90 s
+// WithRegisterTTL sets the time to live of subscriptions' registrations; 90 s
 // by default.
 func WithRegisterTTL(d time.Duration) Option { return func(o *options) { o.registerTTL = d } }
 
-// RegisterInterval sets how often registrations are refreshed; 30 s by
+// WithRegisterInterval sets how often registrations are refreshed; 30 s by
 // default.
 func WithRegisterInterval(d time.Duration) Option {
 	return func(o *options) { o.registerInterval = d }
 }
 
-// Strategy sets how a queue group's member is chosen for a message;
+// WithStrategy sets how a queue group's member is chosen for a message;
 // selector.LeastRequest (fewer deliveries in flight of two members picked
 // at random) by default.
 func WithStrategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
 
-// MaxAsync sets the number of asynchronous slots (8192 by default). An
+// WithMaxAsync sets the number of asynchronous slots (8192 by default). An
 // asynchronous publication in flight holds one slot per 8 KiB of body,
 // at least one, so the default bounds them to 8192 small messages and to
 // 64 MiB of bodies; beyond it Publish with broker.Async waits, or fails

@@ -95,12 +95,12 @@ type options struct {
 // OnBus puts the broker on bus b, with the other brokers there.
 func WithBus(b *Bus) Option { return func(o *options) { o.bus = b } }
 
-// Strategy sets how a queue group's member is chosen for a message;
+// WithStrategy sets how a queue group's member is chosen for a message;
 // selector.LeastRequest (fewer deliveries in flight of two members picked
 // at random) by default.
 func WithStrategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
 
-// MaxAsync sets the number of asynchronous slots (8192 by default). An
+// WithMaxAsync sets the number of asynchronous slots (8192 by default). An
 // asynchronous publication in flight holds one slot per 8 KiB of body,
 // at least one, so the default bounds them to 8192 small messages and to
 // 64 MiB of bodies; beyond it Publish with broker.Async waits, or fails

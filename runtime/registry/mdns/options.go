@@ -32,7 +32,7 @@ type options struct {
 	logger           *slog.Logger
 }
 
-// Interfaces limits the registry to the named interfaces. By default it
+// WithInterfaces limits the registry to the named interfaces. By default it
 // uses every interface that is up and multicast-capable, or those listed
 // in MICRO_MDNS_INTERFACES. A named interface is used even without the
 // MULTICAST flag, if it is up.
@@ -40,28 +40,28 @@ func WithInterfaces(names ...string) Option {
 	return func(o *options) { o.interfaces = append([]string(nil), names...) }
 }
 
-// Domain sets the mDNS domain; "local." by default.
+// WithDomain sets the mDNS domain; "local." by default.
 func WithDomain(d string) Option { return func(o *options) { o.domain = d } }
 
-// Settle sets how long a cold lookup keeps listening after the first
+// WithSettle sets how long a cold lookup keeps listening after the first
 // answer, for the other nodes' answers; defaultSettle by default.
 func WithSettle(d time.Duration) Option { return func(o *options) { o.settle = d } }
 
-// MaxWait bounds how long a cold lookup waits for a first answer;
+// WithMaxWait bounds how long a cold lookup waits for a first answer;
 // defaultMaxWait by default. The lookup's context may end it sooner.
 func WithMaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
-// AnnounceInterval sets the gap between the first and second announcement
+// WithAnnounceInterval sets the gap between the first and second announcement
 // of a registration; the third follows after twice that. RFC 6762 §8.3
 // asks for one second, the default; tests shorten it.
 func WithAnnounceInterval(d time.Duration) Option { return func(o *options) { o.announceInterval = d } }
 
-// Network chooses the IP families mDNS runs over: "udp" (IPv4 and IPv6,
+// WithNetwork chooses the IP families mDNS runs over: "udp" (IPv4 and IPv6,
 // the default), "udp4" or "udp6". Records carry both A and AAAA
 // addresses either way.
 func WithNetwork(network string) Option { return func(o *options) { o.network = network } }
 
-// Logger sets where the registry logs; slog.Default() by default.
+// WithLogger sets where the registry logs; slog.Default() by default.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 func newOptions(opts []Option) options {

@@ -64,7 +64,7 @@ type options struct {
 	services []*registry.Service
 }
 
-// Services registers the services, without a TTL, when the registry is
+// WithServices registers the services, without a TTL, when the registry is
 // created. It is meant for tests and fixed topologies.
 func WithServices(s ...*registry.Service) Option {
 	return func(o *options) { o.services = append(o.services, s...) }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
 )
@@ -247,7 +248,7 @@ func TestSubscriptionDeliver(t *testing.T) {
 			panic("kaboom")
 		}
 		return nil
-	}, broker.NewSubscribeOptions(broker.WithMaxInFlight(3)))
+	}, brokerkit.NewSubscribeOptions(broker.WithMaxInFlight(3)))
 	in := make([]Inbound, 4)
 	for i, body := range []string{"ok", "fail", "panic", "ok"} {
 		in[i].Msg = broker.Message{Body: []byte(body)}

@@ -155,7 +155,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msg *broker.Messa
 	if msg == nil {
 		return fmt.Errorf("broker: publish to %q: nil message", topic)
 	}
-	o := broker.NewPublishOptions(opts...)
+	o := brokerkit.NewPublishOptions(opts...)
 	if msg.ID == "" {
 		msg.ID = NewID()
 	}
@@ -299,7 +299,7 @@ type publication struct {
 	failed []broker.TargetError
 }
 
-// options are what a publication keeps of its broker.PublishOptions.
+// options are what a publication keeps of its brokerkit.PublishOptions.
 type options struct {
 	attempts            int
 	backoff, maxBackoff time.Duration
@@ -313,7 +313,7 @@ type options struct {
 // finished (see finished), which is when it goes back.
 var publications = sync.Pool{New: func() any { return new(publication) }}
 
-func newPublication(p *Publisher, ctx context.Context, msg *broker.Message, deadline time.Time, o *broker.PublishOptions, ts *Targets, async bool) *publication {
+func newPublication(p *Publisher, ctx context.Context, msg *broker.Message, deadline time.Time, o *brokerkit.PublishOptions, ts *Targets, async bool) *publication {
 	var pub *publication
 	if async {
 		pub = publications.Get().(*publication)

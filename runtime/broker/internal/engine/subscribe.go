@@ -20,7 +20,7 @@ import (
 // calls at once and settles each message.
 type Subscription struct {
 	ID, Topic string
-	Opts      broker.SubscribeOptions
+	Opts      brokerkit.SubscribeOptions
 	handler   broker.Handler
 	broker    string        // for logs
 	slots     chan struct{} // one token per running handler call
@@ -40,7 +40,7 @@ func Subscribe(brokerName, topic string, h broker.Handler, opts []broker.Subscri
 	if h == nil {
 		return nil, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
 	}
-	o := broker.NewSubscribeOptions(opts...)
+	o := brokerkit.NewSubscribeOptions(opts...)
 	if o.Queue != "" {
 		if err := brokerkit.ValidateQueue(o.Queue); err != nil {
 			return nil, err
@@ -50,7 +50,7 @@ func Subscribe(brokerName, topic string, h broker.Handler, opts []broker.Subscri
 }
 
 // NewSubscription returns a subscription of h to topic.
-func NewSubscription(brokerName, id, topic string, h broker.Handler, o broker.SubscribeOptions) *Subscription {
+func NewSubscription(brokerName, id, topic string, h broker.Handler, o brokerkit.SubscribeOptions) *Subscription {
 	return &Subscription{ID: id, Topic: topic, Opts: o, handler: h, broker: brokerName, slots: make(chan struct{}, o.Concurrency)}
 }
 
