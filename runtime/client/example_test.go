@@ -95,8 +95,8 @@ func ExampleNewClient_close() {
 		log.Fatal(err)
 	}
 	_, err = greeter.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "Ada"}, at)
-	fmt.Println("after Close:", status.CodeOf(err))
+	fmt.Println("after Close:", err)
 	// Output:
 	// before Close: <nil>
-	// after Close: Unavailable
+	// after Close: rpc error: code = Canceled desc = client: the client is closed
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/chain"
@@ -57,6 +58,7 @@ type rpcClient struct {
 	pool     *connPool
 	budget   *retryBudget
 	noOpts   callOptions // shared, read-only: the options of a call given none
+	closed   atomic.Bool
 }
 
 func (c *rpcClient) callOptions(opts []CallOption) *callOptions {
@@ -70,7 +72,13 @@ func (c *rpcClient) callOptions(opts []CallOption) *callOptions {
 	return co
 }
 
+// errClosed is what calls made after Close return.
+var errClosed = status.New(status.Canceled, "client: the client is closed")
+
 func (c *rpcClient) Call(ctx context.Context, service string, m *spec.Method, req, rsp any, opts ...CallOption) error {
+	if c.closed.Load() {
+		return errClosed
+	}
 	co := c.callOptions(opts)
 	if len(c.opts.interceptors) == 0 {
 		return c.call(ctx, service, m, req, rsp, co)
@@ -80,6 +88,9 @@ func (c *rpcClient) Call(ctx context.Context, service string, m *spec.Method, re
 }
 
 func (c *rpcClient) Stream(ctx context.Context, service string, m *spec.Method, opts ...CallOption) (Stream, error) {
+	if c.closed.Load() {
+		return nil, errClosed
+	}
 	co := c.callOptions(opts)
 	if len(c.opts.interceptors) == 0 {
 		return c.newStream(ctx, service, m, co)
@@ -90,6 +101,9 @@ func (c *rpcClient) Stream(ctx context.Context, service string, m *spec.Method, 
 
 // Close closes every pooled connection and the selector.
 func (c *rpcClient) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
 	c.pool.closeAll()
 	if c.opts.selector != nil {
 		return c.opts.selector.Close()

@@ -352,7 +352,13 @@ func TestClientClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := gs.SayHello(callCtx(t), &greeterpb.HelloRequest{}, client.WithAddress(g.Server().Address()))
-	if err == nil {
-		t.Fatal("a call after Close succeeded")
+	if status.CodeOf(err) != status.Canceled || !strings.Contains(err.Error(), "client is closed") {
+		t.Fatalf("a call after Close: %v, want Canceled saying the client is closed", err)
+	}
+	if _, err := gs.Chat(callCtx(t)); status.CodeOf(err) != status.Canceled {
+		t.Fatalf("a stream after Close: %v, want Canceled", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("a second Close: %v", err)
 	}
 }

@@ -76,8 +76,6 @@ type Service interface {
 	// the client the service created and runs the hooks. Every step runs;
 	// the first error is returned.
 	Stop() error
-	// String returns "micro".
-	String() string
 }
 
 // NewService returns a service configured by opts. It creates neither the
@@ -142,7 +140,6 @@ type running struct {
 }
 
 func (s *service) Name() string   { return s.options().name }
-func (s *service) String() string { return "micro" }
 
 func (s *service) Registry() registry.Registry { return s.options().registry }
 

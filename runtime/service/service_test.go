@@ -161,9 +161,6 @@ func TestNewServiceIsLazy(t *testing.T) {
 	if r := svc.Registry(); svc.Name() != "greeter" || r == nil || r.String() != "mdns" {
 		t.Fatalf("defaults: name %q, registry %v", svc.Name(), r)
 	}
-	if svc.String() != "micro" {
-		t.Fatalf("String() = %q", svc.String())
-	}
 }
 
 func TestStartRegistersAndStopDeregisters(t *testing.T) {
