@@ -139,7 +139,7 @@ type running struct {
 	stopped  chan struct{}     // closed by the refresh loop
 }
 
-func (s *service) Name() string   { return s.options().name }
+func (s *service) Name() string { return s.options().name }
 
 func (s *service) Registry() registry.Registry { return s.options().registry }
 
