@@ -51,55 +51,23 @@ type ServerConfig struct {
 	ErrorLog func(msg string, err error)
 }
 
-// Limits bounds the resources a client can make a server hold. Every
-// field has a default an operator need not change; a zero field takes it.
+// Limits bounds the resources a client can make a server hold; zero
+// fields take the defaults below. It has the fields of server.Limits, which
+// documents them, so that the server converts one into the other.
 type Limits struct {
-	// MaxHeaderListSize bounds a request's header block (names, values
-	// and 32 bytes a field); 64 KiB by default. Larger requests fail with
-	// RESOURCE_EXHAUSTED.
-	MaxHeaderListSize uint32
-	// InitialWindowSize is each call's receive window, returned as the
-	// handler reads; 64 KiB by default. A larger message is admitted
-	// against MaxBufferedRequestBytes and granted its size.
-	InitialWindowSize int32
-	// InitialConnWindowSize is each connection's receive window, returned
-	// as handlers read; 16 MiB by default and never less than
-	// InitialWindowSize times MaxConcurrentStreams, so that one call's
-	// unread data never blocks another's.
-	InitialConnWindowSize int32
-	// MaxBufferedRequestBytes bounds, across all connections, the request
-	// messages held that were larger than a call's window; 256 MiB by
-	// default and never less than one message. Further ones wait, their
-	// senders stalled by flow control.
+	MaxHeaderListSize       uint32
+	InitialWindowSize       int32
+	InitialConnWindowSize   int32
 	MaxBufferedRequestBytes int64
-	// HandshakeTimeout bounds a new connection's TLS handshake, preface
-	// and first SETTINGS; 10 s by default.
-	HandshakeTimeout time.Duration
-	// WriteTimeout disconnects a client that does not read what it is
-	// sent for that long; 30 s by default, never when negative.
-	WriteTimeout time.Duration
-	// IdleTimeout closes, with GOAWAY, a connection without calls for that
-	// long; 5 min by default, never when negative.
-	IdleTimeout time.Duration
-	// MaxConnectionAge drains a connection after that long (±10%), so that
-	// clients reconnect and rebalance; never by default.
-	// MaxConnectionAgeGrace then bounds how long its calls may finish
-	// (unbounded when 0).
-	MaxConnectionAge      time.Duration
-	MaxConnectionAgeGrace time.Duration
-	// KeepaliveTime is how long a silent connection waits before the
-	// server pings it; KeepaliveTimeout how long the answer may take
-	// before the connection is closed. 2 h and 20 s by default.
-	KeepaliveTime    time.Duration
-	KeepaliveTimeout time.Duration
-	// PingMinTime is the shortest interval between a client's PINGs
-	// tolerated while the server has sent nothing (5 min by default); a
-	// client that pings more often three times is disconnected with
-	// GOAWAY ENHANCE_YOUR_CALM, as grpc-go's servers do. Without
-	// PermitPingWithoutCalls, PINGs on a connection with no calls count as
-	// too frequent.
-	PingMinTime            time.Duration
-	PermitPingWithoutCalls bool
+	HandshakeTimeout        time.Duration
+	WriteTimeout            time.Duration
+	IdleTimeout             time.Duration
+	MaxConnectionAge        time.Duration
+	MaxConnectionAgeGrace   time.Duration
+	KeepaliveTime           time.Duration
+	KeepaliveTimeout        time.Duration
+	PingMinTime             time.Duration
+	PermitPingWithoutCalls  bool
 }
 
 func (cfg *ServerConfig) setDefaults() {
