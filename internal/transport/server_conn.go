@@ -418,9 +418,12 @@ func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) {
 	sc.rememberLocked(id, true)
 	sc.mu.Unlock()
 	if st != nil {
+		// The RST goes in the queue before the handler hears of the
+		// reset: the trailers it may then write come after it and are
+		// dropped, so the client learns why the stream ended.
+		sc.w.push(item{kind: itRST, ws: &st.ws, code: code})
 		st.abort(status.Errorf(status.Internal, "transport: stream error: %v", code))
 		st.recv.release()
-		sc.w.push(item{kind: itRST, ws: &st.ws, code: code})
 		sc.checkIdle()
 		return
 	}
