@@ -362,3 +362,25 @@ func TestClientClose(t *testing.T) {
 		t.Fatalf("a second Close: %v", err)
 	}
 }
+
+// TestStopWithoutStart: a program that only calls never starts its service;
+// Stop still closes the client the service made (leakcheck).
+func TestStopWithoutStart(t *testing.T) {
+	leakcheck.Check(t)
+	reg := memory.NewRegistry()
+	startGreeter(t, service.WithRegistry(reg))
+	caller := service.NewService(service.WithName("caller"), service.WithRegistry(reg))
+	gs := greeterpb.NewGreeterService("greeter", caller.Client())
+	if _, err := gs.SayHello(callCtx(t), &greeterpb.HelloRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gs.SayHello(callCtx(t), &greeterpb.HelloRequest{}); status.CodeOf(err) != status.Canceled {
+		t.Fatalf("a call after Stop: %v, want Canceled", err)
+	}
+	if err := caller.Start(); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/service"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -17,8 +18,7 @@ import (
 // Client) with a mistyped MICRO_REGISTRY gets the registry's explanation
 // from its first call, not a nil-pointer panic, and Start gives it too.
 func TestClientOnlyUnknownRegistry(t *testing.T) {
-	// No leakcheck: Stop of a service never started leaves its registry
-	// cache's watch running (the cache is the service's to close).
+	leakcheck.Check(t)
 	t.Setenv("MICRO_REGISTRY", "etdc")
 	_, want := registry.FromEnv()
 	svc := service.NewService(service.WithName("greeter.client"))

@@ -385,10 +385,42 @@ func (s *service) Start() error {
 func (s *service) Stop() error {
 	s.life.Lock()
 	defer s.life.Unlock()
-	if s.state != started {
+	switch s.state {
+	case idle:
+		// Never started, but its client or default registry may be in
+		// use, as in a program that only calls: close what was made.
+		s.state = stopped
+		return s.closeMade(s.options())
+	case stopped:
 		return nil
 	}
 	return s.stopLocked(s.options(), true)
+}
+
+// closeMade closes the client and the default registry the service made,
+// and the built-in broker if it is the service's; a given client, registry
+// or broker is the caller's to close.
+func (s *service) closeMade(o options) error {
+	var errs []error
+	s.mu.Lock()
+	cli, brk := s.cli, s.brk
+	s.mu.Unlock()
+	if brk != nil && o.broker == nil {
+		if err := brk.Disconnect(); err != nil && !errors.Is(err, broker.ErrDisconnected) {
+			errs = append(errs, fmt.Errorf("service %s: disconnecting broker: %w", o.name, err))
+		}
+	}
+	if cli != nil {
+		if err := cli.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: closing client: %w", o.name, err))
+		}
+	}
+	if c, ok := o.created.(io.Closer); ok && o.registry == o.created {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: closing registry: %w", o.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // stopLocked stops a started service, with or without the stop hooks, and
