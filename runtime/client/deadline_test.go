@@ -116,13 +116,12 @@ func TestRequestTimeoutExpires(t *testing.T) {
 		},
 	})
 	g := greeterAt(newTestClient(t), srv.Address())
-	start := time.Now()
+	// No clock is read: had the call outlived its timeout until the
+	// handler gave up on its own, the handler would report that its
+	// context never ended, which the check below rejects.
 	_, err := g.SayHello(context.Background(), &greeterpb.HelloRequest{Name: "slow"}, client.WithRequestTimeout(100*time.Millisecond))
 	if status.CodeOf(err) != status.DeadlineExceeded {
 		t.Fatalf("got %v, want DeadlineExceeded", err)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Fatalf("call took %v with a 100ms timeout", el)
 	}
 	select {
 	case err := <-handlerErr:
@@ -131,7 +130,7 @@ func TestRequestTimeoutExpires(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			t.Fatalf("handler's ctx.Err() = %v, want DeadlineExceeded or Canceled", err)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(3 * time.Second): // a watchdog only
 		t.Fatal("handler's context did not end")
 	}
 }

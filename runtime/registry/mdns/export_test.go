@@ -19,8 +19,10 @@ type Packet struct {
 // Sniff records every mDNS packet on the test namespace's interfaces
 // until the test ends, and returns a function that reports them so far.
 // It also returns a function that sends a packet from port 5353 to the
-// IPv4 group on every interface.
-func Sniff(t *testing.T) (packets func() []Packet, send func([]byte)) {
+// IPv4 group on every interface, and one that blocks until cond holds of
+// the packets seen so far and returns them: woken by each packet, it
+// fails the test only if cond still does not hold after 10 s.
+func Sniff(t *testing.T) (packets func() []Packet, send func([]byte), await func(what string, cond func([]Packet) bool) []Packet) {
 	t.Helper()
 	tr, err := listen("udp")
 	if tr == nil {
@@ -34,9 +36,10 @@ func Sniff(t *testing.T) (packets func() []Packet, send func([]byte)) {
 		_ = tr.join(l)
 	}
 	var (
-		mu  sync.Mutex
-		got []Packet
-		wg  sync.WaitGroup
+		mu      sync.Mutex
+		got     []Packet
+		changed = make(chan struct{}) // closed and replaced on each packet
+		wg      sync.WaitGroup
 	)
 	for _, f := range []family{ip4, ip6} {
 		if (f == ip4 && tr.c4 == nil) || (f == ip6 && tr.c6 == nil) {
@@ -53,6 +56,8 @@ func Sniff(t *testing.T) (packets func() []Packet, send func([]byte)) {
 				}
 				mu.Lock()
 				got = append(got, Packet{int(f), p.from, p.ifindex, append([]byte(nil), p.data...), time.Now()})
+				close(changed)
+				changed = make(chan struct{})
 				mu.Unlock()
 			}
 		}()
@@ -75,7 +80,25 @@ func Sniff(t *testing.T) (packets func() []Packet, send func([]byte)) {
 			}
 		}
 	}
-	return packets, send
+	await = func(what string, cond func([]Packet) bool) []Packet {
+		t.Helper()
+		watchdog := time.NewTimer(10 * time.Second)
+		defer watchdog.Stop()
+		for {
+			mu.Lock()
+			ps, wake := append([]Packet(nil), got...), changed
+			mu.Unlock()
+			if cond(ps) {
+				return ps
+			}
+			select {
+			case <-wake:
+			case <-watchdog.C:
+				t.Fatalf("sniffer: no %s within 10 s", what)
+			}
+		}
+	}
+	return packets, send, await
 }
 
 // MaxMessage is the largest DNS message the registry sends.

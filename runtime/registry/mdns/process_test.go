@@ -162,6 +162,7 @@ func TestAcrossProcesses(t *testing.T) {
 // TTL runs out: the browser's refresh queries go unanswered.
 func TestExpiryWithoutGoodbye(t *testing.T) {
 	leakcheck.Check(t)
+	_, _, await := mdns.Sniff(t)
 	r := newRegistry(t)
 	w := registrytest.Watch(t, r, registry.WithService("vanish"))
 
@@ -169,8 +170,19 @@ func TestExpiryWithoutGoodbye(t *testing.T) {
 	child := netns.Start(t, "TestHelperRegister", helperEnv("vanish", "vanish-1", ":6100", envTTL+"="+ttl.String())...)
 	child.Expect(t, "registered", 10*time.Second)
 	expect(t, w, registry.Create, "vanish-1")
-	// Outlive one TTL, so the node must have been kept alive by refreshes.
-	time.Sleep(ttl + ttl/2)
+	// Outlive one TTL: wait for a response from the child a TTL after
+	// the node was first heard of, so the node must have been kept alive
+	// by what refreshed it since (the child registers again every third
+	// of the TTL and answers queries).
+	created := time.Now()
+	await("response a TTL after the node appeared", func(ps []mdns.Packet) bool {
+		for _, p := range ps {
+			if _, live, _ := classify(p); live > 0 && p.At.Sub(created) > ttl {
+				return true
+			}
+		}
+		return false
+	})
 	if svcs, err := r.GetService(context.Background(), "vanish"); err != nil || len(svcs[0].Nodes) != 1 {
 		t.Fatalf("after a TTL with the child alive: %s, %v", dump(svcs...), err)
 	}

@@ -21,7 +21,7 @@ import (
 // the size bound and parses strictly.
 func TestEveryPacketFitsAndParses(t *testing.T) {
 	leakcheck.Check(t)
-	packets, _ := mdns.Sniff(t)
+	packets, _, await := mdns.Sniff(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
 
@@ -49,7 +49,10 @@ func TestEveryPacketFitsAndParses(t *testing.T) {
 		t.Fatalf("ListServices: %d, %v", len(list), err)
 	}
 	a.Close()
-	time.Sleep(50 * time.Millisecond)
+	await("goodbye from the closed registry", func(ps []mdns.Packet) bool {
+		_, _, dead := tally(ps)
+		return dead > 0
+	})
 
 	var queries, responses, largest int
 	for _, p := range packets() {
@@ -85,7 +88,7 @@ func TestEveryPacketFitsAndParses(t *testing.T) {
 // types are ignored: hand-built packets as another responder might send.
 func TestToleratesMalformedAndForeignRecords(t *testing.T) {
 	leakcheck.Check(t)
-	_, send := mdns.Sniff(t)
+	_, send, _ := mdns.Sniff(t)
 	ctx := context.Background()
 	r := newRegistry(t, mdns.WithMaxWait(100*time.Millisecond))
 	w := registrytest.Watch(t, r)
@@ -222,7 +225,7 @@ func TestLegacyUnicastQuery(t *testing.T) {
 // twice. A browser queries at once, then with growing gaps.
 func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
 	leakcheck.Check(t)
-	packets, _ := mdns.Sniff(t)
+	_, _, await := mdns.Sniff(t)
 	ctx := context.Background()
 	const interval = 100 * time.Millisecond
 	a := newRegistry(t, mdns.WithAnnounceInterval(interval))
@@ -231,41 +234,41 @@ func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
 	if err := a.Register(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * interval)
+	// Each phase waits for the packets it expects; a packet too many
+	// would still be seen by the end, three browse queries (3 s) later.
+	await("three announcements", func(ps []mdns.Packet) bool {
+		_, live, _ := tally(ps)
+		return live >= 3
+	})
 	if err := a.Deregister(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * interval)
+	await("two goodbyes", func(ps []mdns.Packet) bool {
+		_, _, dead := tally(ps)
+		return dead >= 2
+	})
 
 	browseStart := time.Now()
 	registrytest.Watch(t, newRegistry(t)) // browses from now on
-	time.Sleep(3500 * time.Millisecond)
+	seen := await("three browse queries", func(ps []mdns.Packet) bool {
+		queries, _, _ := tally(ps)
+		return queries >= 3
+	})
 
 	var announced, goodbyes, queries []time.Duration
-	for _, p := range packets() {
-		var m dns.Msg
-		if err := m.Unpack(p.Data); err != nil {
-			t.Fatal(err)
-		}
-		if !m.Response {
-			queries = append(queries, p.At.Sub(browseStart))
-			continue
-		}
-		live, dead := 0, 0
-		for _, rr := range m.Answer {
-			if rr.Header().Ttl == 0 {
-				dead++
-			} else {
-				live++
-			}
-		}
+	for _, p := range seen {
+		query, live, dead, err := records(p)
 		switch {
+		case err != nil:
+			t.Fatal(err)
+		case query:
+			queries = append(queries, p.At.Sub(browseStart))
 		case live >= 4 && dead == 0: // PTR, SRV, TXT, A and maybe AAAA
 			announced = append(announced, p.At.Sub(start))
 		case dead >= 4 && live == 0:
 			goodbyes = append(goodbyes, p.At.Sub(start))
 		default:
-			t.Fatalf("a response with %d live and %d dead records: %v", live, dead, &m)
+			t.Fatalf("a response with %d live and %d dead records", live, dead)
 		}
 	}
 	t.Logf("announcements at %v, goodbyes at %v, queries at %v", announced, goodbyes, queries)
@@ -281,4 +284,51 @@ func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
 	if len(queries) != 3 || queries[2]-queries[1] < queries[1]-queries[0] || queries[1]-queries[0] < 900*time.Millisecond {
 		t.Fatalf("browse queries at %v, want three with gaps of 1 s and 2 s", queries)
 	}
+}
+
+// tally counts sniffed packets as queries, live responses (every answer
+// with a TTL: announcements and answers) and goodbyes (every answer with
+// TTL 0). A packet that does not parse counts as none.
+func tally(ps []mdns.Packet) (queries, live, dead int) {
+	for _, p := range ps {
+		q, l, d := classify(p)
+		queries, live, dead = queries+q, live+l, dead+d
+	}
+	return queries, live, dead
+}
+
+// classify is tally for one packet: 1 for what it is, 0 otherwise.
+func classify(p mdns.Packet) (query, live, dead int) {
+	q, l, d, err := records(p)
+	switch {
+	case err != nil:
+		return 0, 0, 0
+	case q:
+		return 1, 0, 0
+	case l > 0 && d == 0:
+		return 0, 1, 0
+	case d > 0 && l == 0:
+		return 0, 0, 1
+	}
+	return 0, 0, 0
+}
+
+// records parses a sniffed packet: a query, or a response with its live
+// answers (with a TTL) and dead ones (TTL 0, goodbyes).
+func records(p mdns.Packet) (query bool, live, dead int, err error) {
+	var m dns.Msg
+	if err := m.Unpack(p.Data); err != nil {
+		return false, 0, 0, fmt.Errorf("a packet from %v does not parse: %w", p.From, err)
+	}
+	if !m.Response {
+		return true, 0, 0, nil
+	}
+	for _, rr := range m.Answer {
+		if rr.Header().Ttl == 0 {
+			dead++
+		} else {
+			live++
+		}
+	}
+	return false, live, dead, nil
 }
