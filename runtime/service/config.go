@@ -44,9 +44,10 @@ var otherEnv = []string{"MICRO_MDNS_INTERFACES"}
 // WithFlags defines the service's settings as flags on fs (-server_name,
 // -server_address, -registry, -broker, -tls_cert, -log_level...; run with
 // -help for the list) and reads them when the service first needs its
-// settings, so call fs.Parse (flag.Parse for flag.CommandLine) before
-// Server, Client, Broker or Run. A flag wins over its MICRO_ environment
-// variable; an option given in code wins over both.
+// settings, once: call fs.Parse (flag.Parse for flag.CommandLine) before
+// any other method of the service (Name, Registry, Server, Client, Broker,
+// Start, Run). A flag wins over its MICRO_ environment variable; an option
+// given in code wins over both.
 func WithFlags(fs *flag.FlagSet) Option {
 	for _, s := range settings {
 		if fs.Lookup(s.flag) == nil {
