@@ -87,7 +87,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error)
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, status.Errorf(status.Unavailable, "transport: dial %s: %v: %w", addr, err, ErrUnprocessed)
+		return nil, dialFailed(addr, err)
 	}
 	scheme := "http"
 	if cfg.TLSConfig != nil {
@@ -100,11 +100,11 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*ClientConn, error)
 		tlsConn := tls.Client(c, tc)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			c.Close()
-			return nil, status.Errorf(status.Unavailable, "transport: TLS handshake with %s: %v: %w", addr, err, ErrUnprocessed)
+			return nil, dialFailed(addr, fmt.Errorf("TLS handshake: %w", err))
 		}
 		if p := tlsConn.ConnectionState().NegotiatedProtocol; p != "h2" {
 			c.Close()
-			return nil, status.Errorf(status.Unavailable, "transport: %s did not negotiate HTTP/2 (ALPN %q): %w", addr, p, ErrUnprocessed)
+			return nil, dialFailed(addr, fmt.Errorf("the server did not negotiate HTTP/2 (ALPN %q)", p))
 		}
 		c, scheme = tlsConn, "https"
 	}
@@ -153,7 +153,7 @@ func newClientConn(ctx context.Context, c net.Conn, addr, scheme string, cfg Dia
 	}
 	if err != nil {
 		c.Close()
-		return nil, status.Errorf(status.Unavailable, "transport: writing preface to %s: %v: %w", addr, err, ErrUnprocessed)
+		return nil, dialFailed(addr, fmt.Errorf("writing the HTTP/2 preface: %w", err))
 	}
 	go cc.w.run()
 	go cc.readLoop()
@@ -164,13 +164,13 @@ func newClientConn(ctx context.Context, c net.Conn, addr, scheme string, cfg Dia
 	case <-cc.ready:
 	case <-ctx.Done():
 		cc.closeWith(ctx.Err())
-		return nil, status.Errorf(status.Unavailable, "transport: %s sent no HTTP/2 SETTINGS: %v: %w", addr, ctx.Err(), ErrUnprocessed)
+		return nil, dialFailed(addr, fmt.Errorf("the server sent no HTTP/2 SETTINGS: %v", ctx.Err()))
 	}
 	cc.mu.Lock()
 	closed, cerr := cc.closed, cc.closeErr
 	cc.mu.Unlock()
 	if closed {
-		return nil, status.Errorf(status.Unavailable, "transport: %s closed the connection before its SETTINGS: %v: %w", addr, cerr, ErrUnprocessed)
+		return nil, dialFailed(addr, fmt.Errorf("the server closed the connection before its SETTINGS: %v", cerr))
 	}
 	return cc, nil
 }
@@ -446,7 +446,7 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 func rstStatus(code http2.ErrCode) *status.Error {
 	switch code {
 	case http2.ErrCodeRefusedStream:
-		return status.Errorf(status.Unavailable, "transport: stream refused by the server: %w", ErrUnprocessed)
+		return unprocessed("transport: stream refused by the server")
 	case http2.ErrCodeCancel:
 		return status.New(status.Canceled, "transport: stream canceled by the server")
 	case http2.ErrCodeEnhanceYourCalm:
@@ -509,7 +509,7 @@ func (cc *ClientConn) onGoAway(f *http2.GoAwayFrame) {
 	cc.signalSlotLocked()
 	cc.mu.Unlock()
 	for _, cs := range refused {
-		cs.end(status.Errorf(status.Unavailable, "transport: server sent GOAWAY (%v) before processing the stream: %w", f.ErrCode, ErrUnprocessed), nil)
+		cs.end(unprocessed("transport: server sent GOAWAY (%v) before processing the stream", f.ErrCode), nil)
 	}
 	if f.ErrCode != http2.ErrCodeNo || idle {
 		go cc.closeWith(fmt.Errorf("server sent GOAWAY (%v): %s", f.ErrCode, f.DebugData()))
@@ -552,11 +552,11 @@ func (cc *ClientConn) acquireSlot(ctx context.Context) error {
 		if cc.closed {
 			err := cc.closeErr
 			cc.mu.Unlock()
-			return status.Errorf(status.Unavailable, "transport: connection to %s closed: %v: %w", cc.addr, err, ErrUnprocessed)
+			return unprocessed("transport: connection to %s closed: %v", cc.addr, err)
 		}
 		if cc.goAway {
 			cc.mu.Unlock()
-			return status.Errorf(status.Unavailable, "transport: connection to %s is going away: %w", cc.addr, ErrUnprocessed)
+			return unprocessed("transport: connection to %s is going away", cc.addr)
 		}
 		if uint32(cc.active) < cc.maxStreams {
 			cc.active++

@@ -15,6 +15,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"math/bits"
 	"sync"
 	"time"
@@ -82,8 +83,33 @@ var ErrUnprocessed = errors.New("transport: call was not processed by the server
 // errClosed is the cause of streams ended by a closed connection.
 var errClosed = errors.New("transport: connection closed")
 
-func unprocessed(msg string) *status.Error {
-	return status.Errorf(status.Unavailable, "%s: %w", msg, ErrUnprocessed)
+// unprocessed returns an Unavailable error that errors.Is finds to be
+// ErrUnprocessed; its message is msg alone, without the sentinel's words.
+func unprocessed(format string, args ...any) *status.Error {
+	return status.Errorf(status.Unavailable, "%w", markUnprocessed{fmt.Errorf(format, args...)})
+}
+
+// markUnprocessed marks an error ErrUnprocessed without changing its text.
+type markUnprocessed struct{ error }
+
+func (m markUnprocessed) Is(target error) bool { return target == ErrUnprocessed }
+func (m markUnprocessed) Unwrap() error        { return m.error }
+
+// DialError is a failure to connect to Addr: no call reached it, so it is
+// marked ErrUnprocessed. Err says what failed (the TCP dial, the TLS
+// handshake, the HTTP/2 preface or SETTINGS).
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string        { return "transport: dial " + e.Addr + ": " + e.Err.Error() }
+func (e *DialError) Unwrap() error        { return e.Err }
+func (e *DialError) Is(target error) bool { return target == ErrUnprocessed }
+
+// dialFailed returns the Unavailable error of a failure to connect to addr.
+func dialFailed(addr string, err error) *status.Error {
+	return status.Errorf(status.Unavailable, "%w", &DialError{Addr: addr, Err: err})
 }
 
 // Message buffers come from pools by size class (powers of two from 1 KiB

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -369,25 +368,19 @@ func (c *rpcClient) connect(ctx context.Context, service, addr string) (*transpo
 
 // connectError is a failure to connect to a node, told in one sentence:
 // "client: cannot connect to 127.0.0.1:1 (service "greeter"): dial tcp
-// 127.0.0.1:1: connect: connection refused". Its message leaves out
-// transport.ErrUnprocessed, which says nothing to a user, but it still
-// unwraps to the transport's error, so errors.Is finds the sentinel by
-// which the client knows the call is safe to retry on another node.
+// 127.0.0.1:1: connect: connection refused". It unwraps to the pool's error,
+// which is marked transport.ErrUnprocessed, so the client knows the call is
+// safe to retry on another node.
 type connectError struct {
 	addr, service string
-	err           error // the pool's: a transport or waiting error marked ErrUnprocessed
+	err           error // the pool's: a *transport.DialError, or the wait cut short
 }
 
 func (e *connectError) Error() string {
 	reason := e.err.Error()
-	if s, ok := status.FromError(e.err); ok {
-		reason = s.Message()
+	if de := (*transport.DialError)(nil); errors.As(e.err, &de) {
+		reason = de.Err.Error()
 	}
-	// The transport's wording is "transport: dial ADDR: <net error>:
-	// <ErrUnprocessed>"; the sentence already says both what and where.
-	reason = strings.TrimSuffix(reason, ": "+transport.ErrUnprocessed.Error())
-	reason = strings.TrimPrefix(reason, "transport: dial "+e.addr+": ")
-	reason = strings.TrimPrefix(reason, "transport: ")
 	return fmt.Sprintf("client: cannot connect to %s (service %q): %s", e.addr, e.service, reason)
 }
 
@@ -520,7 +513,7 @@ func (p *connPool) get(ctx context.Context, addr string) (*transport.ClientConn,
 		select {
 		case <-e.ready:
 		case <-ctx.Done():
-			return nil, status.Errorf(status.Unavailable, "gave up waiting for the connection: %v: %w", ctx.Err(), transport.ErrUnprocessed)
+			return nil, &transport.DialError{Addr: addr, Err: fmt.Errorf("gave up waiting for the connection: %v", ctx.Err())}
 		}
 		if e.err == nil && e.cc.Usable() {
 			return e.cc, nil
