@@ -69,8 +69,12 @@ func streamHandler(md *MethodDesc, impl any) interceptor.StreamingHandlerFunc {
 		return func(ctx context.Context, st Stream) error { return call(impl, ctx, nil, st) }
 	}
 	return func(ctx context.Context, st Stream) error {
+		ts, ok := transport.ServerStreamFromContext(ctx)
+		if !ok {
+			return status.New(status.Internal, "server: a stream interceptor replaced the call's context with one not derived from it")
+		}
 		req := md.NewRequest()
-		if err := recvOne(ctx, st, req); err != nil {
+		if err := recvOne(ts, st, req); err != nil {
 			return err
 		}
 		return call(impl, ctx, req, st)
@@ -260,12 +264,9 @@ func (s *rpcServer) Serve(st *transport.ServerStream) {
 }
 
 // recvOne reads the single request of a unary or server-streaming call
-// from s, which may wrap the transport's stream of ctx.
-func recvOne(ctx context.Context, s Stream, req any) error {
-	st, ok := transport.ServerStreamFromContext(ctx)
-	if !ok {
-		return status.New(status.Internal, "server: a stream interceptor replaced the call's context with one not derived from it")
-	}
+// from s, which is st or, for a server-streaming call, the stream the
+// interceptors wrapped around it.
+func recvOne(st *transport.ServerStream, s Stream, req any) error {
 	if err := s.RecvMsg(req); err != nil {
 		if err == io.EOF {
 			return status.Errorf(status.Unimplemented, "grpc: no request message for %s, which takes exactly one", st.Method())
