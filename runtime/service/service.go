@@ -239,13 +239,13 @@ func (s *service) rawClientLocked() client.Client {
 // wrappers were made with, the first time; s.mu held.
 func (s *service) markBuiltLocked() {
 	if s.builtWith == nil {
-		b := s.builtOf(&s.opts)
+		b := builtOf(&s.opts)
 		s.builtWith = &b
 	}
 }
 
 // builtOf is what of o shapes the server, the client and their wrappers.
-func (s *service) builtOf(o *options) built {
+func builtOf(o *options) built {
 	return built{address: o.address, registry: o.registry, tls: o.tlsConfig, interceptors: len(o.interceptors)}
 }
 
@@ -283,7 +283,7 @@ func (s *service) checkLocked() error {
 		return o.configErr
 	case o.name == "":
 		return errors.New("service: no name (use service.WithName or MICRO_SERVER_NAME)")
-	case s.builtWith != nil && *s.builtWith != s.builtOf(o):
+	case s.builtWith != nil && *s.builtWith != builtOf(o):
 		return errors.New("service: WithAddress, WithRegistry, WithTLSConfig or WithInterceptors set after Server, Client or Broker was first called")
 	}
 	return nil
@@ -397,19 +397,29 @@ func (s *service) Stop() error {
 	return s.stopLocked(s.options(), true)
 }
 
-// closeMade closes the client and the default registry the service made,
-// and the built-in broker if it is the service's; a given client, registry
-// or broker is the caller's to close.
+// closeMade closes what a service that never started made: the built-in
+// broker, the client and the default registry.
 func (s *service) closeMade(o options) error {
 	var errs []error
 	s.mu.Lock()
-	cli, brk := s.cli, s.brk
+	brk := s.brk
 	s.mu.Unlock()
 	if brk != nil && o.broker == nil {
 		if err := brk.Disconnect(); err != nil && !errors.Is(err, broker.ErrDisconnected) {
 			errs = append(errs, fmt.Errorf("service %s: disconnecting broker: %w", o.name, err))
 		}
 	}
+	return errors.Join(append(errs, s.closeClientAndRegistry(o)...)...)
+}
+
+// closeClientAndRegistry closes the client the service created and the
+// default registry it made (an mDNS one sends its goodbyes and stops
+// listening); a client or registry given to the service is the caller's.
+func (s *service) closeClientAndRegistry(o options) []error {
+	var errs []error
+	s.mu.Lock()
+	cli := s.cli
+	s.mu.Unlock()
 	if cli != nil {
 		if err := cli.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: closing client: %w", o.name, err))
@@ -420,7 +430,7 @@ func (s *service) closeMade(o options) error {
 			errs = append(errs, fmt.Errorf("service %s: closing registry: %w", o.name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // stopLocked stops a started service, with or without the stop hooks, and
@@ -455,23 +465,9 @@ func (s *service) stopLocked(o options, hooks bool) error {
 	if err := r.server.Stop(); err != nil {
 		keep(fmt.Errorf("service %s: stopping server: %w", o.name, err))
 	}
-	// Handlers may call out while draining; only now close the connections
-	// of the client the service created. A client given with Client is the
-	// caller's to close.
-	s.mu.Lock()
-	cli := s.cli
-	s.mu.Unlock()
-	if cli != nil {
-		if err := cli.Close(); err != nil {
-			keep(fmt.Errorf("service %s: closing client: %w", o.name, err))
-		}
-	}
-	// The default registry the service made is its to close (an mDNS one
-	// sends its goodbyes and stops listening); a given one is the caller's.
-	if c, ok := o.created.(io.Closer); ok && o.registry == o.created {
-		if err := c.Close(); err != nil {
-			keep(fmt.Errorf("service %s: closing registry: %w", o.name, err))
-		}
+	// Handlers may call out while draining; only now close the client.
+	for _, err := range s.closeClientAndRegistry(o) {
+		keep(err)
 	}
 	slog.Info("service stopped", "service", o.name, "node", r.service.Nodes[0].ID)
 	if hooks {

@@ -127,7 +127,7 @@ func NewBroker(opts ...Option) broker.Broker {
 	if b.cli == nil {
 		b.cli = client.NewClient()
 	}
-	b.topics = newTopics(cache.Shared(o.registry), true)
+	b.topics = newTopics(cache.Shared(o.registry))
 	b.pub = engine.NewPublisher(engine.Config{
 		Name:     "direct",
 		Link:     link{svc: brokerpb.NewBrokerService("micro.broker", b.cli)},

@@ -19,8 +19,7 @@ import (
 // from the cache's Snapshot of its registry service and rebuilt only when
 // that snapshot changes.
 type topics struct {
-	cache *cache.Cache
-	own   bool // made by the broker, closed with it
+	cache *cache.Cache // the registry's shared cache; closed with the broker
 
 	views cowmap.Map[string, *topicView] // by topic
 }
@@ -31,8 +30,8 @@ type topicView struct {
 	told    atomic.Bool // the log has said the topic had no subscriber
 }
 
-func newTopics(c *cache.Cache, own bool) *topics {
-	return &topics{cache: c, own: own}
+func newTopics(c *cache.Cache) *topics {
+	return &topics{cache: c}
 }
 
 // targets returns the subscriptions of topic.
@@ -95,7 +94,5 @@ func buildTargets(snap *cache.Snapshot, old *engine.Targets) *engine.Targets {
 }
 
 func (t *topics) close() {
-	if t.own {
-		t.cache.Close()
-	}
+	t.cache.Close()
 }
