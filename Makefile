@@ -89,7 +89,7 @@ FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn 
 	./internal/transport:FuzzRecvBuffer ./internal/transport:FuzzDecodeTimeout \
 	./internal/transport:FuzzMetadata ./internal/wire:FuzzMessage ./internal/wire:FuzzUnmarshalStatus \
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
-	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT
+	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT ./gomicro/errors:FuzzParse
 
 # Go 1.26's fuzzing coordinator can fail a target with a bare "context
 # deadline exceeded" when -fuzztime ends under load (golang/go#75804, fixed
