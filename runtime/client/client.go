@@ -94,8 +94,8 @@ type CallOption interface{ applyToCall(*callOptions) }
 // SharedOption is an option that NewClient takes as the default of every
 // call and a call takes for itself.
 type SharedOption interface {
-	Option
-	CallOption
+	applyToClient(*options)
+	applyToCall(*callOptions)
 }
 
 type clientOption func(*options)

@@ -145,8 +145,8 @@ type HandlerOption interface{ applyToHandler(*handlerOptions) }
 // SharedOption is an option that NewServer takes for every service and
 // Handle takes for one.
 type SharedOption interface {
-	Option
-	HandlerOption
+	applyToServer(*options)
+	applyToHandler(*handlerOptions)
 }
 
 type serverOption func(*options)
