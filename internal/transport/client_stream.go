@@ -115,7 +115,7 @@ func (cs *ClientStream) writeHeaderFields(enc *hpack.Encoder, _ itemKind) bool {
 	if cs.sendComp != nil {
 		enc.WriteField(hpack.HeaderField{Name: "grpc-encoding", Value: cs.sendComp.Name()})
 	}
-	enc.WriteField(hpack.HeaderField{Name: "grpc-accept-encoding", Value: compress.AcceptEncoding()})
+	enc.WriteField(hpack.HeaderField{Name: "grpc-accept-encoding", Value: wire.AcceptEncoding()})
 	if cs.hasDeadline {
 		enc.WriteField(hpack.HeaderField{Name: "grpc-timeout", Value: encodeTimeout(time.Until(cs.deadline))})
 	}
@@ -423,7 +423,7 @@ func (cs *ClientStream) endHeaders(trailers, end bool) {
 			cs.endWithHeaderMD(md, status.Errorf(status.Unknown, "transport: received unexpected content-type %q", cs.respCT), end)
 			return
 		}
-		if cs.respEnc != "" && cs.respEnc != compress.Identity {
+		if cs.respEnc != "" && cs.respEnc != wire.IdentityEncoding {
 			c, ok := compress.Get(cs.respEnc)
 			if !ok {
 				cs.endWithHeaderMD(md, status.Errorf(status.Internal, "grpc: Decompressor is not installed for grpc-encoding %q", cs.respEnc), end)

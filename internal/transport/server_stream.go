@@ -127,7 +127,7 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 		}
 		st.timeout, st.hasTimeout = d, true
 	case "grpc-encoding":
-		if f.Value == compress.Identity {
+		if f.Value == wire.IdentityEncoding {
 			return
 		}
 		c, ok := compress.Get(f.Value)
@@ -589,7 +589,7 @@ func (st *ServerStream) writeHeaderFields(enc *hpack.Encoder, kind itemKind) boo
 		if st.sendComp != nil && kind == itHeaders {
 			enc.WriteField(hpack.HeaderField{Name: "grpc-encoding", Value: st.sendComp.Name()})
 		}
-		enc.WriteField(hpack.HeaderField{Name: "grpc-accept-encoding", Value: compress.AcceptEncoding()})
+		enc.WriteField(hpack.HeaderField{Name: "grpc-accept-encoding", Value: wire.AcceptEncoding()})
 		writeMD(enc, st.header)
 		if kind == itHeaders {
 			return false

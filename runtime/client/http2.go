@@ -12,6 +12,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/chain"
 	"github.com/protoc-gen-micro/micro/internal/transport"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/codec"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
@@ -30,7 +31,7 @@ func NewClient(opts ...Option) Client {
 		opt.applyToClient(&o)
 	}
 	if o.selector == nil && o.registry != nil {
-		o.selector = selector.NewSelector(selector.WithRegistry(o.registry))
+		o.selector = selector.NewSelector(o.registry)
 	}
 	c := &rpcClient{opts: o, budget: newRetryBudget(o.retryRatio, o.retryMinPerSecond, time.Now)}
 	c.codec = codec.Proto
@@ -131,12 +132,12 @@ func (c *rpcClient) compressorFor(co *callOptions) (compress.Compressor, error) 
 	if name == "" {
 		name = c.opts.sendCompression
 	}
-	if name == "" || name == compress.Identity {
+	if name == "" || name == wire.IdentityEncoding {
 		return nil, nil
 	}
 	comp, ok := compress.Get(name)
 	if !ok {
-		return nil, status.Errorf(status.Internal, "client: no compressor registered for %q (have %s)", name, compress.AcceptEncoding())
+		return nil, status.Errorf(status.Internal, "client: no compressor registered for %q (have %s)", name, wire.AcceptEncoding())
 	}
 	return comp, nil
 }

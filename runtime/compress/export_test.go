@@ -12,3 +12,7 @@ func KeepRegistry(t testing.TB) {
 		registerMu.Unlock()
 	})
 }
+
+// Names returns the registered names in the order they were first
+// registered: "gzip" first.
+func Names() []string { return append([]string(nil), current.Load().names...) }

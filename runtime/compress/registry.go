@@ -5,11 +5,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-)
 
-// Identity is the grpc-encoding of uncompressed messages. It is reserved:
-// the transport handles it, and Register refuses it.
-const Identity = "identity"
+	"github.com/protoc-gen-micro/micro/internal/wire"
+)
 
 // registry is one immutable generation of the registered compressors. Get
 // reads it through an atomic pointer, so a lookup on the hot path takes no
@@ -35,7 +33,7 @@ func Register(c Compressor) {
 		panic("compress: Register of a nil Compressor")
 	}
 	name := c.Name()
-	if name == Identity {
+	if name == wire.IdentityEncoding {
 		panic(`compress: Register of "identity", which means no compression`)
 	}
 	if !validName(name) {
@@ -72,16 +70,8 @@ func Get(name string) (Compressor, bool) {
 	return nil, false
 }
 
-// Names returns the registered names in the order they were first
-// registered: "gzip" first.
-func Names() []string {
-	return append([]string(nil), current.Load().names...)
-}
-
-// AcceptEncoding returns the registered names joined with ",", the value of
-// a grpc-accept-encoding header.
-func AcceptEncoding() string {
-	return current.Load().accept
+func init() {
+	wire.AcceptEncoding = func() string { return current.Load().accept }
 }
 
 func (r *registry) index(name string) int {

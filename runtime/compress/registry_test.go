@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
 )
 
@@ -24,8 +25,8 @@ func TestBuiltIn(t *testing.T) {
 	if got := compress.Names(); len(got) == 0 || got[0] != "gzip" {
 		t.Errorf("Names() = %q, want gzip first", got)
 	}
-	if !strings.HasPrefix(compress.AcceptEncoding(), "gzip") {
-		t.Errorf("AcceptEncoding() = %q, want gzip first", compress.AcceptEncoding())
+	if !strings.HasPrefix(wire.AcceptEncoding(), "gzip") {
+		t.Errorf("AcceptEncoding() = %q, want gzip first", wire.AcceptEncoding())
 	}
 	for _, name := range []string{"identity", "", "GZIP", " gzip", "gzip,identity"} {
 		if c, ok := compress.Get(name); ok {
@@ -45,7 +46,7 @@ func TestRegister(t *testing.T) {
 	if got := compress.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)
 	}
-	if got, want := compress.AcceptEncoding(), strings.Join(want, ","); got != want {
+	if got, want := wire.AcceptEncoding(), strings.Join(want, ","); got != want {
 		t.Errorf("AcceptEncoding() = %q, want %q", got, want)
 	}
 	if c, ok := compress.Get("x-one"); !ok || c.(named).id != 2 {
@@ -85,7 +86,7 @@ func TestRegisterPanics(t *testing.T) {
 			compress.Register(tc.c)
 		}()
 	}
-	if got := compress.AcceptEncoding(); strings.ContainsAny(got, " ;A") || strings.Contains(got, "identity") {
+	if got := wire.AcceptEncoding(); strings.ContainsAny(got, " ;A") || strings.Contains(got, "identity") {
 		t.Errorf("a refused compressor is registered: %q", got)
 	}
 }
@@ -96,7 +97,7 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() {
 		compress.Get(compress.Gzip)
 		compress.Get("unknown")
-		_ = compress.AcceptEncoding()
+		_ = wire.AcceptEncoding()
 	}); a != 0 {
 		t.Errorf("Get and AcceptEncoding: %v allocations", a)
 	}
@@ -122,7 +123,7 @@ func TestRegisterConcurrent(t *testing.T) {
 					t.Error("gzip changed while others registered")
 					return
 				}
-				if a := compress.AcceptEncoding(); !strings.HasPrefix(a, "gzip") {
+				if a := wire.AcceptEncoding(); !strings.HasPrefix(a, "gzip") {
 					t.Errorf("AcceptEncoding() = %q", a)
 					return
 				}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/chain"
 	"github.com/protoc-gen-micro/micro/internal/transport"
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
@@ -152,9 +153,9 @@ func (s *rpcServer) Start() error {
 	if s.tr != nil {
 		return errors.New("server: already started")
 	}
-	if n := s.opts.sendCompression; n != "" && n != compress.Identity {
+	if n := s.opts.sendCompression; n != "" && n != wire.IdentityEncoding {
 		if _, ok := compress.Get(n); !ok {
-			return fmt.Errorf("server: WithSendCompression(%q): no such compressor is registered (have %s)", n, compress.AcceptEncoding())
+			return fmt.Errorf("server: WithSendCompression(%q): no such compressor is registered (have %s)", n, wire.AcceptEncoding())
 		}
 	}
 	ln, err := net.Listen("tcp", s.opts.address)
@@ -307,15 +308,6 @@ func SetTrailer(ctx context.Context, md metadata.MD) error {
 	}
 	st.SetTrailer(md)
 	return nil
-}
-
-// MethodFromContext returns the procedure path of the call of ctx.
-func MethodFromContext(ctx context.Context) (string, bool) {
-	st, ok := transport.ServerStreamFromContext(ctx)
-	if !ok {
-		return "", false
-	}
-	return st.Method(), true
 }
 
 // Peer is the client of a call.
