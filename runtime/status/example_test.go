@@ -91,19 +91,6 @@ func ExampleFromError() {
 	// false
 }
 
-// errors.Is with a status of empty message matches any error of that code;
-// with a message, it matches the code and the message.
-func ExampleError_Is() {
-	err := fmt.Errorf("charging: %w", status.New(status.ResourceExhausted, "quota used up"))
-	fmt.Println(errors.Is(err, status.New(status.ResourceExhausted, "")))
-	fmt.Println(errors.Is(err, status.New(status.ResourceExhausted, "quota used up")))
-	fmt.Println(errors.Is(err, status.New(status.Unavailable, "")))
-	// Output:
-	// true
-	// true
-	// false
-}
-
 // Details carry machine-readable facts with an error, as protobuf messages;
 // here, how long to wait before retrying.
 func ExampleError_WithDetails() {

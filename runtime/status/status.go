@@ -75,16 +75,6 @@ func (e *Error) Unwrap() error {
 	return e.cause
 }
 
-// Is makes errors.Is(err, status.New(code, "")) match any error with that code
-// when the target's message is empty, and code and message otherwise.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	if !ok || e == nil || t == nil {
-		return ok && e == t
-	}
-	return e.code == t.code && (t.message == "" || t.message == e.message)
-}
-
 // WithDetails returns a copy of e carrying the messages as details. Each is
 // packed in an Any, except an *anypb.Any, which is attached as it is.
 func (e *Error) WithDetails(msgs ...proto.Message) (*Error, error) {

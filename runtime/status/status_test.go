@@ -85,43 +85,6 @@ func TestConvertAndWrapping(t *testing.T) {
 	}
 }
 
-func TestErrorsIs(t *testing.T) {
-	err := fmt.Errorf("wrapped: %w", status.New(status.PermissionDenied, "nope"))
-	for _, tc := range []struct {
-		target error
-		want   bool
-	}{
-		{status.New(status.PermissionDenied, ""), true},
-		{status.New(status.PermissionDenied, "nope"), true},
-		{status.New(status.PermissionDenied, "other"), false},
-		{status.New(status.NotFound, ""), false},
-		{errors.New("nope"), false},
-	} {
-		if got := errors.Is(err, tc.target); got != tc.want {
-			t.Errorf("errors.Is(%v, %v) = %v, want %v", err, tc.target, got, tc.want)
-		}
-	}
-}
-
-// TestErrorsIsNilPointers: errors.Is must not panic on a nil *Error, as
-// target or as the (typed-nil) error being tested.
-func TestErrorsIsNilPointers(t *testing.T) {
-	var nilErr *status.Error
-	check := func(name string, f func() bool, want bool) {
-		t.Helper()
-		defer func() {
-			if r := recover(); r != nil {
-				t.Errorf("%s panicked: %v", name, r)
-			}
-		}()
-		if got := f(); got != want {
-			t.Errorf("%s = %v, want %v", name, got, want)
-		}
-	}
-	check("errors.Is(err, nil *Error)", func() bool { return errors.Is(status.New(status.NotFound, "x"), nilErr) }, false)
-	check("errors.Is(nil *Error, New(NotFound))", func() bool { return errors.Is(error(nilErr), status.New(status.NotFound, "")) }, false)
-}
-
 func TestWithDetailsKeepsAny(t *testing.T) {
 	a, err := anypb.New(wrapperspb.String("why"))
 	if err != nil {
