@@ -60,7 +60,7 @@ func BenchmarkUnarySelected(b *testing.B) {
 			reg := memory.NewRegistry(memory.WithServices(&registry.Service{
 				Name: "greeter", Nodes: []*registry.Node{{ID: "a", Address: srv.Address()}},
 			}))
-			c := client.NewClient(client.WithSelector(selector.NewSelector(selector.WithRegistry(reg), selector.WithStrategy(st))))
+			c := client.NewClient(client.WithSelector(selector.NewSelector(reg, selector.WithStrategy(st))))
 			b.Cleanup(func() { c.(io.Closer).Close() })
 			g := greeterpb.NewGreeterService("greeter", c)
 			ctx := context.Background()

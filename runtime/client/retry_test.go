@@ -389,7 +389,7 @@ func TestRetryGoesToAnotherNode(t *testing.T) {
 	f1, f2 := startFakeServer(t, true), startFakeServer(t, true)
 	srv := serveGreeter(t, nil)
 	reg := registryOf(f1.ln.Addr().String(), f2.ln.Addr().String(), srv.Address())
-	rec := &recorder{Selector: selector.NewSelector(selector.WithRegistry(reg))}
+	rec := &recorder{Selector: selector.NewSelector(reg)}
 	c := newTestClient(t, client.WithSelector(rec))
 	g := greeterpb.NewGreeterService("greeter", c)
 	for i := range 20 {
@@ -462,7 +462,7 @@ func TestRetryBudget(t *testing.T) {
 		ratio      float64
 		maxRetries int
 	}{{0, 0}, {0.2, 20}, {0.5, 50}} {
-		rec := &recorder{Selector: selector.NewSelector(selector.WithRegistry(reg))}
+		rec := &recorder{Selector: selector.NewSelector(reg)}
 		c := newTestClient(t, client.WithSelector(rec), client.WithRetryBudget(tc.ratio, 0))
 		g := greeterpb.NewGreeterService("greeter", c)
 		const calls = 100
@@ -482,7 +482,7 @@ func TestRetryBudget(t *testing.T) {
 func TestStreamMarkedWhenItEnds(t *testing.T) {
 	leakcheck.Check(t)
 	srv := serveGreeter(t, nil)
-	rec := &recorder{Selector: selector.NewSelector(selector.WithRegistry(registryOf(srv.Address())), selector.WithStrategy(selector.LeastRequest))}
+	rec := &recorder{Selector: selector.NewSelector(registryOf(srv.Address()), selector.WithStrategy(selector.LeastRequest))}
 	g := greeterpb.NewGreeterService("greeter", newTestClient(t, client.WithSelector(rec)))
 	marks := func() int { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.marks) }
 

@@ -21,7 +21,7 @@ func greeterNodes(addrs ...string) *registry.Service {
 
 func TestEjectionBackoff(t *testing.T) {
 	reg := memory.NewRegistry(memory.WithServices(greeterNodes("a:1", "b:1", "c:1")))
-	s := NewSelector(WithRegistry(reg), WithStrategy(RoundRobin)).(*selector)
+	s := NewSelector(reg, WithStrategy(RoundRobin)).(*selector)
 	defer s.Close()
 	clock := time.Unix(1000, 0)
 	s.now = func() time.Time { return clock }

@@ -58,7 +58,7 @@ func TestCacheFollowsRegistry(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	reg := &counting{Registry: memory.NewRegistry(memory.WithServices(service("a:1", "b:1")))}
-	s := selector.NewSelector(selector.WithRegistry(reg))
+	s := selector.NewSelector(reg)
 	defer s.Close()
 
 	for range 1000 {
@@ -116,7 +116,7 @@ func TestDeleteLatency(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	reg := memory.NewRegistry(memory.WithServices(service("a:1", "b:1")))
-	s := selector.NewSelector(selector.WithRegistry(reg))
+	s := selector.NewSelector(reg)
 	defer s.Close()
 	var worst, total time.Duration
 	const rounds = 100
@@ -145,7 +145,7 @@ func TestDeleteLatency(t *testing.T) {
 
 func TestCloseStopsWatch(t *testing.T) {
 	leakcheck.Check(t)
-	s := selector.NewSelector(selector.WithRegistry(memory.NewRegistry(memory.WithServices(service("a:1")))))
+	s := selector.NewSelector(memory.NewRegistry(memory.WithServices(service("a:1"))))
 	pick(t, s, context.Background())
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -157,5 +157,5 @@ func TestCloseStopsWatch(t *testing.T) {
 		t.Fatal("Select after Close succeeded")
 	}
 	// A selector never used holds nothing to close.
-	selector.NewSelector(selector.WithRegistry(memory.NewRegistry())).Close()
+	selector.NewSelector(memory.NewRegistry()).Close()
 }

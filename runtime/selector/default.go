@@ -20,22 +20,16 @@ const (
 	maxBackoff = 30 * time.Second
 )
 
-// errNoRegistry is returned by Select when the selector was built without a
-// registry. There is deliberately no default: a selector silently reading an
-// empty in-memory registry would fail every call with a misleading error.
-var errNoRegistry = errors.New("selector: no registry configured (use selector.Registry)")
-
 var errClosed = errors.New("selector: closed")
 
-// NewSelector returns the default selector. It finds nodes in a registry
-// cache (package registry/cache): the one given with Cache, shared with
-// whoever else uses it, or one of its own over the registry given with
-// Registry. The cache looks a service up on its first Select and from then
-// on keeps it current through one watch of the whole registry, so Select
-// costs no registry lookup.
+// NewSelector returns the default selector, which finds the nodes of a
+// service in r. It reads them from a cache kept current by one watch of r,
+// which every selector and broker of r in the process shares: the cache
+// looks a service up on its first Select and from then on keeps it
+// current, so Select costs no registry lookup.
 //
 // Select picks among the nodes of all versions of the service with the
-// strategy set by SetStrategy (Random by default), skipping excluded
+// strategy set by WithStrategy (Random by default), skipping excluded
 // addresses and ejected nodes. A node is ejected when Mark reports an error
 // for it: for 1 s after its first failure, twice as long after each failure
 // once an ejection has ended, up to 30 s; failures reported during an
@@ -45,19 +39,17 @@ var errClosed = errors.New("selector: closed")
 // may have recovered is better than failing the call without trying.
 // Ejections are kept per service and node address.
 //
-// The selector needs a registry or a cache; without either, Select fails.
-// Close closes the selector's own cache; a cache given with WithCache stays
-// open for its other users.
-func NewSelector(opts ...Option) Selector {
+// Close lets go of the shared cache; r stays open for its other users.
+// NewSelector panics if r is nil.
+func NewSelector(r registry.Registry, opts ...Option) Selector {
+	if r == nil {
+		panic("selector: NewSelector with a nil registry")
+	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &selector{strategy: o.strategy, now: time.Now}
-	if o.registry != nil {
-		s.cache = cache.Shared(o.registry)
-	}
-	return s
+	return &selector{strategy: o.strategy, now: time.Now, cache: cache.Shared(r)}
 }
 
 type selector struct {
@@ -73,7 +65,7 @@ func (s *selector) String() string { return s.strategy.String() }
 
 // Close lets go of the selector's registry cache. Select fails afterwards.
 func (s *selector) Close() error {
-	if s.closed.Swap(true) || s.cache == nil {
+	if s.closed.Swap(true) {
 		return nil
 	}
 	return s.cache.Close()
@@ -82,9 +74,6 @@ func (s *selector) Close() error {
 func (s *selector) Select(ctx context.Context, name string, exclude []string) (*registry.Node, error) {
 	if s.closed.Load() {
 		return nil, errClosed
-	}
-	if s.cache == nil {
-		return nil, errNoRegistry
 	}
 	snap, err := s.cache.Get(ctx, name)
 	if err != nil {

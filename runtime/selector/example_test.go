@@ -14,7 +14,7 @@ func ExampleNewSelector() {
 		Name:  "greeter",
 		Nodes: []*registry.Node{{ID: "a", Address: "10.0.0.1:8080"}, {ID: "b", Address: "10.0.0.2:8080"}},
 	}))
-	sel := selector.NewSelector(selector.WithRegistry(reg))
+	sel := selector.NewSelector(reg)
 	defer sel.Close()
 
 	// A retry excludes the node the first attempt went to.
@@ -35,7 +35,7 @@ func ExampleWithHashKey() {
 			{ID: "a", Address: "10.0.0.1:8080"}, {ID: "b", Address: "10.0.0.2:8080"}, {ID: "c", Address: "10.0.0.3:8080"},
 		},
 	}))
-	sel := selector.NewSelector(selector.WithRegistry(reg), selector.WithStrategy(selector.ConsistentHash))
+	sel := selector.NewSelector(reg, selector.WithStrategy(selector.ConsistentHash))
 	defer sel.Close()
 
 	// Every call for the same cart goes to the same node.

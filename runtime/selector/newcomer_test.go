@@ -16,7 +16,7 @@ import (
 func TestNoNodeKeepsRegistryExplanation(t *testing.T) {
 	reg := memory.NewRegistry()
 	_, why := reg.GetService(context.Background(), "greeter")
-	s := selector.NewSelector(selector.WithRegistry(reg))
+	s := selector.NewSelector(reg)
 	defer s.Close()
 	for i := range 2 { // the first Select looks the service up; the second reads the cache
 		_, err := s.Select(context.Background(), "greeter", nil)

@@ -74,18 +74,11 @@ func (s Strategy) String() string {
 
 // options are the settings of a selector.
 type options struct {
-	registry registry.Registry
 	strategy Strategy
 }
 
 // Option configures a selector.
 type Option func(*options)
-
-// WithRegistry sets where the selector finds services. Required. The
-// selector reads them from a cache kept current by one watch of the
-// registry, which every selector and broker of the registry in the process
-// shares.
-func WithRegistry(r registry.Registry) Option { return func(o *options) { o.registry = r } }
 
 // WithStrategy sets how the selector chooses among a service's nodes;
 // Random by default.

@@ -3,6 +3,7 @@ package selector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +47,7 @@ func chiSquare(counts map[string]int, want []string, draws int) float64 {
 const chiSquareBound = 40
 
 func TestSelectIsUniformOverVersions(t *testing.T) {
-	s := selector.NewSelector(selector.WithRegistry(greeter()))
+	s := selector.NewSelector(greeter())
 	const draws = 30000
 	counts := map[string]int{}
 	for range draws {
@@ -62,7 +63,7 @@ func TestSelectIsUniformOverVersions(t *testing.T) {
 }
 
 func TestSelectExclude(t *testing.T) {
-	s := selector.NewSelector(selector.WithRegistry(greeter()))
+	s := selector.NewSelector(greeter())
 	for range 300 {
 		n, err := s.Select(context.Background(), "greeter", []string{"a:1", "c:1"})
 		if err != nil {
@@ -79,7 +80,7 @@ func TestSelectExclude(t *testing.T) {
 }
 
 func TestSelectNotFound(t *testing.T) {
-	s := selector.NewSelector(selector.WithRegistry(memory.NewRegistry()))
+	s := selector.NewSelector(memory.NewRegistry())
 	_, err := s.Select(context.Background(), "greeter", nil)
 	if !errors.Is(err, selector.ErrNoneAvailable) || !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("err = %v, want both ErrNoneAvailable and registry.ErrNotFound", err)
@@ -90,7 +91,7 @@ func TestSelectNotFound(t *testing.T) {
 }
 
 func TestSelectRegistryError(t *testing.T) {
-	s := selector.NewSelector(selector.WithRegistry(greeter()))
+	s := selector.NewSelector(greeter())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := s.Select(ctx, "greeter", nil)
@@ -99,11 +100,13 @@ func TestSelectRegistryError(t *testing.T) {
 	}
 }
 
-func TestSelectWithoutRegistry(t *testing.T) {
-	_, err := selector.NewSelector().Select(context.Background(), "greeter", nil)
-	if err == nil || !strings.Contains(err.Error(), "selector.Registry") {
-		t.Fatalf("err = %v, want one telling how to configure a registry", err)
-	}
+func TestNewSelectorWithoutRegistry(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "nil registry") {
+			t.Fatalf("NewSelector(nil) recovered %v, want a panic naming the nil registry", r)
+		}
+	}()
+	selector.NewSelector(nil)
 }
 
 // TestSelectSkipsFailedNode: a node reported failed is ejected at once,
@@ -112,7 +115,7 @@ func TestSelectWithoutRegistry(t *testing.T) {
 func TestSelectSkipsFailedNode(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.String(), func(t *testing.T) {
-			s := selector.NewSelector(selector.WithRegistry(greeter()), selector.WithStrategy(st))
+			s := selector.NewSelector(greeter(), selector.WithStrategy(st))
 			defer s.Close()
 			ctx := selector.WithHashKey(context.Background(), "k")
 			a, err := s.Select(ctx, "greeter", []string{"b:1", "c:1"})
@@ -141,7 +144,7 @@ func TestSelectSkipsFailedNode(t *testing.T) {
 }
 
 func TestString(t *testing.T) {
-	if got := selector.NewSelector().String(); got != "random" {
+	if got := selector.NewSelector(memory.NewRegistry()).String(); got != "random" {
 		t.Fatalf("String() = %q", got)
 	}
 	for st, want := range map[selector.Strategy]string{
@@ -150,7 +153,7 @@ func TestString(t *testing.T) {
 		selector.ConsistentHash: "consistenthash",
 		selector.LeastRequest:   "leastrequest",
 	} {
-		if got := selector.NewSelector(selector.WithStrategy(st)).String(); got != want {
+		if got := selector.NewSelector(memory.NewRegistry(), selector.WithStrategy(st)).String(); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
 		}
 	}
@@ -158,7 +161,7 @@ func TestString(t *testing.T) {
 
 func TestConcurrentSelectAndMark(t *testing.T) {
 	reg := greeter()
-	s := selector.NewSelector(selector.WithRegistry(reg))
+	s := selector.NewSelector(reg)
 	defer s.Close()
 	ctx := context.Background()
 	var wg sync.WaitGroup

@@ -31,7 +31,7 @@ func addrs(n int) []string {
 
 func newSelector(t testing.TB, reg registry.Registry, st selector.Strategy) selector.Selector {
 	t.Helper()
-	s := selector.NewSelector(selector.WithRegistry(reg), selector.WithStrategy(st))
+	s := selector.NewSelector(reg, selector.WithStrategy(st))
 	t.Cleanup(func() { s.Close() })
 	return s
 }

@@ -26,7 +26,7 @@ func TestNotFoundExplanationReachesCaller(t *testing.T) {
 	r := newRegistry(t, mdns.WithMaxWait(100*time.Millisecond))
 	explained := regexp.MustCompile(`^.*selector: no node available: registry/mdns: service "missing" not found: no answer after querying lo \(IPv4.*\) for 1[0-9]{2}ms; .*multicast .* may be blocked`)
 
-	sel := selector.NewSelector(selector.WithRegistry(r))
+	sel := selector.NewSelector(r)
 	defer sel.Close()
 	_, err := sel.Select(context.Background(), "missing", nil)
 	if !errors.Is(err, selector.ErrNoneAvailable) || !errors.Is(err, registry.ErrNotFound) || !explained.MatchString(err.Error()) {
