@@ -21,7 +21,8 @@ import (
 // service's broker, which gomicro.RegisterSubscriber subscribes with.
 type Server interface {
 	rtserver.Server
-	broker.Provider
+	// Broker returns the service's broker.
+	Broker() broker.Broker
 }
 
 // Request describes the call a HandlerWrapper wraps.

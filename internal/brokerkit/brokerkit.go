@@ -46,6 +46,11 @@ type Acknowledger interface {
 // SetAcknowledger attaches a to m, a *broker.Message. Package broker sets it.
 var SetAcknowledger func(m any, a Acknowledger)
 
+// NewPublishError returns a *broker.PublishError: the publication of message
+// id to topic had targets targets, and those in failed (keyed by their
+// description) did not acknowledge. Package broker sets it.
+var NewPublishError func(topic, id string, targets int, failed map[string]error) error
+
 // Topic and queue group names: 1 to maxNameLen bytes of ASCII letters,
 // digits, '.', '-' and '_', starting and ending with a letter or digit,
 // without "..". They become part of registry names, which some registries
@@ -138,9 +143,6 @@ type PublishOptions struct {
 	// Key routes messages with the same key to the same member of each
 	// queue group while the group's members stay the same.
 	Key string
-	// Header is added to the headers of messages sent by the typed
-	// Publisher.
-	Header map[string]string
 }
 
 // publishOptions recycles the PublishOptions that NewPublishOptions fills:

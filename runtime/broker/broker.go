@@ -33,7 +33,7 @@
 // announcement, across hosts) and receives only what is published after.
 //
 // When Publish returns: by default once every target has acknowledged the
-// message (its handler returned nil, or called Ack with ManualAck) or has
+// message (its handler returned nil, or called Ack under WithManualAck) or has
 // definitively failed, within ctx's deadline (30 s when ctx has none; see
 // WithTimeout). The error is nil when every target acknowledged, and otherwise a
 // *PublishError naming the topic, the message ID and each target that did
@@ -54,32 +54,32 @@
 // its targets are known and one of the broker's bounded asynchronous slots
 // is held. Delivery then proceeds exactly as above, bounded by the same
 // deadline but not cancelled with ctx; whatever is undelivered in the end is
-// passed to the Async callback (logged with slog when it is nil) instead of
+// passed to WithAsync's callback (logged with slog when it is nil) instead of
 // returned. Nothing is written to disk: an async message still in flight
 // when the publishing process dies is lost. Disconnect waits for async
 // deliveries in flight.
 //
 // Ordering: messages published synchronously, one after the other, by one
-// goroutine to a subscription without a queue group whose Concurrency is 1
+// goroutine to a subscription without a queue group whose concurrency (WithConcurrency) is 1
 // reach its handler in publish order; a redelivered message is delivered
 // again before the next one is published. Nothing else is ordered: not
 // messages from different publishers, not asynchronous publications, and
 // not messages to a queue group, whose members run in parallel.
 //
-// No subscribers: publishing to a topic nobody subscribes to succeeds,
-// counts in Stats.NoSubscribers and logs at debug level; RequireSubscribers
-// makes it fail with ErrNoSubscribers.
+// No subscribers: publishing to a topic nobody subscribes to succeeds and
+// is logged (broker/direct logs the first per topic at INFO);
+// WithRequireSubscribers makes it fail with ErrNoSubscribers.
 //
-// Backpressure: a subscription runs at most Concurrency handlers at once
-// (1 by default) and accepts at most MaxInFlight deliveries, running or
+// Backpressure: a subscription runs at most its concurrency (WithConcurrency) in handlers at once
+// (1 by default) and accepts at most WithMaxInFlight deliveries, running or
 // waiting for a handler (2048 by default); it refuses more. A publisher keeps
-// no more than a subscription's MaxInFlight messages in flight to it and
+// no more than a subscription's WithMaxInFlight messages in flight to it and
 // holds the rest back. A publisher that meets a full subscription tries
 // another member of a queue group, then waits for room until its deadline;
-// with FailFast it fails at once with ErrBusy instead. Asynchronous
+// with WithFailFast it fails at once with ErrBusy instead. Asynchronous
 // publications in flight are bounded per broker too (by default 8192
 // messages and 64 MiB of bodies: a message holds one slot per 8 KiB), and
-// Async publishing waits, or fails fast, beyond them. So every queue on the
+// WithAsync publishing waits, or fails fast, beyond them. So every queue on the
 // path is bounded: per subscription by WithMaxInFlight, per publisher by the
 // goroutines publishing synchronously plus the asynchronous slots.
 //
@@ -100,6 +100,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/protoc-gen-micro/micro/internal/brokerkit"
@@ -127,8 +129,8 @@ type Broker interface {
 }
 
 // Handler handles one delivered message. Returning nil acknowledges it
-// (unless the subscription uses ManualAck); an error means "not processed"
-// and the message is delivered again, up to the publisher's Attempts.
+// (unless the subscription uses WithManualAck); an error means "not processed"
+// and the message is delivered again, up to the publisher's WithAttempts.
 // ctx carries the publisher's metadata and deadline.
 type Handler func(ctx context.Context, msg *Message) error
 
@@ -136,8 +138,6 @@ type Handler func(ctx context.Context, msg *Message) error
 type Subscriber interface {
 	// Topic returns the subscribed topic.
 	Topic() string
-	// Queue returns the queue group, or "" for none.
-	Queue() string
 	// Unsubscribe stops the subscription: publishers stop choosing it,
 	// deliveries that still reach it are refused (a queue group's go to
 	// another member), and it returns once no handler call of it is
@@ -166,7 +166,7 @@ type Message struct {
 	ack brokerkit.Acknowledger
 }
 
-// Ack acknowledges a message delivered to a ManualAck subscription. It
+// Ack acknowledges a message delivered to a WithManualAck subscription. It
 // returns ErrSettled if the message was already acknowledged or refused, or
 // its delivery has ended (its deadline passed). On any other message it
 // does nothing and returns nil: there the handler's return value decides.
@@ -177,7 +177,7 @@ func (m *Message) Ack() error {
 	return m.ack.Ack()
 }
 
-// Nack refuses a message delivered to a ManualAck subscription: it is
+// Nack refuses a message delivered to a WithManualAck subscription: it is
 // delivered again, as after a handler error. reason is reported to the
 // publisher if no later attempt succeeds. Like Ack, it does nothing on other
 // messages.
@@ -190,14 +190,17 @@ func (m *Message) Nack(reason error) error {
 
 func init() {
 	brokerkit.SetAcknowledger = func(m any, a brokerkit.Acknowledger) { m.(*Message).ack = a }
+	brokerkit.NewPublishError = func(topic, id string, targets int, failed map[string]error) error {
+		return &PublishError{Topic: topic, ID: id, Failed: failed, targets: targets}
+	}
 }
 
 var (
 	// ErrNoSubscribers is returned, wrapped, by a Publish with
-	// RequireSubscribers to a topic that has none.
+	// WithRequireSubscribers to a topic that has none.
 	ErrNoSubscribers = errors.New("broker: no subscribers")
 	// ErrBusy is the cause of a delivery refused by a subscription at
-	// capacity (MaxInFlight); a publisher sees it with FailFast, or when its
+	// capacity (WithMaxInFlight); a publisher sees it with WithFailFast, or when its
 	// deadline passes while it waits.
 	ErrBusy = errors.New("broker: subscriber at capacity")
 	// ErrSettled is returned by Ack and Nack on a message already settled.
@@ -211,38 +214,31 @@ var (
 type PublishError struct {
 	// Topic and ID identify the message.
 	Topic, ID string
-	// Targets is how many targets the publication had.
-	Targets int
-	// Failed lists the targets that did not acknowledge.
-	Failed []TargetError
-}
+	// Failed holds the last error of each target that did not acknowledge,
+	// keyed by a description of the target: `subscriber "ID" at ADDRESS`
+	// or `queue group "NAME"`.
+	Failed map[string]error
 
-// TargetError is one target that did not acknowledge a message.
-type TargetError struct {
-	// Target describes it: `subscriber "ID" at ADDRESS` or
-	// `queue group "NAME"`.
-	Target string
-	// Err is the last failure.
-	Err error
+	targets int // how many targets the publication had
 }
 
 func (e *PublishError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "broker: publish %s to %q: %d of %d targets did not acknowledge: ", e.ID, e.Topic, len(e.Failed), e.Targets)
-	for i, f := range e.Failed {
+	fmt.Fprintf(&b, "broker: publish %s to %q: %d of %d targets did not acknowledge: ", e.ID, e.Topic, len(e.Failed), max(e.targets, len(e.Failed)))
+	for i, t := range slices.Sorted(maps.Keys(e.Failed)) {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s: %v", f.Target, f.Err)
+		fmt.Fprintf(&b, "%s: %v", t, e.Failed[t])
 	}
 	return b.String()
 }
 
-// Unwrap returns each target's error.
+// Unwrap returns each target's error, ordered by target.
 func (e *PublishError) Unwrap() []error {
-	out := make([]error, len(e.Failed))
-	for i, f := range e.Failed {
-		out[i] = f.Err
+	out := make([]error, 0, len(e.Failed))
+	for _, t := range slices.Sorted(maps.Keys(e.Failed)) {
+		out = append(out, e.Failed[t])
 	}
 	return out
 }

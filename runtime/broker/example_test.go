@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/memory"
@@ -58,38 +59,17 @@ func Example_redelivery() {
 		Publish(context.Background(), wrapperspb.String("invoice 7"), broker.WithAttempts(2), broker.WithBackoff(0, 0))
 	var pe *broker.PublishError
 	if errors.As(err, &pe) {
-		fmt.Println(len(pe.Failed), "of", pe.Targets, "targets did not acknowledge:", pe.Failed[0].Err)
+		for target, err := range pe.Failed {
+			fmt.Println(strings.Fields(target)[0], "did not acknowledge:", err)
+		}
 	}
 	// Output:
 	// attempt 1
 	// attempt 2
-	// 1 of 1 targets did not acknowledge: handler: database down
+	// subscriber did not acknowledge: handler: database down
 }
 
-type service struct{ b broker.Broker }
-
-func (s service) Broker() broker.Broker { return s.b }
-
-// RegisterSubscriber has the shape of go-micro's micro.RegisterSubscriber,
-// with a typed handler; it takes anything that carries a broker.
-func ExampleRegisterSubscriber() {
-	b := memory.NewBroker()
-	b.Connect()
-	defer b.Disconnect()
-	svc := service{b}
-
-	err := broker.RegisterSubscriber("greetings", svc, func(ctx context.Context, m *wrapperspb.StringValue) error {
-		fmt.Println("hello,", m.GetValue())
-		return nil
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	broker.NewPublisher[*wrapperspb.StringValue](svc.Broker(), "greetings").Publish(context.Background(), wrapperspb.String("world"))
-	// Output: hello, world
-}
-
-// A handler reads the message's headers and ID with MessageFromContext,
+// A handler reads the message's ID, headers and attempt with MessageFromContext,
 // and the publisher's outgoing metadata as incoming metadata, as in an RPC.
 // Unsubscribe returns once the subscription's handler calls have ended.
 func ExampleSubscribe() {
@@ -99,7 +79,7 @@ func ExampleSubscribe() {
 
 	sub, err := broker.Subscribe(b, "signups", func(ctx context.Context, m *wrapperspb.StringValue) error {
 		msg, _ := broker.MessageFromContext(ctx)
-		fmt.Println(m.GetValue(), "from", msg.Header["source"], "in", metadata.ValueFromIncomingContext(ctx, "x-tenant"))
+		fmt.Println(m.GetValue(), "attempt", msg.Attempt, "in", metadata.ValueFromIncomingContext(ctx, "x-tenant"))
 		return nil
 	})
 	if err != nil {
@@ -108,11 +88,11 @@ func ExampleSubscribe() {
 	defer sub.Unsubscribe()
 
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "acme")
-	pub := broker.NewPublisher[*wrapperspb.StringValue](b, "signups", broker.WithHeader("source", "web"))
+	pub := broker.NewPublisher[*wrapperspb.StringValue](b, "signups")
 	if err := pub.Publish(ctx, wrapperspb.String("ada@example.com")); err != nil {
 		log.Fatal(err)
 	}
-	// Output: ada@example.com from web in [acme]
+	// Output: ada@example.com attempt 1 in [acme]
 }
 
 // With ManualAck, the handler may hand a message over and return; the

@@ -56,18 +56,6 @@ func WithContentType(name string) PublishOption {
 // all events of one order to one worker.
 func WithKey(k string) PublishOption { return func(o *brokerkit.PublishOptions) { o.Key = k } }
 
-// WithHeader adds a header to the messages the typed Publisher sends.
-func WithHeader(key, value string) PublishOption {
-	return func(o *brokerkit.PublishOptions) {
-		h := make(map[string]string, len(o.Header)+1)
-		for k, v := range o.Header {
-			h[k] = v
-		}
-		h[key] = value
-		o.Header = h
-	}
-}
-
 // SubscribeOption configures a subscription.
 type SubscribeOption func(*brokerkit.SubscribeOptions)
 
@@ -85,7 +73,7 @@ func WithConcurrency(n int) SubscribeOption {
 
 // WithMaxInFlight bounds the deliveries accepted at once, running or waiting for
 // a handler; a subscription beyond it refuses more and publishers back off
-// (or fail with ErrBusy under FailFast).
+// (or fail with ErrBusy under WithFailFast).
 func WithMaxInFlight(n int) SubscribeOption {
 	return func(o *brokerkit.SubscribeOptions) { o.MaxInFlight = n }
 }
@@ -94,7 +82,7 @@ func WithMaxInFlight(n int) SubscribeOption {
 // processed once the handler calls msg.Ack, and is redelivered after
 // msg.Nack, a handler error, or when its deadline passes unacknowledged.
 // Ack may be called after the handler returns, from another goroutine; the
-// delivery holds its place in MaxInFlight until then.
+// delivery holds its place in WithMaxInFlight until then.
 func WithManualAck() SubscribeOption {
 	return func(o *brokerkit.SubscribeOptions) { o.ManualAck = true }
 }

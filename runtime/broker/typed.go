@@ -22,7 +22,7 @@ type Publisher[T proto.Message] struct {
 }
 
 // encoding is how a Publisher encodes: its codec and the header every
-// message carries. header is shared by all messages and never modified.
+// message carries (its content type, unless protobuf). header is shared by all messages and never modified.
 type encoding struct {
 	codec  codec.Codec
 	header map[string]string
@@ -34,9 +34,6 @@ type encoding struct {
 func NewPublisher[T proto.Message](b Broker, topic string, opts ...PublishOption) *Publisher[T] {
 	return &Publisher[T]{b: b, topic: topic, opts: opts, enc: encodingOf(opts)}
 }
-
-// Topic returns the topic p publishes to.
-func (p *Publisher[T]) Topic() string { return p.topic }
 
 // Publish encodes m and publishes it with Broker.Publish; opts add to those
 // given to NewPublisher.
@@ -62,13 +59,9 @@ func encodingOf(opts []PublishOption) encoding {
 	if !ok {
 		return encoding{err: fmt.Errorf("broker: no codec registered for content type %q", o.ContentType)}
 	}
-	header := o.Header
+	var header map[string]string
 	if cd.Name() != codec.Proto.Name() {
-		header = make(map[string]string, len(o.Header)+1)
-		for k, v := range o.Header {
-			header[k] = v
-		}
-		header[brokerkit.HeaderContentType] = brokerkit.ContentTypeOf(cd.Name())
+		header = map[string]string{brokerkit.HeaderContentType: brokerkit.ContentTypeOf(cd.Name())}
 	}
 	return encoding{codec: cd, header: header}
 }
@@ -111,18 +104,6 @@ func messageType[T proto.Message]() (protoreflect.MessageType, error) {
 		return nil, fmt.Errorf("broker: Subscribe needs a concrete message type, not %T", zero)
 	}
 	return zero.ProtoReflect().Type(), nil
-}
-
-// Provider is anything that carries a broker, such as a service.
-type Provider interface {
-	Broker() Broker
-}
-
-// RegisterSubscriber subscribes h to topic on p's broker: go-micro's
-// micro.RegisterSubscriber(topic, service, handler) with a typed handler.
-func RegisterSubscriber[T proto.Message](topic string, p Provider, h func(ctx context.Context, m T) error, opts ...SubscribeOption) error {
-	_, err := Subscribe(p.Broker(), topic, h, opts...)
-	return err
 }
 
 type messageKey struct{}

@@ -283,7 +283,7 @@ func TestServiceInterceptorsCoverEveryCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	delivered := make(chan string, 1)
-	err := broker.RegisterSubscriber("greetings", g, func(ctx context.Context, m *wrapperspb.StringValue) error {
+	_, err := broker.Subscribe(g.Broker(), "greetings", func(ctx context.Context, m *wrapperspb.StringValue) error {
 		delivered <- m.Value
 		return nil
 	})

@@ -24,7 +24,7 @@ func TestServiceBroker(t *testing.T) {
 	var workers []service.Service
 	for range 2 {
 		w := service.NewService(service.WithName("worker"), service.WithAddress("127.0.0.1:0"), service.WithRegistry(reg), service.WithSignal(false))
-		err := broker.RegisterSubscriber("events.test", w, func(ctx context.Context, m *wrapperspb.StringValue) error {
+		_, err := broker.Subscribe(w.Broker(), "events.test", func(ctx context.Context, m *wrapperspb.StringValue) error {
 			handled.Add(1)
 			return nil
 		}, broker.WithQueue("pool"))

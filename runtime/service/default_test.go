@@ -140,7 +140,7 @@ func TestClientAndBrokerShareOneWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan string, 1)
-	err := broker.RegisterSubscriber("shared.events", echo, func(_ context.Context, m *wrapperspb.StringValue) error {
+	_, err := broker.Subscribe(echo.Broker(), "shared.events", func(_ context.Context, m *wrapperspb.StringValue) error {
 		got <- m.Value
 		return nil
 	})

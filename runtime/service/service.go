@@ -63,8 +63,7 @@ type Service interface {
 	Server() server.Server
 	// Broker returns the broker to publish and subscribe with, creating
 	// the built-in one on first use; the service connects it on Start and
-	// disconnects it on Stop. A Service is a broker.Provider, so
-	// broker.RegisterSubscriber(topic, svc, handler) works.
+	// disconnects it on Stop.
 	Broker() broker.Broker
 	// Run starts the service, waits for a signal (see WithSignal), the end
 	// of the context (see WithContext) or Stop, then stops it.

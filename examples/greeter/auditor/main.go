@@ -24,7 +24,7 @@ func main() {
 	flag.Parse()
 
 	svc := service.NewService(service.WithName("greeter.auditor"), service.WithAddress("127.0.0.1:0"))
-	err := broker.RegisterSubscriber(Topic, svc, func(ctx context.Context, ev *greeterpb.HelloReply) error {
+	_, err := broker.Subscribe(svc.Broker(), Topic, func(ctx context.Context, ev *greeterpb.HelloReply) error {
 		m, _ := broker.MessageFromContext(ctx)
 		id := ""
 		if m != nil {

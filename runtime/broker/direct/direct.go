@@ -30,7 +30,7 @@
 // subscription's fail, reported to the publisher) until the TTL removes it.
 //
 // A publication to a topic without subscribers is dropped (or fails, with
-// broker.RequireSubscribers). The first for each topic is logged with
+// broker.WithRequireSubscribers). The first for each topic is logged with
 // log/slog at INFO, naming the registry asked: subscribers registered in
 // another registry, such as another process's memory registry, are
 // invisible.
@@ -115,7 +115,6 @@ func NewBroker(opts ...Option) broker.Broker {
 		address:          ":0",
 		registerTTL:      defaultRegisterTTL,
 		registerInterval: defaultRegisterInterval,
-		strategy:         selector.LeastRequest,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -132,7 +131,7 @@ func NewBroker(opts ...Option) broker.Broker {
 		Name:     "direct",
 		Link:     link{svc: brokerpb.NewBrokerService("micro.broker", b.cli)},
 		Resolve:  b.topics.targets,
-		Strategy: o.strategy,
+		Strategy: selector.LeastRequest,
 		MaxAsync: o.maxAsync,
 	})
 	return b
@@ -351,7 +350,6 @@ type subscriber struct {
 }
 
 func (s *subscriber) Topic() string { return s.sub.Topic }
-func (s *subscriber) Queue() string { return s.sub.Opts.Queue }
 
 // Unsubscribe deregisters the subscription, then refuses what still
 // arrives and waits for its handler calls.

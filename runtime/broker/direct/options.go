@@ -5,7 +5,6 @@ import (
 
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/selector"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 )
 
@@ -28,7 +27,6 @@ type options struct {
 	advertise        string
 	registerTTL      time.Duration
 	registerInterval time.Duration
-	strategy         selector.Strategy
 	maxAsync         int
 }
 
@@ -56,24 +54,9 @@ func WithAddress(addr string) Option { return func(o *options) { o.address = add
 // instead of one derived from the server's listen address.
 func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
 
-// WithRegisterTTL sets the time to live of subscriptions' registrations; 90 s
-// by default.
-func WithRegisterTTL(d time.Duration) Option { return func(o *options) { o.registerTTL = d } }
-
-// WithRegisterInterval sets how often registrations are refreshed; 30 s by
-// default.
-func WithRegisterInterval(d time.Duration) Option {
-	return func(o *options) { o.registerInterval = d }
-}
-
-// WithStrategy sets how a queue group's member is chosen for a message;
-// selector.LeastRequest (fewer deliveries in flight of two members picked
-// at random) by default.
-func WithStrategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
-
 // WithMaxAsync sets the number of asynchronous slots (8192 by default). An
 // asynchronous publication in flight holds one slot per 8 KiB of body,
 // at least one, so the default bounds them to 8192 small messages and to
-// 64 MiB of bodies; beyond it Publish with broker.Async waits, or fails
-// with broker.ErrBusy under broker.FailFast.
+// 64 MiB of bodies; beyond it Publish with broker.WithAsync waits, or fails
+// with broker.ErrBusy under broker.WithFailFast.
 func WithMaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }

@@ -88,23 +88,17 @@ type Option func(*options)
 
 type options struct {
 	bus      *Bus
-	strategy selector.Strategy
 	maxAsync int
 }
 
-// OnBus puts the broker on bus b, with the other brokers there.
+// WithBus puts the broker on bus b, with the other brokers there.
 func WithBus(b *Bus) Option { return func(o *options) { o.bus = b } }
-
-// WithStrategy sets how a queue group's member is chosen for a message;
-// selector.LeastRequest (fewer deliveries in flight of two members picked
-// at random) by default.
-func WithStrategy(s selector.Strategy) Option { return func(o *options) { o.strategy = s } }
 
 // WithMaxAsync sets the number of asynchronous slots (8192 by default). An
 // asynchronous publication in flight holds one slot per 8 KiB of body,
 // at least one, so the default bounds them to 8192 small messages and to
-// 64 MiB of bodies; beyond it Publish with broker.Async waits, or fails
-// with broker.ErrBusy under broker.FailFast.
+// 64 MiB of bodies; beyond it Publish with broker.WithAsync waits, or fails
+// with broker.ErrBusy under broker.WithFailFast.
 func WithMaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }
 
 // memBroker is the in-memory broker.
@@ -125,10 +119,10 @@ const (
 	disconnected
 )
 
-// NewBroker returns an in-memory broker, on its own bus unless OnBus says
+// NewBroker returns an in-memory broker, on its own bus unless WithBus says
 // otherwise.
 func NewBroker(opts ...Option) broker.Broker {
-	o := options{strategy: selector.LeastRequest}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -140,7 +134,7 @@ func NewBroker(opts ...Option) broker.Broker {
 		Name:     "memory",
 		Link:     link{},
 		Resolve:  o.bus.targets,
-		Strategy: o.strategy,
+		Strategy: selector.LeastRequest,
 		MaxAsync: o.maxAsync,
 	})
 	return b
@@ -220,7 +214,6 @@ type subscriber struct {
 }
 
 func (s *subscriber) Topic() string { return s.sub.Topic }
-func (s *subscriber) Queue() string { return s.sub.Opts.Queue }
 
 func (s *subscriber) Unsubscribe() error {
 	s.b.mu.Lock()

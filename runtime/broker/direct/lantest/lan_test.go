@@ -38,7 +38,7 @@ const (
 
 func newBroker(t *testing.T) (broker.Broker, *mdns.Registry, func()) {
 	reg := mdns.NewRegistry(mdns.WithAnnounceInterval(50*time.Millisecond), mdns.WithMaxWait(2*time.Second))
-	b := direct.NewBroker(direct.WithRegistry(reg), direct.WithRegisterTTL(5*time.Second), direct.WithRegisterInterval(time.Second))
+	b := direct.NewBroker(direct.WithRegistry(reg))
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)
 	}

@@ -296,7 +296,7 @@ type publication struct {
 	done      chan struct{} // closed when remaining reaches 0 (sync)
 
 	mu     sync.Mutex
-	failed []broker.TargetError
+	failed []failure
 }
 
 // options are what a publication keeps of its brokerkit.PublishOptions.
@@ -375,7 +375,7 @@ func (pub *publication) stopped(now time.Time) error {
 
 func (pub *publication) fail(target string, err error) {
 	pub.mu.Lock()
-	pub.failed = append(pub.failed, broker.TargetError{Target: target, Err: err})
+	pub.failed = append(pub.failed, failure{target, err})
 	pub.mu.Unlock()
 	pub.p.undelivered.Add(1)
 }
@@ -416,20 +416,35 @@ func (pub *publication) recycle() {
 // ctxErr is set (the caller stopped waiting), those still pending.
 func (pub *publication) err(ctxErr error) error {
 	pub.mu.Lock()
-	failed := append([]broker.TargetError(nil), pub.failed...)
+	var failed map[string]error
+	for _, f := range pub.failed {
+		if failed == nil {
+			failed = make(map[string]error, len(pub.failed))
+		}
+		failed[f.target] = f.err
+	}
 	pub.mu.Unlock()
 	if ctxErr != nil {
 		for i := range pub.jobs {
 			j := &pub.jobs[i]
 			if !j.over.Load() {
-				failed = append(failed, broker.TargetError{Target: j.describe(), Err: fmt.Errorf("not acknowledged before the context ended: %w", ctxErr)})
+				if failed == nil {
+					failed = map[string]error{}
+				}
+				failed[j.describe()] = fmt.Errorf("not acknowledged before the context ended: %w", ctxErr)
 			}
 		}
 	}
 	if len(failed) == 0 {
 		return nil
 	}
-	return &broker.PublishError{Topic: pub.msg.Topic, ID: pub.msg.ID, Targets: len(pub.jobs), Failed: failed}
+	return brokerkit.NewPublishError(pub.msg.Topic, pub.msg.ID, len(pub.jobs), failed)
+}
+
+// failure is a target that did not acknowledge, and why.
+type failure struct {
+	target string
+	err    error
 }
 
 // job is a publication's delivery to one target: a group-less subscription
