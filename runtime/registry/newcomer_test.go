@@ -24,9 +24,9 @@ func TestFromEnvUnknownExplains(t *testing.T) {
 	ctx := context.Background()
 	_, getErr := r.GetService(ctx, "greeter")
 	_, listErr := r.ListServices(ctx)
-	_, watchErr := r.Watch(ctx)
+	_, watchErr := r.Watch(ctx, "")
 	for name, got := range map[string]error{
-		"Register":     r.Register(ctx, &registry.Service{Name: "greeter"}),
+		"Register":     r.Register(ctx, &registry.Service{Name: "greeter"}, 0),
 		"Deregister":   r.Deregister(ctx, &registry.Service{Name: "greeter"}),
 		"GetService":   getErr,
 		"ListServices": listErr,

@@ -2,19 +2,9 @@ package registry_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
-
-func TestOptions(t *testing.T) {
-	if o := registry.NewRegisterOptions(registry.WithTTL(time.Minute)); o.TTL != time.Minute {
-		t.Errorf("RegisterOptions %+v", o)
-	}
-	if o := registry.NewWatchOptions(registry.WithService("greeter")); o.Service != "greeter" {
-		t.Errorf("WatchOptions %+v", o)
-	}
-}
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {

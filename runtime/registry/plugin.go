@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // envRegistry names the environment variable that chooses the registry
@@ -94,12 +95,12 @@ type unavailable struct {
 	err  error
 }
 
-func (u unavailable) Register(context.Context, *Service, ...RegisterOption) error { return u.err }
-func (u unavailable) Deregister(context.Context, *Service) error                  { return u.err }
-func (u unavailable) GetService(context.Context, string) ([]*Service, error)      { return nil, u.err }
-func (u unavailable) ListServices(context.Context) ([]*Service, error)            { return nil, u.err }
-func (u unavailable) Watch(context.Context, ...WatchOption) (Watcher, error)      { return nil, u.err }
-func (u unavailable) String() string                                              { return u.name + " (unavailable)" }
+func (u unavailable) Register(context.Context, *Service, time.Duration) error { return u.err }
+func (u unavailable) Deregister(context.Context, *Service) error              { return u.err }
+func (u unavailable) GetService(context.Context, string) ([]*Service, error)  { return nil, u.err }
+func (u unavailable) ListServices(context.Context) ([]*Service, error)        { return nil, u.err }
+func (u unavailable) Watch(context.Context, string) (Watcher, error)          { return nil, u.err }
+func (u unavailable) String() string                                          { return u.name + " (unavailable)" }
 
 // Names returns the names of the registered implementations, sorted.
 func Names() []string {

@@ -21,8 +21,9 @@ var ErrWatcherStopped = errors.New("registry: watcher stopped")
 
 // Registry registers services and answers lookups.
 type Registry interface {
-	// Register adds or refreshes the service's nodes.
-	Register(ctx context.Context, s *Service, opts ...RegisterOption) error
+	// Register adds or refreshes the service's nodes. A node not
+	// refreshed within ttl disappears; ttl 0 keeps it until deregistered.
+	Register(ctx context.Context, s *Service, ttl time.Duration) error
 	// Deregister removes the service's nodes.
 	Deregister(ctx context.Context, s *Service) error
 	// GetService returns every version of the named service with its nodes,
@@ -30,9 +31,9 @@ type Registry interface {
 	GetService(ctx context.Context, name string) ([]*Service, error)
 	// ListServices returns every known service.
 	ListServices(ctx context.Context) ([]*Service, error)
-	// Watch reports changes to services (all, or the one named by
-	// WatchService) until Stop is called or ctx ends.
-	Watch(ctx context.Context, opts ...WatchOption) (Watcher, error)
+	// Watch reports changes to the named service, or to every service when
+	// service is "", until Stop is called or ctx ends.
+	Watch(ctx context.Context, service string) (Watcher, error)
 	// String names the implementation, e.g. "memory" or "mdns".
 	String() string
 }
@@ -83,51 +84,6 @@ type Watcher interface {
 	Next() (*Result, error)
 	// Stop ends the watch; a blocked Next returns.
 	Stop()
-}
-
-// RegisterOptions configures Register.
-type RegisterOptions struct {
-	// TTL is how long the registration lives without a refresh; 0 means
-	// until deregistered.
-	TTL time.Duration
-}
-
-// RegisterOption sets a register option.
-type RegisterOption func(*RegisterOptions)
-
-// RegisterTTL sets the registration's time to live.
-func WithTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
-
-// NewRegisterOptions returns the options opts set. Registry
-// implementations build their RegisterOptions with it.
-func NewRegisterOptions(opts ...RegisterOption) RegisterOptions {
-	var o RegisterOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
-// WatchOptions configures Watch.
-type WatchOptions struct {
-	// Service limits the watch to one service name; all when empty.
-	Service string
-}
-
-// WatchOption sets a watch option.
-type WatchOption func(*WatchOptions)
-
-// WatchService limits a watch to one service.
-func WithService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
-
-// NewWatchOptions returns the options opts set. Registry implementations
-// build their WatchOptions with it.
-func NewWatchOptions(opts ...WatchOption) WatchOptions {
-	var o WatchOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
 }
 
 // Validate checks what every registry requires of a service it registers:

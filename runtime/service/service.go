@@ -565,7 +565,7 @@ func advertised(r registry.Registry, listen string) string {
 func register(ctx context.Context, r registry.Registry, s *registry.Service, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
 	defer cancel()
-	return r.Register(ctx, s, registry.WithTTL(ttl))
+	return r.Register(ctx, s, ttl)
 }
 
 func deregister(ctx context.Context, r registry.Registry, s *registry.Service) error {

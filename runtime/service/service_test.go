@@ -105,7 +105,7 @@ type recordingRegistry struct {
 	revived      atomic.Bool // a Register came after a Deregister
 }
 
-func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	now := time.Now().UnixNano()
 	r.first.CompareAndSwap(0, now)
 	r.last.Store(now)
@@ -119,7 +119,7 @@ func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, o
 	if r.registers.Load() == 1 {
 		r.events.add("register")
 	}
-	return r.Registry.Register(ctx, s, opts...)
+	return r.Registry.Register(ctx, s, ttl)
 }
 
 func (r *recordingRegistry) Deregister(ctx context.Context, s *registry.Service) error {

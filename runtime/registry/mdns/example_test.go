@@ -23,7 +23,7 @@ func ExampleRegistry() {
 		Name:    "greeter",
 		Version: "v1",
 		Nodes:   []*registry.Node{{ID: "greeter-1", Address: ":8080"}},
-	})
+	}, 0)
 	if err != nil {
 		panic(err)
 	}

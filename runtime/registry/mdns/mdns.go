@@ -28,16 +28,16 @@
 //
 // Register announces a node at once and twice more (after the announce
 // interval, then twice that); Deregister and Close send goodbyes (the
-// records with TTL 0). Records live for the registration's TTL
-// (registry.RegisterTTL; 120 s without one), and a registration not
-// refreshed within its TTL is withdrawn like a Deregister. Lookups and
-// watches browse continuously once used: they listen to every
-// announcement and goodbye, query with backoff from 1 s to 60 s, refresh
-// records at 80–95% of their TTL, and drop the nodes of a host that
-// vanished without a goodbye when their TTL runs out. Watch events are
-// queued without bound, never dropped. A lookup answers from the cache at
-// once when the service is there; otherwise it queries and returns as
-// soon as answers arrive plus a short settle time, within a max wait.
+// records with TTL 0). Records live for the ttl given to Register (120 s
+// when it is 0), and a registration not refreshed within its TTL is
+// withdrawn like a Deregister. Lookups and watches browse continuously
+// once used: they listen to every announcement and goodbye, query with
+// backoff from 1 s to 60 s, refresh records at 80–95% of their TTL, and
+// drop the nodes of a host that vanished without a goodbye when their TTL
+// runs out. Watch events are queued without bound, never dropped. A lookup
+// answers from the cache at once when the service is there; otherwise it
+// queries and returns as soon as answers arrive plus a short settle time,
+// within a max wait.
 //
 // By default every interface that is up and multicast-capable is used
 // (MICRO_MDNS_INTERFACES or the Interfaces option choose others), over
@@ -214,19 +214,20 @@ func (r *Registry) String() string { return "mdns" }
 // must have a name and nodes, every node an ID and a host:port address,
 // and its name, version, IDs and metadata must fit a TXT record (see the
 // package documentation). A node ID names the mDNS instance, so it may not
-// be registered under another service or version at the same time.
-func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+// be registered under another service or version at the same time. The
+// records live for ttl, 120 s when it is 0 (see the package
+// documentation).
+func (r *Registry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := validate(s); err != nil {
 		return err
 	}
-	o := registry.NewRegisterOptions(opts...)
 	now := time.Now()
 	nodes := make([]*localNode, 0, len(s.Nodes))
 	for _, n := range s.Nodes {
-		ln, err := newLocalNode(r.names, s, n, o.TTL, now)
+		ln, err := newLocalNode(r.names, s, n, ttl, now)
 		if err != nil {
 			return fmt.Errorf("registry/mdns: register %q: %w", s.Name, err)
 		}
@@ -457,18 +458,17 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 	}
 }
 
-// Watch reports changes from now on, in order, for every service or the
-// one named with registry.WatchService: nodes registered here and nodes
+// Watch reports changes from now on, in order, for the named service, or
+// for every service when service is "": nodes registered here and nodes
 // heard on the network. It does not replay the current state. Results
 // queue without bound until Next takes them, so a slow watcher costs
 // memory, never a lost result. The watch ends when Stop is called, ctx
 // ends, or the registry is closed.
-func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	o := registry.NewWatchOptions(opts...)
-	w := watchq.New(o.Service, r.forget)
+	w := watchq.New(service, r.forget)
 	now := time.Now()
 	r.mu.Lock()
 	if err := r.startLocked(now); err != nil {

@@ -5,8 +5,8 @@
 // is not a discovery mechanism: nothing registered here is visible to another
 // process, and nothing survives a restart.
 //
-// Registrations honour registry.RegisterTTL: a node that is not refreshed in
-// time disappears and watchers see a Delete. Expiry costs nothing while no
+// Registrations honour the TTL given to Register: a node that is not
+// refreshed in time disappears and watchers see a Delete. Expiry costs nothing while no
 // node has a TTL; otherwise a single timer (not a goroutine) fires at the
 // earliest expiry, and reads skip expired nodes even if the timer runs late.
 package memory
@@ -83,7 +83,7 @@ func NewRegistry(opts ...Option) registry.Registry {
 		watchers: map[*watchq.Watcher]struct{}{},
 	}
 	for _, s := range o.services {
-		if err := r.Register(context.Background(), s); err != nil {
+		if err := r.Register(context.Background(), s, 0); err != nil {
 			panic(err)
 		}
 	}
@@ -98,19 +98,19 @@ func (r *memRegistry) String() string { return "memory" }
 // Watchers see a Create for a new name+version, an Update when nodes were
 // added or changed or the service's metadata or endpoints changed, and
 // nothing for a refresh that changes nothing. The service must have a name
-// and at least one node, and every node an ID.
-func (r *memRegistry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+// and at least one node, and every node an ID. A node not refreshed within
+// ttl expires; ttl 0 keeps it until deregistered.
+func (r *memRegistry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := validate(s); err != nil {
 		return err
 	}
-	o := registry.NewRegisterOptions(opts...)
 	now := time.Now()
 	var expires time.Time
-	if o.TTL > 0 {
-		expires = now.Add(o.TTL)
+	if ttl > 0 {
+		expires = now.Add(ttl)
 	}
 
 	r.mu.Lock()
@@ -254,17 +254,16 @@ func (r *memRegistry) ListServices(ctx context.Context) ([]*registry.Service, er
 	return out, nil
 }
 
-// Watch reports every change from now on, in order, to all services or to
-// the one named with registry.WatchService. It does not replay the current
+// Watch reports every change from now on, in order, to the named service,
+// or to every service when service is "". It does not replay the current
 // state: to miss nothing, start watching before reading it. Events queue
 // without bound until Next takes them, so a slow watcher costs memory, never
 // a lost event. The watch ends when Stop is called or ctx ends.
-func (r *memRegistry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+func (r *memRegistry) Watch(ctx context.Context, service string) (registry.Watcher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	o := registry.NewWatchOptions(opts...)
-	w := watchq.New(o.Service, r.forget)
+	w := watchq.New(service, r.forget)
 	r.mu.Lock()
 	r.watchers[w] = struct{}{}
 	r.mu.Unlock()
