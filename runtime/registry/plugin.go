@@ -88,8 +88,8 @@ func FromEnv() (Registry, error) {
 	return New(name)
 }
 
-// unavailable is the Registry FromEnv returns with its error: it fails
-// every call with that error.
+// unavailable is the Registry New returns with its error: it fails every
+// call with that error, but Close, which has nothing to release.
 type unavailable struct {
 	name string
 	err  error
@@ -101,6 +101,7 @@ func (u unavailable) GetService(context.Context, string) ([]*Service, error)  { 
 func (u unavailable) ListServices(context.Context) ([]*Service, error)        { return nil, u.err }
 func (u unavailable) Watch(context.Context, string) (Watcher, error)          { return nil, u.err }
 func (u unavailable) String() string                                          { return u.name + " (unavailable)" }
+func (u unavailable) Close() error                                            { return nil }
 
 // Names returns the names of the registered implementations, sorted.
 func Names() []string {

@@ -2,7 +2,6 @@ package registry_test
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
 
@@ -24,7 +23,7 @@ func TestNew(t *testing.T) {
 	if _, ok := r.(*mdns.Registry); !ok || err != nil {
 		t.Fatalf(`New("mdns") = %T, %v`, r, err)
 	}
-	r.(io.Closer).Close()
+	r.Close()
 
 	r, err = registry.New("etcd")
 	if err == nil || !strings.Contains(err.Error(), `"etcd" is not a known registry (known: mdns, memory)`) {
@@ -43,9 +42,7 @@ func TestFromEnv(t *testing.T) {
 		if err != nil || r.String() != want {
 			t.Fatalf("%s=%q: FromEnv() = %v, %v; want %s", "MICRO_REGISTRY", env, r, err, want)
 		}
-		if c, ok := r.(io.Closer); ok {
-			c.Close()
-		}
+		r.Close()
 	}
 	t.Setenv("MICRO_REGISTRY", "nope")
 	if _, err := registry.FromEnv(); err == nil {

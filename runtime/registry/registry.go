@@ -19,6 +19,10 @@ var ErrNotFound = errors.New("registry: service not found")
 // ErrWatcherStopped is returned by Watcher.Next after Stop.
 var ErrWatcherStopped = errors.New("registry: watcher stopped")
 
+// ErrClosed is wrapped by the errors a Registry's methods return after
+// Close.
+var ErrClosed = errors.New("registry: closed")
+
 // Registry registers services and answers lookups.
 type Registry interface {
 	// Register adds or refreshes the service's nodes. A node not
@@ -36,6 +40,13 @@ type Registry interface {
 	Watch(ctx context.Context, service string) (Watcher, error)
 	// String names the implementation, e.g. "memory" or "mdns".
 	String() string
+	// Close withdraws the nodes registered through this registry as far
+	// as the implementation can (mDNS sends its goodbyes), ends every
+	// watch (a blocked or later Watcher.Next returns ErrWatcherStopped),
+	// and releases the registry's sockets, connections and goroutines.
+	// Every later method call returns an error wrapping ErrClosed. A
+	// second Close returns nil.
+	Close() error
 }
 
 // Service is a named, versioned service and the nodes serving it.

@@ -23,7 +23,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -425,8 +424,8 @@ func (s *service) closeClientAndRegistry(o options) []error {
 			errs = append(errs, fmt.Errorf("service %s: closing client: %w", o.name, err))
 		}
 	}
-	if c, ok := o.created.(io.Closer); ok && o.registry == o.created {
-		if err := c.Close(); err != nil {
+	if o.created != nil && o.registry == o.created {
+		if err := o.created.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: closing registry: %w", o.name, err))
 		}
 	}

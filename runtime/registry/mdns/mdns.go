@@ -78,8 +78,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
 
-// ErrClosed is returned by a Registry's methods after Close.
-var ErrClosed = errors.New("registry/mdns: registry closed")
+// errClosed is returned by the registry's methods after Close.
+var errClosed = fmt.Errorf("registry/mdns: %w", registry.ErrClosed)
 
 // Timings that are not options.
 const (
@@ -357,7 +357,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 		r.mu.Lock()
 		if r.state == closed {
 			r.mu.Unlock()
-			return nil, ErrClosed
+			return nil, errClosed
 		}
 		now := time.Now()
 		svcs := r.lookupLocked(name)
@@ -431,7 +431,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 		r.mu.Lock()
 		if r.state == closed {
 			r.mu.Unlock()
-			return nil, ErrClosed
+			return nil, errClosed
 		}
 		now := time.Now()
 		if r.warmLocked(now) || len(r.joinedLocked()) == 0 {
@@ -491,8 +491,8 @@ func (r *Registry) forget(w *watchq.Watcher) {
 }
 
 // Close sends goodbyes for every node registered here, ends all watches,
-// and stops the registry's goroutines and sockets. Other methods return
-// ErrClosed afterwards; Close itself may be called again.
+// and stops the registry's goroutines and sockets. Other methods return an
+// error wrapping registry.ErrClosed afterwards; a second Close returns nil.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	if r.state == closed {
@@ -525,7 +525,7 @@ func (r *Registry) Close() error {
 func (r *Registry) startLocked(now time.Time) error {
 	switch r.state {
 	case closed:
-		return ErrClosed
+		return errClosed
 	case running:
 		return nil
 	}

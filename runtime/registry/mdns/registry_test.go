@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"reflect"
@@ -19,10 +18,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
-var (
-	_ registry.Registry = (*mdns.Registry)(nil)
-	_ io.Closer         = (*mdns.Registry)(nil)
-)
+var _ registry.Registry = (*mdns.Registry)(nil)
 
 // newRegistry returns a registry closed when the test ends, announcing
 // fast so that tests do not wait for repeats.
@@ -257,7 +253,7 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 	if _, err := wa.Next(); !errors.Is(err, registry.ErrWatcherStopped) {
 		t.Fatalf("a watcher of a closed registry: Next = %v", err)
 	}
-	if err := a.Register(ctx, s, 0); !errors.Is(err, mdns.ErrClosed) {
+	if err := a.Register(ctx, s, 0); !errors.Is(err, registry.ErrClosed) {
 		t.Fatalf("Register after Close = %v", err)
 	}
 }

@@ -30,6 +30,7 @@ type memRegistry struct {
 	mu       sync.RWMutex
 	services map[string]map[string]*entry // name → version → entry
 	watchers map[*watchq.Watcher]struct{}
+	closed   bool
 
 	// next is a lower bound of the earliest node expiry; zero when no node
 	// has a TTL. Refreshes only move expiries later, so the bound stays
@@ -52,6 +53,9 @@ type node struct {
 	*registry.Node           // owned copy
 	expires        time.Time // zero: never
 }
+
+// errClosed is returned by the registry's methods after Close.
+var errClosed = fmt.Errorf("registry/memory: %w", registry.ErrClosed)
 
 func (n *node) expired(now time.Time) bool {
 	return !n.expires.IsZero() && !now.Before(n.expires)
@@ -115,6 +119,9 @@ func (r *memRegistry) Register(ctx context.Context, s *registry.Service, ttl tim
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
 	// Sweep first so that re-registering an expired node reads as a Delete
 	// followed by a Create or Update, in that order.
 	r.expireLocked(now)
@@ -177,6 +184,9 @@ func (r *memRegistry) Deregister(ctx context.Context, s *registry.Service) error
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
 	r.expireLocked(now)
 
 	e := r.services[s.Name][s.Version]
@@ -208,6 +218,10 @@ func (r *memRegistry) GetService(ctx context.Context, name string) ([]*registry.
 	}
 	now := time.Now()
 	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return nil, errClosed
+	}
 	versions := r.services[name]
 	out := make([]*registry.Service, 0, len(versions))
 	for version, e := range versions {
@@ -235,6 +249,10 @@ func (r *memRegistry) ListServices(ctx context.Context) ([]*registry.Service, er
 	}
 	now := time.Now()
 	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return nil, errClosed
+	}
 	var out []*registry.Service
 	for name, versions := range r.services {
 		for version, e := range versions {
@@ -265,10 +283,38 @@ func (r *memRegistry) Watch(ctx context.Context, service string) (registry.Watch
 	}
 	w := watchq.New(service, r.forget)
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errClosed
+	}
 	r.watchers[w] = struct{}{}
 	r.mu.Unlock()
 	w.StopOnDone(ctx)
 	return w, nil
+}
+
+// Close drops every service, ends every watch and stops the expiry timer.
+// Other methods return an error wrapping registry.ErrClosed afterwards; a
+// second Close returns nil.
+func (r *memRegistry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	clear(r.services)
+	r.next = time.Time{}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	watchers := r.watchers
+	r.watchers = map[*watchq.Watcher]struct{}{}
+	r.mu.Unlock()
+	for w := range watchers {
+		w.End()
+	}
+	return nil
 }
 
 // forget drops a stopped watcher. A watcher locks its own mutex after the

@@ -6,7 +6,8 @@
 // metadata and endpoints that come back as registered; re-registering a
 // node to change it; watches that report creates, updates and deletes of
 // the service they filter on, and stop with ErrWatcherStopped; contexts
-// that end calls; invalid services refused; and concurrent use. What only
+// that end calls; invalid services refused; concurrent use; and Close,
+// which ends every watch and makes every later call fail. What only
 // some registries do (TTL expiry, refusing nodes without an address) is
 // checked when Run is told so with an Option.
 //
@@ -36,8 +37,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
 
-// NewRegistry returns a registry for one test. It arranges for the
-// registry to be closed, if it needs closing, when t ends.
+// NewRegistry returns a registry for one test. Run closes it when the test
+// ends.
 type NewRegistry func(t *testing.T) registry.Registry
 
 // Option tells Run what the registry under test does beyond the contract
@@ -83,10 +84,13 @@ func Run(t *testing.T, newRegistry NewRegistry, opts ...Option) {
 		{"TTL", testTTL},
 		{"Invalid", testInvalid},
 		{"Concurrent", testConcurrent},
+		{"Close", testClose},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newRegistry(t), o)
+			r := newRegistry(t)
+			t.Cleanup(func() { r.Close() })
+			tc.fn(t, r, o)
 		})
 	}
 }
@@ -642,5 +646,71 @@ func testConcurrent(t *testing.T, r registry.Registry, o options) {
 	}
 	if list = ours(list, p); len(list) != 0 {
 		t.Fatalf("after every node was deregistered, ListServices = %s", dump(list...))
+	}
+}
+
+// testClose checks that Close ends the watches started before it, whether
+// Next is blocked or called later, that every later call fails with
+// registry.ErrClosed, and that a second Close returns nil.
+func testClose(t *testing.T, r registry.Registry, o options) {
+	p := prefix(t)
+	name := p + "-svc"
+	ctx := context.Background()
+	register(t, r, service(name, "v1", node(p+"-a", 8001)))
+	// Without a deadline of their own, only Close can end these watches.
+	blocked, err := r.Watch(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocked.Stop()
+	later, err := r.Watch(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Stop()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := blocked.Next(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, registry.ErrWatcherStopped) {
+			t.Fatalf("a blocked Next after Close = %v, want ErrWatcherStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end a blocked Next")
+	}
+	if res, err := later.Next(); !errors.Is(err, registry.ErrWatcherStopped) {
+		t.Fatalf("Next after Close = %+v, %v; want ErrWatcherStopped", res, err)
+	}
+
+	_, getErr := r.GetService(ctx, name)
+	_, listErr := r.ListServices(ctx)
+	w, watchErr := r.Watch(ctx, "")
+	if w != nil {
+		w.Stop()
+	}
+	for call, err := range map[string]error{
+		"Register":     r.Register(ctx, service(name, "v1", node(p+"-b", 8002)), 0),
+		"Deregister":   r.Deregister(ctx, ref(name, "v1", p+"-a")),
+		"GetService":   getErr,
+		"ListServices": listErr,
+		"Watch":        watchErr,
+	} {
+		if !errors.Is(err, registry.ErrClosed) {
+			t.Errorf("%s after Close = %v, want an error wrapping registry.ErrClosed", call, err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("a second Close = %v, want nil", err)
 	}
 }
