@@ -12,7 +12,7 @@ import (
 // another process or on another host of the LAN, finds it. (Here both
 // run in the test's private network namespace, whose only interface is
 // the loopback.)
-func ExampleRegistry() {
+func ExampleNewRegistry() {
 	ctx := context.Background()
 	server := mdns.NewRegistry()
 	defer server.Close() // sends goodbyes

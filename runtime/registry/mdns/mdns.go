@@ -97,10 +97,10 @@ const (
 // again, to join new interfaces and announce on changed ones.
 const linkRefresh = 10 * time.Second
 
-// Registry is an mDNS registry. Create it with NewRegistry; it is safe for
-// concurrent use. It opens its sockets and starts its goroutines on first
-// use and holds them until Close, which its owner must call.
-type Registry struct {
+// mdnsRegistry is the mDNS registry; it is safe for concurrent use. It
+// opens its sockets and starts its goroutines on first use and holds them
+// until Close.
+type mdnsRegistry struct {
 	opts  options
 	names names
 	log   *slog.Logger
@@ -174,20 +174,18 @@ type outgoing struct {
 }
 
 // NewRegistry returns an mDNS registry. It sends and listens nothing until
-// first used. It panics on an invalid Network or Domain option.
-func NewRegistry(opts ...Option) *Registry {
+// first used; its owner must Close it. It panics on an invalid Network
+// option.
+func NewRegistry(opts ...Option) registry.Registry {
 	o := newOptions(opts)
 	switch o.network {
 	case "udp", "udp4", "udp6":
 	default:
 		panic(fmt.Sprintf("registry/mdns: WithNetwork(%q): want udp, udp4 or udp6", o.network))
 	}
-	if _, ok := dns.IsDomainName(o.domain); !ok || o.domain == "" {
-		panic(fmt.Sprintf("registry/mdns: WithDomain(%q) is not a domain name", o.domain))
-	}
-	return &Registry{
+	return &mdnsRegistry{
 		opts:     o,
-		names:    newNames(o.domain),
+		names:    newNames(domain),
 		log:      o.logger.With("registry", "mdns"),
 		local:    map[string]*localNode{},
 		byHost:   map[string]*localNode{},
@@ -205,7 +203,7 @@ func NewRegistry(opts ...Option) *Registry {
 }
 
 // String returns "mdns".
-func (r *Registry) String() string { return "mdns" }
+func (r *mdnsRegistry) String() string { return "mdns" }
 
 // Register advertises the service's nodes, or refreshes them. A new node,
 // or one whose records changed, is announced at once; watchers here see a
@@ -217,7 +215,7 @@ func (r *Registry) String() string { return "mdns" }
 // be registered under another service or version at the same time. The
 // records live for ttl, 120 s when it is 0 (see the package
 // documentation).
-func (r *Registry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
+func (r *mdnsRegistry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -278,7 +276,7 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, ttl time.D
 // Deregister withdraws the service's nodes, matched by ID, from the
 // service of the same name and version, and sends goodbyes for them.
 // Deregistering unknown nodes is not an error.
-func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
+func (r *mdnsRegistry) Deregister(ctx context.Context, s *registry.Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -314,7 +312,7 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 }
 
 // removeLocked forgets local node k and schedules its second goodbye.
-func (r *Registry) removeLocked(k string, now time.Time) {
+func (r *mdnsRegistry) removeLocked(k string, now time.Time) {
 	ln := r.local[k]
 	delete(r.local, k)
 	delete(r.byHost, key(ln.host))
@@ -327,7 +325,7 @@ func (r *Registry) removeLocked(k string, now time.Time) {
 // network and returns once answers arrive and the settle time has passed,
 // or fails after the max wait (or when ctx ends) with an error that wraps
 // registry.ErrNotFound and says what was queried.
-func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
+func (r *mdnsRegistry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -411,7 +409,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 // version, sorted by name then version. Once the registry's cache is warm
 // it answers at once. Before that it queries and returns when answers
 // have come in and settled, or after the max wait, or when ctx ends.
-func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error) {
+func (r *mdnsRegistry) ListServices(ctx context.Context) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -464,7 +462,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 // queue without bound until Next takes them, so a slow watcher costs
 // memory, never a lost result. The watch ends when Stop is called, ctx
 // ends, or the registry is closed.
-func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher, error) {
+func (r *mdnsRegistry) Watch(ctx context.Context, service string) (registry.Watcher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -484,7 +482,7 @@ func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher,
 
 // forget drops a stopped watcher. A watcher locks its own mutex after the
 // registry's, so this runs outside the watcher's lock.
-func (r *Registry) forget(w *watchq.Watcher) {
+func (r *mdnsRegistry) forget(w *watchq.Watcher) {
 	r.mu.Lock()
 	delete(r.watchers, w)
 	r.mu.Unlock()
@@ -493,7 +491,7 @@ func (r *Registry) forget(w *watchq.Watcher) {
 // Close sends goodbyes for every node registered here, ends all watches,
 // and stops the registry's goroutines and sockets. Other methods return an
 // error wrapping registry.ErrClosed afterwards; a second Close returns nil.
-func (r *Registry) Close() error {
+func (r *mdnsRegistry) Close() error {
 	r.mu.Lock()
 	if r.state == closed {
 		r.mu.Unlock()
@@ -522,7 +520,7 @@ func (r *Registry) Close() error {
 }
 
 // startLocked opens the sockets and starts the goroutines on first use.
-func (r *Registry) startLocked(now time.Time) error {
+func (r *mdnsRegistry) startLocked(now time.Time) error {
 	switch r.state {
 	case closed:
 		return errClosed
@@ -539,7 +537,7 @@ func (r *Registry) startLocked(now time.Time) error {
 // refreshLinksLocked opens the sockets if they are not open yet, reads the
 // interfaces and joins the groups on new ones, and announces the local
 // nodes on interfaces that are new or whose addresses changed.
-func (r *Registry) refreshLinksLocked(now time.Time) []outgoing {
+func (r *mdnsRegistry) refreshLinksLocked(now time.Time) []outgoing {
 	r.linksAt = now
 	if multicastForbidden() {
 		if r.netErr == nil {
@@ -624,7 +622,7 @@ func multicastForbidden() bool {
 
 // joinedLocked returns the links on which the registry sends on some
 // family.
-func (r *Registry) joinedLocked() []*link {
+func (r *mdnsRegistry) joinedLocked() []*link {
 	var out []*link
 	for _, l := range r.links {
 		if l.joined(ip4) || l.joined(ip6) {
@@ -638,7 +636,7 @@ func (r *Registry) joinedLocked() []*link {
 // a call or a packet: repeated announcements and goodbyes, expiry of
 // registrations and of records heard, browse and refresh queries, and
 // rereading the interfaces.
-func (r *Registry) loop() {
+func (r *mdnsRegistry) loop() {
 	defer r.wg.Done()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
@@ -665,7 +663,7 @@ func (r *Registry) loop() {
 }
 
 // tickLocked does what is due by now and returns when to come back.
-func (r *Registry) tickLocked(now time.Time) ([]outgoing, time.Time) {
+func (r *mdnsRegistry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 	var out []outgoing
 	next := r.linksAt.Add(linkRefresh)
 	if !now.Before(next) {
@@ -748,7 +746,7 @@ func (r *Registry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 }
 
 // nudgeLocked makes loop recompute its deadline.
-func (r *Registry) nudgeLocked() {
+func (r *mdnsRegistry) nudgeLocked() {
 	select {
 	case r.wake <- struct{}{}:
 	default: // already nudged
@@ -757,7 +755,7 @@ func (r *Registry) nudgeLocked() {
 
 // browseLocked starts browsing if it has not started, and returns the
 // first query.
-func (r *Registry) browseLocked(now time.Time) []outgoing {
+func (r *mdnsRegistry) browseLocked(now time.Time) []outgoing {
 	if r.browsing {
 		return nil
 	}
@@ -773,7 +771,7 @@ func (r *Registry) browseLocked(now time.Time) []outgoing {
 // type's PTR when there are none, on every link, listing the PTR records
 // held as known answers. A PTR query sent less than queryGap ago is not
 // repeated.
-func (r *Registry) queryLocked(now time.Time, qs []dns.Question) []outgoing {
+func (r *mdnsRegistry) queryLocked(now time.Time, qs []dns.Question) []outgoing {
 	if len(qs) == 0 {
 		if now.Sub(r.lastQuery) < queryGap {
 			return nil
@@ -814,14 +812,14 @@ func (r *Registry) queryLocked(now time.Time, qs []dns.Question) []outgoing {
 
 // announceLocked returns unsolicited responses with the nodes' records on
 // every link: announcements, or goodbyes.
-func (r *Registry) announceLocked(nodes []*localNode, goodbye bool) []outgoing {
+func (r *mdnsRegistry) announceLocked(nodes []*localNode, goodbye bool) []outgoing {
 	return r.multicastLocked(slices.Collect(maps.Values(r.links)), nodes, goodbye)
 }
 
 // multicastLocked returns unsolicited responses holding the nodes' records
 // for each link and family; goodbye sends them with TTL 0, otherwise each
 // node's own TTL is used.
-func (r *Registry) multicastLocked(links []*link, nodes []*localNode, goodbye bool) []outgoing {
+func (r *mdnsRegistry) multicastLocked(links []*link, nodes []*localNode, goodbye bool) []outgoing {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -860,7 +858,7 @@ func (r *Registry) multicastLocked(links []*link, nodes []*localNode, goodbye bo
 // earlier announcement would otherwise resurrect the node). Queries are
 // not: every cold browser sends the same bytes, and another's query must
 // be answered even when it is identical to ours.
-func (r *Registry) outLocked(f family, ifindex int, to netip.AddrPort, b []byte, now time.Time) outgoing {
+func (r *mdnsRegistry) outLocked(f family, ifindex int, to netip.AddrPort, b []byte, now time.Time) outgoing {
 	if len(b) > 2 && b[2]&0x80 != 0 { // QR: a response
 		r.sent[fingerprint(b)] = now
 	}
@@ -884,7 +882,7 @@ func fingerprint(b []byte) uint64 {
 // goodbye, brings the node back on every other host until its second
 // goodbye or its TTL. Queueing under the lock and writing in queue order
 // puts packets on the wire in the order the registry's state changed.
-func (r *Registry) unlockAndSend(out []outgoing) {
+func (r *mdnsRegistry) unlockAndSend(out []outgoing) {
 	if len(out) == 0 {
 		r.mu.Unlock()
 		return
@@ -897,7 +895,7 @@ func (r *Registry) unlockAndSend(out []outgoing) {
 // flush writes the queued packets, in order, and returns once every packet
 // queued before it was called has been written: by this goroutine, or by
 // the one that held sendMu before it.
-func (r *Registry) flush() {
+func (r *mdnsRegistry) flush() {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
 	for {
@@ -917,7 +915,7 @@ func (r *Registry) flush() {
 }
 
 // read reads packets from one socket until Close.
-func (r *Registry) read(f family) {
+func (r *mdnsRegistry) read(f family) {
 	defer r.wg.Done()
 	buf := make([]byte, 9000) // RFC 6762 §17: no mDNS packet is larger
 	for {
@@ -937,7 +935,7 @@ func (r *Registry) read(f family) {
 
 // handle processes one packet: a response feeds the cache, a query is
 // answered.
-func (r *Registry) handle(p received) {
+func (r *mdnsRegistry) handle(p received) {
 	now := time.Now()
 	r.mu.Lock()
 	l := r.links[p.ifindex]
@@ -988,7 +986,7 @@ func (r *Registry) handle(p received) {
 // arrives on either family. A packet sent on one family only (an answer to
 // a query heard there) is always handled, and so is the same packet sent
 // again later, as when a node registers again after a goodbye.
-func (r *Registry) copyLocked(fp uint64, p received, now time.Time) bool {
+func (r *mdnsRegistry) copyLocked(fp uint64, p received, now time.Time) bool {
 	k := copyKey{fp, p.ifindex}
 	c := r.copies[k]
 	if c == nil || now.Sub(c.last) > copyMemory {
@@ -1014,7 +1012,7 @@ func (r *Registry) copyLocked(fp uint64, p received, now time.Time) bool {
 // ago is skipped, so a burst of identical queries gets one answer. A
 // query from a port other than 5353 (a one-shot "legacy" query, such as
 // dig's) gets a unicast answer (RFC 6762 §6.7).
-func (r *Registry) answerLocked(m *message, p received, l *link, now time.Time) []outgoing {
+func (r *mdnsRegistry) answerLocked(m *message, p received, l *link, now time.Time) []outgoing {
 	if len(r.local) == 0 || len(m.questions) == 0 {
 		return nil
 	}
@@ -1105,7 +1103,7 @@ func known(m *message, nm names, n *localNode) bool {
 // updateLocked recomputes the view of the touched instances, tells
 // watchers and waiting lookups what changed, and reports whether anything
 // did.
-func (r *Registry) updateLocked(touched map[string]struct{}) bool {
+func (r *mdnsRegistry) updateLocked(touched map[string]struct{}) bool {
 	if len(touched) == 0 {
 		return false
 	}
@@ -1183,13 +1181,13 @@ func (r *Registry) updateLocked(touched map[string]struct{}) bool {
 // warmLocked reports whether the registry has been browsing long enough
 // to trust its cache for a listing: answers came in after browsing began
 // and then settled, or the max wait has passed.
-func (r *Registry) warmLocked(now time.Time) bool {
+func (r *mdnsRegistry) warmLocked(now time.Time) bool {
 	return r.browsing && (!now.Before(r.browseSince.Add(r.opts.maxWait)) ||
 		(r.heard.After(r.browseSince) && now.Sub(r.heard) >= r.opts.settle))
 }
 
 // lookupLocked returns a copy of every version of the named service.
-func (r *Registry) lookupLocked(name string) []*registry.Service {
+func (r *mdnsRegistry) lookupLocked(name string) []*registry.Service {
 	var vs []*nodeView
 	for _, v := range r.view {
 		if v.name == name {
@@ -1203,7 +1201,7 @@ func (r *Registry) lookupLocked(name string) []*registry.Service {
 }
 
 // notFoundLocked is the error of a lookup that found nothing.
-func (r *Registry) notFoundLocked(name string, waited time.Duration, ctxErr error) error {
+func (r *mdnsRegistry) notFoundLocked(name string, waited time.Duration, ctxErr error) error {
 	e := &notFoundError{service: name, ctxErr: ctxErr}
 	switch {
 	case r.tr == nil:

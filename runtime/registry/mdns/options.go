@@ -24,7 +24,6 @@ type Option func(*options)
 
 type options struct {
 	interfaces       []string
-	domain           string
 	settle           time.Duration
 	maxWait          time.Duration
 	announceInterval time.Duration
@@ -39,9 +38,6 @@ type options struct {
 func WithInterfaces(names ...string) Option {
 	return func(o *options) { o.interfaces = append([]string(nil), names...) }
 }
-
-// WithDomain sets the mDNS domain; "local." by default.
-func WithDomain(d string) Option { return func(o *options) { o.domain = d } }
 
 // WithSettle sets how long a cold lookup keeps listening after the first
 // answer, for the other nodes' answers; defaultSettle by default.
@@ -66,7 +62,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 func newOptions(opts []Option) options {
 	o := options{
-		domain:           "local.",
 		settle:           defaultSettle,
 		maxWait:          defaultMaxWait,
 		announceInterval: defaultAnnounceInterval,

@@ -9,9 +9,10 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 )
 
-func ExampleRegistry() {
+func ExampleNewRegistry() {
 	ctx := context.Background()
 	r := memory.NewRegistry()
+	defer r.Close()
 	w, _ := r.Watch(ctx, "greeter")
 	defer w.Stop()
 
