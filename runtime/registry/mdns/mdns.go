@@ -1,7 +1,8 @@
 // Package mdns is a registry.Registry that needs no server: nodes are
 // advertised and found with multicast DNS service discovery (RFC 6762,
 // RFC 6763) on the local network. It registers itself as "mdns" with
-// registry.RegisterFactory, the default of registry.FromEnv.
+// registry.RegisterFactory; a service uses it unless MICRO_REGISTRY names
+// another.
 //
 // Every node is a DNS-SD instance of one service type, _micro._tcp.local.,
 // named after its node ID, with PTR, SRV, TXT and A/AAAA records of its
