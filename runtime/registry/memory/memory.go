@@ -111,6 +111,8 @@ func (r *memRegistry) Register(ctx context.Context, s *registry.Service, ttl tim
 	if err := validate(s); err != nil {
 		return err
 	}
+	// The registry keeps its own copy: later changes to s do not reach it.
+	s = s.Clone()
 	now := time.Now()
 	var expires time.Time
 	if ttl > 0 {
@@ -134,12 +136,12 @@ func (r *memRegistry) Register(ctx context.Context, s *registry.Service, ttl tim
 	e := versions[s.Version]
 	if e == nil {
 		e = &entry{
-			metadata:  maps.Clone(s.Metadata),
-			endpoints: cloneEndpoints(s.Endpoints),
+			metadata:  s.Metadata,
+			endpoints: s.Endpoints,
 			nodes:     make(map[string]*node, len(s.Nodes)),
 		}
 		for _, n := range s.Nodes {
-			e.nodes[n.ID] = &node{Node: n.Clone(), expires: expires}
+			e.nodes[n.ID] = &node{Node: n, expires: expires}
 		}
 		versions[s.Version] = e
 		r.notifyLocked(registry.Create, s.Name, s.Version, e, sortedNodes(e.nodes, now))
@@ -150,14 +152,12 @@ func (r *memRegistry) Register(ctx context.Context, s *registry.Service, ttl tim
 				old.expires = expires
 				continue
 			}
-			c := n.Clone()
-			e.nodes[n.ID] = &node{Node: c, expires: expires}
-			changed = append(changed, c)
+			e.nodes[n.ID] = &node{Node: n, expires: expires}
+			changed = append(changed, n)
 		}
 		described := maps.Equal(e.metadata, s.Metadata) && slices.EqualFunc(e.endpoints, s.Endpoints, sameEndpoint)
 		if !described {
-			e.metadata = maps.Clone(s.Metadata)
-			e.endpoints = cloneEndpoints(s.Endpoints)
+			e.metadata, e.endpoints = s.Metadata, s.Endpoints
 		}
 		if len(changed) > 0 || !described {
 			r.notifyLocked(registry.Update, s.Name, s.Version, e, changed)
@@ -400,13 +400,7 @@ func (r *memRegistry) notifyLocked(a registry.Action, name, version string, e *e
 	if len(r.watchers) == 0 {
 		return
 	}
-	s := &registry.Service{
-		Name:      name,
-		Version:   version,
-		Metadata:  e.metadata,
-		Endpoints: e.endpoints,
-		Nodes:     nodes,
-	}
+	s := shared(name, version, e, nodes)
 	for w := range r.watchers {
 		if w.Wants(name) {
 			w.Push(&registry.Result{Action: a, Service: s.Clone()})
@@ -421,14 +415,17 @@ func snapshot(name, version string, e *entry, now time.Time) *registry.Service {
 	if len(nodes) == 0 {
 		return nil
 	}
-	for i, n := range nodes {
-		nodes[i] = n.Clone()
-	}
+	return shared(name, version, e, nodes).Clone()
+}
+
+// shared returns the service e holds with nodes, sharing e's values: clone
+// it before it leaves the registry.
+func shared(name, version string, e *entry, nodes []*registry.Node) *registry.Service {
 	return &registry.Service{
 		Name:      name,
 		Version:   version,
-		Metadata:  maps.Clone(e.metadata),
-		Endpoints: cloneEndpoints(e.endpoints),
+		Metadata:  e.metadata,
+		Endpoints: e.endpoints,
 		Nodes:     nodes,
 	}
 }
@@ -458,17 +455,6 @@ func sameEndpoint(a, b *registry.Endpoint) bool {
 		return a == b
 	}
 	return a.Name == b.Name && maps.Equal(a.Metadata, b.Metadata)
-}
-
-func cloneEndpoints(es []*registry.Endpoint) []*registry.Endpoint {
-	if es == nil {
-		return nil
-	}
-	out := make([]*registry.Endpoint, len(es))
-	for i, e := range es {
-		out[i] = e.Clone()
-	}
-	return out
 }
 
 // notFoundError is the error of a lookup that found nothing. It says why
