@@ -9,7 +9,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -95,22 +94,4 @@ type Watcher interface {
 	Next() (*Result, error)
 	// Stop ends the watch; a blocked Next returns.
 	Stop()
-}
-
-// Validate checks what every registry requires of a service it registers:
-// a name, at least one node, and an ID on every node. impl names the
-// registry in the error, such as "registry/memory".
-func Validate(impl string, s *Service) error {
-	switch {
-	case s == nil || s.Name == "":
-		return fmt.Errorf("%s: register: service has no name", impl)
-	case len(s.Nodes) == 0:
-		return fmt.Errorf("%s: register %q: service has no nodes", impl, s.Name)
-	}
-	for _, n := range s.Nodes {
-		if n == nil || n.ID == "" {
-			return fmt.Errorf("%s: register %q: node has no ID", impl, s.Name)
-		}
-	}
-	return nil
 }

@@ -75,6 +75,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/protoc-gen-micro/micro/internal/regvalid"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
@@ -1244,7 +1245,7 @@ func (e *notFoundError) Unwrap() []error {
 }
 
 func validate(s *registry.Service) error {
-	if err := registry.Validate("registry/mdns", s); err != nil {
+	if err := regvalid.Check("registry/mdns", s); err != nil {
 		return err
 	}
 	ids := map[string]bool{}

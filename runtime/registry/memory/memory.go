@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/regvalid"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
@@ -444,7 +445,7 @@ func sortedNodes(nodes map[string]*node, now time.Time) []*registry.Node {
 
 func byID(a, b *registry.Node) int { return cmp.Compare(a.ID, b.ID) }
 
-func validate(s *registry.Service) error { return registry.Validate("registry/memory", s) }
+func validate(s *registry.Service) error { return regvalid.Check("registry/memory", s) }
 
 func sameNode(a, b *registry.Node) bool {
 	return a.Address == b.Address && maps.Equal(a.Metadata, b.Metadata)

@@ -1,4 +1,4 @@
-package registry_test
+package regvalid
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
 
-func TestValidate(t *testing.T) {
+func TestCheck(t *testing.T) {
 	for _, tc := range []struct {
 		s    *registry.Service
 		want string
@@ -17,11 +17,11 @@ func TestValidate(t *testing.T) {
 		{&registry.Service{Name: "a", Nodes: []*registry.Node{nil}}, `registry/x: register "a": node has no ID`},
 		{&registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}, {}}}, `registry/x: register "a": node has no ID`},
 	} {
-		if err := registry.Validate("registry/x", tc.s); err == nil || err.Error() != tc.want {
-			t.Errorf("Validate(%+v) = %v, want %q", tc.s, err, tc.want)
+		if err := Check("registry/x", tc.s); err == nil || err.Error() != tc.want {
+			t.Errorf("Check(%+v) = %v, want %q", tc.s, err, tc.want)
 		}
 	}
-	if err := registry.Validate("registry/x", &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}}}); err != nil {
+	if err := Check("registry/x", &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}}}); err != nil {
 		t.Errorf("a valid service: %v", err)
 	}
 }
