@@ -2,7 +2,11 @@
 // them.
 //
 // Registry is the seam: an in-memory implementation lives in
-// registry/memory; mDNS, etcd and others plug in behind the same interface.
+// registry/memory and a multicast DNS one in registry/mdns; etcd and others
+// plug in behind the same interface. An implementation makes itself known
+// by name with RegisterFactory from its package's init, and New makes one
+// by name: the service asks for the one -registry or MICRO_REGISTRY names,
+// mDNS by default. registrytest is the suite every implementation passes.
 // registry does not pick nodes for calls; the selector does.
 package registry
 
@@ -15,7 +19,8 @@ import (
 // ErrNotFound is returned by GetService when no node of the service is known.
 var ErrNotFound = errors.New("registry: service not found")
 
-// ErrWatcherStopped is returned by Watcher.Next after Stop.
+// ErrWatcherStopped is returned by Watcher.Next once the watch has ended:
+// after Stop, the end of the watch's context, or the registry's Close.
 var ErrWatcherStopped = errors.New("registry: watcher stopped")
 
 // ErrClosed is wrapped by the errors a Registry's methods return after

@@ -41,7 +41,7 @@
 // within a max wait.
 //
 // By default every interface that is up and multicast-capable is used
-// (MICRO_MDNS_INTERFACES or the Interfaces option choose others), over
+// (MICRO_MDNS_INTERFACES or WithInterfaces choose others), over
 // IPv4 and IPv6. A node registered with an unspecified host (":8080",
 // "0.0.0.0:8080", "[::]:8080") is advertised, on each interface, with
 // that interface's own addresses; a node registered with an IP or a host
@@ -176,8 +176,8 @@ type outgoing struct {
 }
 
 // NewRegistry returns an mDNS registry. It sends and listens nothing until
-// first used; its owner must Close it. It panics on an invalid Network
-// option.
+// first used; its owner must Close it. It panics on an invalid
+// WithNetwork.
 func NewRegistry(opts ...Option) registry.Registry {
 	o := newOptions(opts)
 	switch o.network {

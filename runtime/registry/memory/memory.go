@@ -76,7 +76,7 @@ func WithServices(s ...*registry.Service) Option {
 }
 
 // NewRegistry returns an empty in-memory registry, or one holding the
-// services given with Services. It panics if one of those is invalid, as
+// services given with WithServices. It panics if one of those is invalid, as
 // Register would have refused it.
 func NewRegistry(opts ...Option) registry.Registry {
 	var o options
