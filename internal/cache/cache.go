@@ -385,7 +385,7 @@ func (c *Cache) watchLocked() registry.Watcher {
 	if c.closed.Load() {
 		return nil
 	}
-	w, err := c.reg.Watch(c.ctx)
+	w, err := c.reg.Watch(c.ctx, "")
 	if err != nil {
 		return nil
 	}

@@ -94,15 +94,15 @@ func TestGetFollowsRegistry(t *testing.T) {
 	if err != nil || len(empty.Nodes) != 0 || empty.Service != "greeter" {
 		t.Fatalf("Get of an unknown service = %+v, %v; want an empty snapshot", empty, err)
 	}
-	mem.Register(ctx, svc("v2", "c:1"))
-	mem.Register(ctx, svc("v1", "b:1", "a:1", "")) // a node without an address is not callable
+	mem.Register(ctx, svc("v2", "c:1"), 0)
+	mem.Register(ctx, svc("v1", "b:1", "a:1", ""), 0) // a node without an address is not callable
 	waitUntil(t, func() bool { return addrs(t, c) == "a:1 b:1 c:1" })
 	first, _ := c.Get(ctx, "greeter")
 	again, _ := c.Get(ctx, "greeter")
 	if first != again {
 		t.Error("Get without a change returned a new snapshot")
 	}
-	mem.Register(ctx, &registry.Service{Name: "greeter", Version: "v1", Nodes: []*registry.Node{{ID: "id-a:1", Address: "a:2"}}})
+	mem.Register(ctx, &registry.Service{Name: "greeter", Version: "v1", Nodes: []*registry.Node{{ID: "id-a:1", Address: "a:2"}}}, 0)
 	waitUntil(t, func() bool { return addrs(t, c) == "a:2 b:1 c:1" })
 	if got := strings.Join([]string{first.Nodes[0].Address, first.Nodes[1].Address, first.Nodes[2].Address}, " "); got != "a:1 b:1 c:1" {
 		t.Errorf("an earlier snapshot changed to %s", got)
@@ -246,8 +246,8 @@ func TestOneWatch(t *testing.T) {
 func TestSnapshotOrder(t *testing.T) {
 	mem := memory.NewRegistry()
 	ctx := context.Background()
-	mem.Register(ctx, &registry.Service{Name: "greeter", Version: "v2", Nodes: []*registry.Node{{ID: "x", Address: "b:1"}, {ID: "a", Address: "b:1"}}})
-	mem.Register(ctx, &registry.Service{Name: "greeter", Version: "v1", Nodes: []*registry.Node{{ID: "x", Address: "b:1"}, {ID: "z", Address: "a:1"}}})
+	mem.Register(ctx, &registry.Service{Name: "greeter", Version: "v2", Nodes: []*registry.Node{{ID: "x", Address: "b:1"}, {ID: "a", Address: "b:1"}}}, 0)
+	mem.Register(ctx, &registry.Service{Name: "greeter", Version: "v1", Nodes: []*registry.Node{{ID: "x", Address: "b:1"}, {ID: "z", Address: "a:1"}}}, 0)
 	c := New(mem)
 	defer c.Close()
 	snap, err := c.Get(ctx, "greeter")
@@ -272,12 +272,12 @@ type flaky struct {
 	watches    atomic.Int32
 }
 
-func (f *flaky) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+func (f *flaky) Watch(ctx context.Context, service string) (registry.Watcher, error) {
 	f.watches.Add(1)
 	if f.refuse.Add(-1) >= 0 {
 		return nil, errors.New("watch refused")
 	}
-	w, err := f.Registry.Watch(ctx, opts...)
+	w, err := f.Registry.Watch(ctx, service)
 	if err != nil || f.breakAfter == 0 {
 		return w, err
 	}
@@ -323,11 +323,11 @@ func TestWatchFailure(t *testing.T) {
 			}
 			waitUntil(t, sees("a:1"))
 			for _, addr := range []string{"b:1", "c:1", "d:1"} {
-				mem.Register(ctx, svc("1", addr))
+				mem.Register(ctx, svc("1", addr), 0)
 				mem.Deregister(ctx, svc("1", "a:1"))
 				waitUntil(t, sees(addr))
 				mem.Deregister(ctx, svc("1", addr))
-				mem.Register(ctx, svc("1", "a:1"))
+				mem.Register(ctx, svc("1", "a:1"), 0)
 				waitUntil(t, sees("a:1"))
 			}
 			if n := reg.watches.Load(); n < 2 {

@@ -39,7 +39,7 @@ func TestSnapshotKeepsNotFound(t *testing.T) {
 	<-reg.next // the cache is watching
 
 	s := svc("1", "127.0.0.1:1")
-	if err := reg.Register(ctx, s); err != nil {
+	if err := reg.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	<-reg.next // the cache has applied the change
@@ -62,8 +62,8 @@ type stepping struct {
 	next chan struct{}
 }
 
-func (s *stepping) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
-	w, err := s.Registry.Watch(ctx, opts...)
+func (s *stepping) Watch(ctx context.Context, service string) (registry.Watcher, error) {
+	w, err := s.Registry.Watch(ctx, service)
 	if err != nil {
 		return nil, err
 	}

@@ -36,10 +36,10 @@ func TestView(t *testing.T) {
 	if builds != 1 {
 		t.Fatalf("%d builds for one snapshot", builds)
 	}
-	mem.Register(ctx, svc("v1", "b:1"))
+	mem.Register(ctx, svc("v1", "b:1"), 0)
 	waitUntil(t, func() bool { return c.Current("greeter") != first })
 	second := c.Current("greeter")
-	mem.Register(ctx, svc("v1", "c:1"))
+	mem.Register(ctx, svc("v1", "c:1"), 0)
 	waitUntil(t, func() bool { return c.Current("greeter") != second })
 	// Asked with a snapshot older than the newest, the view moves to the
 	// newest.

@@ -15,9 +15,9 @@ type WatchCounter struct {
 }
 
 // Watch counts the watch and starts it on the wrapped registry.
-func (w *WatchCounter) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+func (w *WatchCounter) Watch(ctx context.Context, service string) (registry.Watcher, error) {
 	w.watches.Add(1)
-	return w.Registry.Watch(ctx, opts...)
+	return w.Registry.Watch(ctx, service)
 }
 
 // Watches returns how many watches were asked for.

@@ -25,7 +25,12 @@ func TestServiceCloneIsDeep(t *testing.T) {
 	if s.Metadata["k"] != "v" || s.Endpoints[0].Metadata["stream"] != "unary" || s.Nodes[0].Metadata["k"] != "v" || s.Nodes[0].Address != "x" {
 		t.Fatalf("changing the clone changed the original: %+v", s)
 	}
-	if (*registry.Service)(nil).Clone() != nil || (*registry.Node)(nil).Clone() != nil || (*registry.Endpoint)(nil).Clone() != nil {
+	if (*registry.Service)(nil).Clone() != nil {
 		t.Fatal("Clone of nil is not nil")
+	}
+	// Nil endpoints and nodes stay nil rather than panic.
+	holes := &registry.Service{Name: "greeter", Endpoints: []*registry.Endpoint{nil}, Nodes: []*registry.Node{nil}}
+	if c := holes.Clone(); !reflect.DeepEqual(c, holes) {
+		t.Fatalf("Clone = %+v, want %+v", c, holes)
 	}
 }

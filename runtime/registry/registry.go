@@ -2,27 +2,36 @@
 // them.
 //
 // Registry is the seam: an in-memory implementation lives in
-// registry/memory; mDNS, etcd and others plug in behind the same interface.
+// registry/memory and a multicast DNS one in registry/mdns; etcd and others
+// plug in behind the same interface. An implementation makes itself known
+// by name with RegisterFactory from its package's init, and New makes one
+// by name: the service asks for the one -registry or MICRO_REGISTRY names,
+// mDNS by default. registrytest is the suite every implementation passes.
 // registry does not pick nodes for calls; the selector does.
 package registry
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
 // ErrNotFound is returned by GetService when no node of the service is known.
 var ErrNotFound = errors.New("registry: service not found")
 
-// ErrWatcherStopped is returned by Watcher.Next after Stop.
+// ErrWatcherStopped is returned by Watcher.Next once the watch has ended:
+// after Stop, the end of the watch's context, or the registry's Close.
 var ErrWatcherStopped = errors.New("registry: watcher stopped")
+
+// ErrClosed is wrapped by the errors a Registry's methods return after
+// Close.
+var ErrClosed = errors.New("registry: closed")
 
 // Registry registers services and answers lookups.
 type Registry interface {
-	// Register adds or refreshes the service's nodes.
-	Register(ctx context.Context, s *Service, opts ...RegisterOption) error
+	// Register adds or refreshes the service's nodes. A node not
+	// refreshed within ttl disappears; ttl 0 keeps it until deregistered.
+	Register(ctx context.Context, s *Service, ttl time.Duration) error
 	// Deregister removes the service's nodes.
 	Deregister(ctx context.Context, s *Service) error
 	// GetService returns every version of the named service with its nodes,
@@ -30,11 +39,18 @@ type Registry interface {
 	GetService(ctx context.Context, name string) ([]*Service, error)
 	// ListServices returns every known service.
 	ListServices(ctx context.Context) ([]*Service, error)
-	// Watch reports changes to services (all, or the one named by
-	// WatchService) until Stop is called or ctx ends.
-	Watch(ctx context.Context, opts ...WatchOption) (Watcher, error)
+	// Watch reports changes to the named service, or to every service when
+	// service is "", until Stop is called or ctx ends.
+	Watch(ctx context.Context, service string) (Watcher, error)
 	// String names the implementation, e.g. "memory" or "mdns".
 	String() string
+	// Close withdraws the nodes registered through this registry as far
+	// as the implementation can (mDNS sends its goodbyes), ends every
+	// watch (a blocked or later Watcher.Next returns ErrWatcherStopped),
+	// and releases the registry's sockets, connections and goroutines.
+	// Every later method call returns an error wrapping ErrClosed. A
+	// second Close returns nil.
+	Close() error
 }
 
 // Service is a named, versioned service and the nodes serving it.
@@ -83,67 +99,4 @@ type Watcher interface {
 	Next() (*Result, error)
 	// Stop ends the watch; a blocked Next returns.
 	Stop()
-}
-
-// RegisterOptions configures Register.
-type RegisterOptions struct {
-	// TTL is how long the registration lives without a refresh; 0 means
-	// until deregistered.
-	TTL time.Duration
-}
-
-// RegisterOption sets a register option.
-type RegisterOption func(*RegisterOptions)
-
-// RegisterTTL sets the registration's time to live.
-func WithTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
-
-// NewRegisterOptions returns the options opts set. Registry
-// implementations build their RegisterOptions with it.
-func NewRegisterOptions(opts ...RegisterOption) RegisterOptions {
-	var o RegisterOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
-// WatchOptions configures Watch.
-type WatchOptions struct {
-	// Service limits the watch to one service name; all when empty.
-	Service string
-}
-
-// WatchOption sets a watch option.
-type WatchOption func(*WatchOptions)
-
-// WatchService limits a watch to one service.
-func WithService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
-
-// NewWatchOptions returns the options opts set. Registry implementations
-// build their WatchOptions with it.
-func NewWatchOptions(opts ...WatchOption) WatchOptions {
-	var o WatchOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
-// Validate checks what every registry requires of a service it registers:
-// a name, at least one node, and an ID on every node. impl names the
-// registry in the error, such as "registry/memory".
-func Validate(impl string, s *Service) error {
-	switch {
-	case s == nil || s.Name == "":
-		return fmt.Errorf("%s: register: service has no name", impl)
-	case len(s.Nodes) == 0:
-		return fmt.Errorf("%s: register %q: service has no nodes", impl, s.Name)
-	}
-	for _, n := range s.Nodes {
-		if n == nil || n.ID == "" {
-			return fmt.Errorf("%s: register %q: node has no ID", impl, s.Name)
-		}
-	}
-	return nil
 }

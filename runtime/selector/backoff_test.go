@@ -114,7 +114,7 @@ func TestEjectionBackoff(t *testing.T) {
 	}
 
 	// The ejection survives other nodes coming and going...
-	reg.Register(ctx, greeterNodes("d:1"))
+	reg.Register(ctx, greeterNodes("d:1"), 0)
 	waitUntil(t, func() bool { return len(current().nodes) == 4 })
 	if !skipped() {
 		t.Fatal("a:1 back after another node joined")
@@ -122,7 +122,7 @@ func TestEjectionBackoff(t *testing.T) {
 	// ...and ends when the node leaves.
 	reg.Deregister(ctx, greeterNodes("a:1"))
 	waitUntil(t, func() bool { return len(current().nodes) == 3 && svc().ejected.Load() == 0 })
-	reg.Register(ctx, greeterNodes("a:1"))
+	reg.Register(ctx, greeterNodes("a:1"), 0)
 	waitUntil(t, func() bool { return len(current().nodes) == 4 })
 	if skipped() {
 		t.Fatal("a:1 still ejected after leaving and coming back")

@@ -75,12 +75,12 @@ func TestCacheFollowsRegistry(t *testing.T) {
 	}
 
 	// A new node, in a new version.
-	if err := reg.Register(ctx, &registry.Service{Name: "svc", Version: "2", Nodes: nodes("c:1")}); err != nil {
+	if err := reg.Register(ctx, &registry.Service{Name: "svc", Version: "2", Nodes: nodes("c:1")}, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return has(s, "svc", "c:1", "a:1", "b:1") })
 	// A node changes address.
-	if err := reg.Register(ctx, &registry.Service{Name: "svc", Version: "1", Nodes: []*registry.Node{{ID: "id-a:1", Address: "a:2"}}}); err != nil {
+	if err := reg.Register(ctx, &registry.Service{Name: "svc", Version: "1", Nodes: []*registry.Node{{ID: "id-a:1", Address: "a:2"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return has(s, "svc", "a:2", "b:1", "c:1") })
@@ -103,7 +103,7 @@ func TestCacheFollowsRegistry(t *testing.T) {
 		return errors.Is(err, selector.ErrNoneAvailable) && errors.Is(err, registry.ErrNotFound)
 	})
 	// The service not found at first appears.
-	reg.Register(ctx, &registry.Service{Name: "other", Nodes: nodes("o:1")})
+	reg.Register(ctx, &registry.Service{Name: "other", Nodes: nodes("o:1")}, 0)
 	waitFor(t, func() bool { return has(s, "other", "o:1") })
 	if n := reg.lookups.Load(); n != 2 {
 		t.Fatalf("%d registry lookups, want still 2", n)
@@ -122,7 +122,7 @@ func TestDeleteLatency(t *testing.T) {
 	const rounds = 100
 	for i := range rounds {
 		addr := fmt.Sprint("x:", i)
-		reg.Register(ctx, service(addr))
+		reg.Register(ctx, service(addr), 0)
 		waitFor(t, func() bool { return has(s, "svc", addr, "a:1", "b:1") })
 		start := time.Now()
 		reg.Deregister(ctx, service(addr))

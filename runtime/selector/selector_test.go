@@ -190,7 +190,7 @@ func TestConcurrentSelectAndMark(t *testing.T) {
 		defer wg.Done()
 		d := &registry.Service{Name: "greeter", Version: "v3", Nodes: nodes("d:1")}
 		for range 200 {
-			if err := reg.Register(ctx, d); err != nil {
+			if err := reg.Register(ctx, d, 0); err != nil {
 				t.Error(err)
 			}
 			if err := reg.Deregister(ctx, d); err != nil {

@@ -225,7 +225,7 @@ func TestConsistentHash(t *testing.T) {
 	}
 
 	// A node joining takes keys only for itself.
-	if err := reg.Register(context.Background(), service(gone)); err != nil {
+	if err := reg.Register(context.Background(), service(gone), 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, err := s.Select(context.Background(), "svc", without(all, gone)); return err == nil })

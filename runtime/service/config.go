@@ -121,7 +121,9 @@ func resolve(o *options, environ []string) {
 		return
 	}
 	if o.registry == nil && o.registryErr == nil {
-		o.registry, o.registryErr = registry.FromEnv()
+		// With its error, New returns a registry that fails every call
+		// with it, so a client-only program is told too.
+		o.registry, o.registryErr = registry.New(registryName(c))
 		o.created = o.registry
 	}
 	fillDefaults(o)
@@ -137,13 +139,6 @@ func (c config) apply(o *options) error {
 	}
 	if o.address == "" {
 		o.address = c["MICRO_SERVER_ADDRESS"]
-	}
-	if o.registry == nil && o.registryErr == nil {
-		if name := c["MICRO_REGISTRY"]; name != "" && name != os.Getenv("MICRO_REGISTRY") {
-			// From -registry; FromEnv below reads the variable.
-			o.registry, o.registryErr = registry.New(name)
-			o.created = o.registry
-		}
 	}
 	if addr := c["MICRO_REGISTRY_ADDRESS"]; addr != "" {
 		if name := registryName(c); name == "mdns" || name == "memory" {
@@ -174,6 +169,8 @@ func (c config) apply(o *options) error {
 	return nil
 }
 
+// registryName is the registry implementation -registry or MICRO_REGISTRY
+// names; mDNS, which needs no server, when neither does.
 func registryName(c config) string {
 	if n := c["MICRO_REGISTRY"]; n != "" {
 		return n

@@ -11,7 +11,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 
-	// The implementations registry.FromEnv can name.
+	// The implementations MICRO_REGISTRY can name without a plug-in.
 	_ "github.com/protoc-gen-micro/micro/runtime/registry/mdns"
 	_ "github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/server"

@@ -23,7 +23,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -424,8 +423,8 @@ func (s *service) closeClientAndRegistry(o options) []error {
 			errs = append(errs, fmt.Errorf("service %s: closing client: %w", o.name, err))
 		}
 	}
-	if c, ok := o.created.(io.Closer); ok && o.registry == o.created {
-		if err := c.Close(); err != nil {
+	if o.created != nil && o.registry == o.created {
+		if err := o.created.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: closing registry: %w", o.name, err))
 		}
 	}
@@ -564,7 +563,7 @@ func advertised(r registry.Registry, listen string) string {
 func register(ctx context.Context, r registry.Registry, s *registry.Service, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
 	defer cancel()
-	return r.Register(ctx, s, registry.WithTTL(ttl))
+	return r.Register(ctx, s, ttl)
 }
 
 func deregister(ctx context.Context, r registry.Registry, s *registry.Service) error {

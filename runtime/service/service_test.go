@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"reflect"
 	"runtime"
 	"strings"
@@ -105,7 +106,7 @@ type recordingRegistry struct {
 	revived      atomic.Bool // a Register came after a Deregister
 }
 
-func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	now := time.Now().UnixNano()
 	r.first.CompareAndSwap(0, now)
 	r.last.Store(now)
@@ -119,7 +120,7 @@ func (r *recordingRegistry) Register(ctx context.Context, s *registry.Service, o
 	if r.registers.Load() == 1 {
 		r.events.add("register")
 	}
-	return r.Registry.Register(ctx, s, opts...)
+	return r.Registry.Register(ctx, s, ttl)
 }
 
 func (r *recordingRegistry) Deregister(ctx context.Context, s *registry.Service) error {
@@ -436,10 +437,29 @@ func TestGivenServerAndClientAreUsed(t *testing.T) {
 	}
 }
 
+// MICRO_REGISTRY names the registry; mDNS when it is unset or empty.
 func TestRegistryFromEnvironment(t *testing.T) {
-	t.Setenv("MICRO_REGISTRY", "memory")
-	if got := service.NewService(service.WithName("a")).Registry().String(); got != "memory" {
-		t.Fatalf("MICRO_REGISTRY=memory gave %s", got)
+	for _, tc := range []struct {
+		env  string
+		set  bool
+		want string
+	}{
+		{"", false, "mdns"},
+		{"", true, "mdns"},
+		{"mdns", true, "mdns"},
+		{"memory", true, "memory"},
+	} {
+		t.Setenv("MICRO_REGISTRY", tc.env)
+		if !tc.set {
+			os.Unsetenv("MICRO_REGISTRY")
+		}
+		svc := service.NewService(service.WithName("a"))
+		if got := svc.Registry().String(); got != tc.want {
+			t.Errorf("MICRO_REGISTRY=%q (set: %v) gave %s, want %s", tc.env, tc.set, got, tc.want)
+		}
+		if err := svc.Stop(); err != nil { // closes the registry it made
+			t.Fatal(err)
+		}
 	}
 	t.Setenv("MICRO_REGISTRY", "bogus")
 	svc := service.NewService(service.WithName("a"), service.WithAddress("127.0.0.1:0"))

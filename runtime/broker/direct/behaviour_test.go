@@ -58,7 +58,7 @@ func registerDead(t *testing.T, reg registry.Registry, topic, id, queue string) 
 	err := reg.Register(context.Background(), &registry.Service{
 		Name: direct.ServiceName(topic), Version: "v1",
 		Nodes: []*registry.Node{{ID: id, Address: addr, Metadata: md}},
-	})
+	}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestSharedCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := &registry.Service{Name: "other", Nodes: []*registry.Node{{ID: "o1", Address: "127.0.0.1:1"}}}
-	if err := reg.Register(ctx, other); err != nil {
+	if err := reg.Register(ctx, other, 0); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := sel.Select(ctx, "other", nil); err != nil || n.ID != "o1" {

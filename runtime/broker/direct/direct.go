@@ -302,7 +302,7 @@ func (b *directBroker) entry(s *subscriber) *registry.Service {
 func (b *directBroker) register(s *subscriber) error {
 	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
 	defer cancel()
-	if err := b.opts.registry.Register(ctx, b.entry(s), registry.WithTTL(b.opts.registerTTL)); err != nil {
+	if err := b.opts.registry.Register(ctx, b.entry(s), b.opts.registerTTL); err != nil {
 		return fmt.Errorf("broker/direct: registering subscription to %q with %s: %w", s.sub.Topic, b.opts.registry, err)
 	}
 	return nil

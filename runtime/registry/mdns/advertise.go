@@ -3,4 +3,4 @@ package mdns
 // AdvertisesInterfaceAddresses reports true: a node registered with an
 // unspecified host is advertised with each interface's own addresses. It
 // tells the service to register its listening address as it is.
-func (r *Registry) AdvertisesInterfaceAddresses() bool { return true }
+func (r *mdnsRegistry) AdvertisesInterfaceAddresses() bool { return true }

@@ -12,7 +12,7 @@ import (
 // another process or on another host of the LAN, finds it. (Here both
 // run in the test's private network namespace, whose only interface is
 // the loopback.)
-func ExampleRegistry() {
+func ExampleNewRegistry() {
 	ctx := context.Background()
 	server := mdns.NewRegistry()
 	defer server.Close() // sends goodbyes
@@ -23,7 +23,7 @@ func ExampleRegistry() {
 		Name:    "greeter",
 		Version: "v1",
 		Nodes:   []*registry.Node{{ID: "greeter-1", Address: ":8080"}},
-	})
+	}, 0)
 	if err != nil {
 		panic(err)
 	}

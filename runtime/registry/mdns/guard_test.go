@@ -17,10 +17,10 @@ func TestNoMulticastFromTestsOutsideANamespace(t *testing.T) {
 		t.Fatal("multicast allowed")
 	}
 	ctx := context.Background()
-	r := NewRegistry()
+	r := NewRegistry().(*mdnsRegistry)
 	defer r.Close()
 	s := &registry.Service{Name: "guarded", Nodes: []*registry.Node{{ID: "g-1", Address: ":1"}}}
-	if err := r.Register(ctx, s); err != nil {
+	if err := r.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := r.GetService(ctx, "guarded"); err != nil || got[0].Nodes[0].ID != "g-1" {

@@ -43,7 +43,7 @@ func TestZeroconfInterop(t *testing.T) {
 		browser := startPython(t, python, "browse")
 		browser.expect(t, "browsing")
 		s := service("interop", "v1", node("interop-1", ":7300"))
-		if err := r.Register(ctx, s); err != nil {
+		if err := r.Register(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 		got := browser.expect(t, "found ")
@@ -59,7 +59,7 @@ func TestZeroconfInterop(t *testing.T) {
 	})
 
 	t.Run("we find its", func(t *testing.T) {
-		w := registrytest.Watch(t, r, registry.WithService("pyservice"))
+		w := registrytest.Watch(t, r, "pyservice")
 		publisher := startPython(t, python, "publish")
 		publisher.expect(t, "published")
 		res := expect(t, w, registry.Create, "py-1")

@@ -22,14 +22,14 @@ func TestLatency(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	w := registrytest.Watch(t, b, registry.WithService("latency"))
-	registrytest.Watch(t, a) // opens a's sockets: the figures are for running registries
+	w := registrytest.Watch(t, b, "latency")
+	registrytest.Watch(t, a, "") // opens a's sockets: the figures are for running registries
 	const runs = 100
 	var created, deleted []time.Duration
 	for i := range runs {
 		s := service("latency", "v1", node(fmt.Sprintf("latency-%03d", i), ":7100"))
 		start := time.Now()
-		if err := a.Register(ctx, s); err != nil {
+		if err := a.Register(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, w, registry.Create, s.Nodes[0].ID)

@@ -1,7 +1,8 @@
 // Package mdns is a registry.Registry that needs no server: nodes are
 // advertised and found with multicast DNS service discovery (RFC 6762,
 // RFC 6763) on the local network. It registers itself as "mdns" with
-// registry.RegisterFactory, the default of registry.FromEnv.
+// registry.RegisterFactory; a service uses it unless MICRO_REGISTRY names
+// another.
 //
 // Every node is a DNS-SD instance of one service type, _micro._tcp.local.,
 // named after its node ID, with PTR, SRV, TXT and A/AAAA records of its
@@ -28,19 +29,19 @@
 //
 // Register announces a node at once and twice more (after the announce
 // interval, then twice that); Deregister and Close send goodbyes (the
-// records with TTL 0). Records live for the registration's TTL
-// (registry.RegisterTTL; 120 s without one), and a registration not
-// refreshed within its TTL is withdrawn like a Deregister. Lookups and
-// watches browse continuously once used: they listen to every
-// announcement and goodbye, query with backoff from 1 s to 60 s, refresh
-// records at 80–95% of their TTL, and drop the nodes of a host that
-// vanished without a goodbye when their TTL runs out. Watch events are
-// queued without bound, never dropped. A lookup answers from the cache at
-// once when the service is there; otherwise it queries and returns as
-// soon as answers arrive plus a short settle time, within a max wait.
+// records with TTL 0). Records live for the ttl given to Register (120 s
+// when it is 0), and a registration not refreshed within its TTL is
+// withdrawn like a Deregister. Lookups and watches browse continuously
+// once used: they listen to every announcement and goodbye, query with
+// backoff from 1 s to 60 s, refresh records at 80–95% of their TTL, and
+// drop the nodes of a host that vanished without a goodbye when their TTL
+// runs out. Watch events are queued without bound, never dropped. A lookup
+// answers from the cache at once when the service is there; otherwise it
+// queries and returns as soon as answers arrive plus a short settle time,
+// within a max wait.
 //
 // By default every interface that is up and multicast-capable is used
-// (MICRO_MDNS_INTERFACES or the Interfaces option choose others), over
+// (MICRO_MDNS_INTERFACES or WithInterfaces choose others), over
 // IPv4 and IPv6. A node registered with an unspecified host (":8080",
 // "0.0.0.0:8080", "[::]:8080") is advertised, on each interface, with
 // that interface's own addresses; a node registered with an IP or a host
@@ -74,12 +75,13 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/protoc-gen-micro/micro/internal/regvalid"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
 
-// ErrClosed is returned by a Registry's methods after Close.
-var ErrClosed = errors.New("registry/mdns: registry closed")
+// errClosed is returned by the registry's methods after Close.
+var errClosed = fmt.Errorf("registry/mdns: %w", registry.ErrClosed)
 
 // Timings that are not options.
 const (
@@ -97,10 +99,10 @@ const (
 // again, to join new interfaces and announce on changed ones.
 const linkRefresh = 10 * time.Second
 
-// Registry is an mDNS registry. Create it with NewRegistry; it is safe for
-// concurrent use. It opens its sockets and starts its goroutines on first
-// use and holds them until Close, which its owner must call.
-type Registry struct {
+// mdnsRegistry is the mDNS registry; it is safe for concurrent use. It
+// opens its sockets and starts its goroutines on first use and holds them
+// until Close.
+type mdnsRegistry struct {
 	opts  options
 	names names
 	log   *slog.Logger
@@ -174,20 +176,18 @@ type outgoing struct {
 }
 
 // NewRegistry returns an mDNS registry. It sends and listens nothing until
-// first used. It panics on an invalid Network or Domain option.
-func NewRegistry(opts ...Option) *Registry {
+// first used; its owner must Close it. It panics on an invalid
+// WithNetwork.
+func NewRegistry(opts ...Option) registry.Registry {
 	o := newOptions(opts)
 	switch o.network {
 	case "udp", "udp4", "udp6":
 	default:
 		panic(fmt.Sprintf("registry/mdns: WithNetwork(%q): want udp, udp4 or udp6", o.network))
 	}
-	if _, ok := dns.IsDomainName(o.domain); !ok || o.domain == "" {
-		panic(fmt.Sprintf("registry/mdns: WithDomain(%q) is not a domain name", o.domain))
-	}
-	return &Registry{
+	return &mdnsRegistry{
 		opts:     o,
-		names:    newNames(o.domain),
+		names:    newNames(domain),
 		log:      o.logger.With("registry", "mdns"),
 		local:    map[string]*localNode{},
 		byHost:   map[string]*localNode{},
@@ -205,7 +205,7 @@ func NewRegistry(opts ...Option) *Registry {
 }
 
 // String returns "mdns".
-func (r *Registry) String() string { return "mdns" }
+func (r *mdnsRegistry) String() string { return "mdns" }
 
 // Register advertises the service's nodes, or refreshes them. A new node,
 // or one whose records changed, is announced at once; watchers here see a
@@ -214,19 +214,20 @@ func (r *Registry) String() string { return "mdns" }
 // must have a name and nodes, every node an ID and a host:port address,
 // and its name, version, IDs and metadata must fit a TXT record (see the
 // package documentation). A node ID names the mDNS instance, so it may not
-// be registered under another service or version at the same time.
-func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+// be registered under another service or version at the same time. The
+// records live for ttl, 120 s when it is 0 (see the package
+// documentation).
+func (r *mdnsRegistry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := validate(s); err != nil {
 		return err
 	}
-	o := registry.NewRegisterOptions(opts...)
 	now := time.Now()
 	nodes := make([]*localNode, 0, len(s.Nodes))
 	for _, n := range s.Nodes {
-		ln, err := newLocalNode(r.names, s, n, o.TTL, now)
+		ln, err := newLocalNode(r.names, s, n, ttl, now)
 		if err != nil {
 			return fmt.Errorf("registry/mdns: register %q: %w", s.Name, err)
 		}
@@ -277,7 +278,7 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...re
 // Deregister withdraws the service's nodes, matched by ID, from the
 // service of the same name and version, and sends goodbyes for them.
 // Deregistering unknown nodes is not an error.
-func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
+func (r *mdnsRegistry) Deregister(ctx context.Context, s *registry.Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -313,7 +314,7 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 }
 
 // removeLocked forgets local node k and schedules its second goodbye.
-func (r *Registry) removeLocked(k string, now time.Time) {
+func (r *mdnsRegistry) removeLocked(k string, now time.Time) {
 	ln := r.local[k]
 	delete(r.local, k)
 	delete(r.byHost, key(ln.host))
@@ -326,7 +327,7 @@ func (r *Registry) removeLocked(k string, now time.Time) {
 // network and returns once answers arrive and the settle time has passed,
 // or fails after the max wait (or when ctx ends) with an error that wraps
 // registry.ErrNotFound and says what was queried.
-func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
+func (r *mdnsRegistry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -356,7 +357,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 		r.mu.Lock()
 		if r.state == closed {
 			r.mu.Unlock()
-			return nil, ErrClosed
+			return nil, errClosed
 		}
 		now := time.Now()
 		svcs := r.lookupLocked(name)
@@ -410,7 +411,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 // version, sorted by name then version. Once the registry's cache is warm
 // it answers at once. Before that it queries and returns when answers
 // have come in and settled, or after the max wait, or when ctx ends.
-func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error) {
+func (r *mdnsRegistry) ListServices(ctx context.Context) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -430,7 +431,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 		r.mu.Lock()
 		if r.state == closed {
 			r.mu.Unlock()
-			return nil, ErrClosed
+			return nil, errClosed
 		}
 		now := time.Now()
 		if r.warmLocked(now) || len(r.joinedLocked()) == 0 {
@@ -457,18 +458,17 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 	}
 }
 
-// Watch reports changes from now on, in order, for every service or the
-// one named with registry.WatchService: nodes registered here and nodes
+// Watch reports changes from now on, in order, for the named service, or
+// for every service when service is "": nodes registered here and nodes
 // heard on the network. It does not replay the current state. Results
 // queue without bound until Next takes them, so a slow watcher costs
 // memory, never a lost result. The watch ends when Stop is called, ctx
 // ends, or the registry is closed.
-func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+func (r *mdnsRegistry) Watch(ctx context.Context, service string) (registry.Watcher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	o := registry.NewWatchOptions(opts...)
-	w := watchq.New(o.Service, r.forget)
+	w := watchq.New(service, r.forget)
 	now := time.Now()
 	r.mu.Lock()
 	if err := r.startLocked(now); err != nil {
@@ -484,16 +484,16 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 
 // forget drops a stopped watcher. A watcher locks its own mutex after the
 // registry's, so this runs outside the watcher's lock.
-func (r *Registry) forget(w *watchq.Watcher) {
+func (r *mdnsRegistry) forget(w *watchq.Watcher) {
 	r.mu.Lock()
 	delete(r.watchers, w)
 	r.mu.Unlock()
 }
 
 // Close sends goodbyes for every node registered here, ends all watches,
-// and stops the registry's goroutines and sockets. Other methods return
-// ErrClosed afterwards; Close itself may be called again.
-func (r *Registry) Close() error {
+// and stops the registry's goroutines and sockets. Other methods return an
+// error wrapping registry.ErrClosed afterwards; a second Close returns nil.
+func (r *mdnsRegistry) Close() error {
 	r.mu.Lock()
 	if r.state == closed {
 		r.mu.Unlock()
@@ -522,10 +522,10 @@ func (r *Registry) Close() error {
 }
 
 // startLocked opens the sockets and starts the goroutines on first use.
-func (r *Registry) startLocked(now time.Time) error {
+func (r *mdnsRegistry) startLocked(now time.Time) error {
 	switch r.state {
 	case closed:
-		return ErrClosed
+		return errClosed
 	case running:
 		return nil
 	}
@@ -539,7 +539,7 @@ func (r *Registry) startLocked(now time.Time) error {
 // refreshLinksLocked opens the sockets if they are not open yet, reads the
 // interfaces and joins the groups on new ones, and announces the local
 // nodes on interfaces that are new or whose addresses changed.
-func (r *Registry) refreshLinksLocked(now time.Time) []outgoing {
+func (r *mdnsRegistry) refreshLinksLocked(now time.Time) []outgoing {
 	r.linksAt = now
 	if multicastForbidden() {
 		if r.netErr == nil {
@@ -624,7 +624,7 @@ func multicastForbidden() bool {
 
 // joinedLocked returns the links on which the registry sends on some
 // family.
-func (r *Registry) joinedLocked() []*link {
+func (r *mdnsRegistry) joinedLocked() []*link {
 	var out []*link
 	for _, l := range r.links {
 		if l.joined(ip4) || l.joined(ip6) {
@@ -638,7 +638,7 @@ func (r *Registry) joinedLocked() []*link {
 // a call or a packet: repeated announcements and goodbyes, expiry of
 // registrations and of records heard, browse and refresh queries, and
 // rereading the interfaces.
-func (r *Registry) loop() {
+func (r *mdnsRegistry) loop() {
 	defer r.wg.Done()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
@@ -665,7 +665,7 @@ func (r *Registry) loop() {
 }
 
 // tickLocked does what is due by now and returns when to come back.
-func (r *Registry) tickLocked(now time.Time) ([]outgoing, time.Time) {
+func (r *mdnsRegistry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 	var out []outgoing
 	next := r.linksAt.Add(linkRefresh)
 	if !now.Before(next) {
@@ -748,7 +748,7 @@ func (r *Registry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 }
 
 // nudgeLocked makes loop recompute its deadline.
-func (r *Registry) nudgeLocked() {
+func (r *mdnsRegistry) nudgeLocked() {
 	select {
 	case r.wake <- struct{}{}:
 	default: // already nudged
@@ -757,7 +757,7 @@ func (r *Registry) nudgeLocked() {
 
 // browseLocked starts browsing if it has not started, and returns the
 // first query.
-func (r *Registry) browseLocked(now time.Time) []outgoing {
+func (r *mdnsRegistry) browseLocked(now time.Time) []outgoing {
 	if r.browsing {
 		return nil
 	}
@@ -773,7 +773,7 @@ func (r *Registry) browseLocked(now time.Time) []outgoing {
 // type's PTR when there are none, on every link, listing the PTR records
 // held as known answers. A PTR query sent less than queryGap ago is not
 // repeated.
-func (r *Registry) queryLocked(now time.Time, qs []dns.Question) []outgoing {
+func (r *mdnsRegistry) queryLocked(now time.Time, qs []dns.Question) []outgoing {
 	if len(qs) == 0 {
 		if now.Sub(r.lastQuery) < queryGap {
 			return nil
@@ -814,14 +814,14 @@ func (r *Registry) queryLocked(now time.Time, qs []dns.Question) []outgoing {
 
 // announceLocked returns unsolicited responses with the nodes' records on
 // every link: announcements, or goodbyes.
-func (r *Registry) announceLocked(nodes []*localNode, goodbye bool) []outgoing {
+func (r *mdnsRegistry) announceLocked(nodes []*localNode, goodbye bool) []outgoing {
 	return r.multicastLocked(slices.Collect(maps.Values(r.links)), nodes, goodbye)
 }
 
 // multicastLocked returns unsolicited responses holding the nodes' records
 // for each link and family; goodbye sends them with TTL 0, otherwise each
 // node's own TTL is used.
-func (r *Registry) multicastLocked(links []*link, nodes []*localNode, goodbye bool) []outgoing {
+func (r *mdnsRegistry) multicastLocked(links []*link, nodes []*localNode, goodbye bool) []outgoing {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -860,7 +860,7 @@ func (r *Registry) multicastLocked(links []*link, nodes []*localNode, goodbye bo
 // earlier announcement would otherwise resurrect the node). Queries are
 // not: every cold browser sends the same bytes, and another's query must
 // be answered even when it is identical to ours.
-func (r *Registry) outLocked(f family, ifindex int, to netip.AddrPort, b []byte, now time.Time) outgoing {
+func (r *mdnsRegistry) outLocked(f family, ifindex int, to netip.AddrPort, b []byte, now time.Time) outgoing {
 	if len(b) > 2 && b[2]&0x80 != 0 { // QR: a response
 		r.sent[fingerprint(b)] = now
 	}
@@ -884,7 +884,7 @@ func fingerprint(b []byte) uint64 {
 // goodbye, brings the node back on every other host until its second
 // goodbye or its TTL. Queueing under the lock and writing in queue order
 // puts packets on the wire in the order the registry's state changed.
-func (r *Registry) unlockAndSend(out []outgoing) {
+func (r *mdnsRegistry) unlockAndSend(out []outgoing) {
 	if len(out) == 0 {
 		r.mu.Unlock()
 		return
@@ -897,7 +897,7 @@ func (r *Registry) unlockAndSend(out []outgoing) {
 // flush writes the queued packets, in order, and returns once every packet
 // queued before it was called has been written: by this goroutine, or by
 // the one that held sendMu before it.
-func (r *Registry) flush() {
+func (r *mdnsRegistry) flush() {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
 	for {
@@ -917,7 +917,7 @@ func (r *Registry) flush() {
 }
 
 // read reads packets from one socket until Close.
-func (r *Registry) read(f family) {
+func (r *mdnsRegistry) read(f family) {
 	defer r.wg.Done()
 	buf := make([]byte, 9000) // RFC 6762 §17: no mDNS packet is larger
 	for {
@@ -937,7 +937,7 @@ func (r *Registry) read(f family) {
 
 // handle processes one packet: a response feeds the cache, a query is
 // answered.
-func (r *Registry) handle(p received) {
+func (r *mdnsRegistry) handle(p received) {
 	now := time.Now()
 	r.mu.Lock()
 	l := r.links[p.ifindex]
@@ -988,7 +988,7 @@ func (r *Registry) handle(p received) {
 // arrives on either family. A packet sent on one family only (an answer to
 // a query heard there) is always handled, and so is the same packet sent
 // again later, as when a node registers again after a goodbye.
-func (r *Registry) copyLocked(fp uint64, p received, now time.Time) bool {
+func (r *mdnsRegistry) copyLocked(fp uint64, p received, now time.Time) bool {
 	k := copyKey{fp, p.ifindex}
 	c := r.copies[k]
 	if c == nil || now.Sub(c.last) > copyMemory {
@@ -1014,7 +1014,7 @@ func (r *Registry) copyLocked(fp uint64, p received, now time.Time) bool {
 // ago is skipped, so a burst of identical queries gets one answer. A
 // query from a port other than 5353 (a one-shot "legacy" query, such as
 // dig's) gets a unicast answer (RFC 6762 §6.7).
-func (r *Registry) answerLocked(m *message, p received, l *link, now time.Time) []outgoing {
+func (r *mdnsRegistry) answerLocked(m *message, p received, l *link, now time.Time) []outgoing {
 	if len(r.local) == 0 || len(m.questions) == 0 {
 		return nil
 	}
@@ -1105,7 +1105,7 @@ func known(m *message, nm names, n *localNode) bool {
 // updateLocked recomputes the view of the touched instances, tells
 // watchers and waiting lookups what changed, and reports whether anything
 // did.
-func (r *Registry) updateLocked(touched map[string]struct{}) bool {
+func (r *mdnsRegistry) updateLocked(touched map[string]struct{}) bool {
 	if len(touched) == 0 {
 		return false
 	}
@@ -1183,13 +1183,13 @@ func (r *Registry) updateLocked(touched map[string]struct{}) bool {
 // warmLocked reports whether the registry has been browsing long enough
 // to trust its cache for a listing: answers came in after browsing began
 // and then settled, or the max wait has passed.
-func (r *Registry) warmLocked(now time.Time) bool {
+func (r *mdnsRegistry) warmLocked(now time.Time) bool {
 	return r.browsing && (!now.Before(r.browseSince.Add(r.opts.maxWait)) ||
 		(r.heard.After(r.browseSince) && now.Sub(r.heard) >= r.opts.settle))
 }
 
 // lookupLocked returns a copy of every version of the named service.
-func (r *Registry) lookupLocked(name string) []*registry.Service {
+func (r *mdnsRegistry) lookupLocked(name string) []*registry.Service {
 	var vs []*nodeView
 	for _, v := range r.view {
 		if v.name == name {
@@ -1203,7 +1203,7 @@ func (r *Registry) lookupLocked(name string) []*registry.Service {
 }
 
 // notFoundLocked is the error of a lookup that found nothing.
-func (r *Registry) notFoundLocked(name string, waited time.Duration, ctxErr error) error {
+func (r *mdnsRegistry) notFoundLocked(name string, waited time.Duration, ctxErr error) error {
 	e := &notFoundError{service: name, ctxErr: ctxErr}
 	switch {
 	case r.tr == nil:
@@ -1245,7 +1245,7 @@ func (e *notFoundError) Unwrap() []error {
 }
 
 func validate(s *registry.Service) error {
-	if err := registry.Validate("registry/mdns", s); err != nil {
+	if err := regvalid.Check("registry/mdns", s); err != nil {
 		return err
 	}
 	ids := map[string]bool{}

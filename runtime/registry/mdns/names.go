@@ -11,6 +11,7 @@ import (
 // DNS-SD names. Every node is an instance of one service type; the
 // registry service name travels in the instance's TXT record.
 const (
+	domain      = "local." // the multicast DNS domain, RFC 6762 §3
 	serviceType = "_micro._tcp"
 	enumType    = "_services._dns-sd._udp"
 	maxLabel    = 63 // bytes in a DNS label

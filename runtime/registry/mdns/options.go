@@ -8,8 +8,8 @@ import (
 )
 
 // envInterfaces names the environment variable that chooses the
-// interfaces, comma-separated (MICRO_MDNS_INTERFACES=eth0,lo), when the
-// Interfaces option is not given.
+// interfaces, comma-separated (MICRO_MDNS_INTERFACES=eth0,lo), when
+// WithInterfaces is not given.
 const envInterfaces = "MICRO_MDNS_INTERFACES"
 
 // Defaults.
@@ -24,7 +24,6 @@ type Option func(*options)
 
 type options struct {
 	interfaces       []string
-	domain           string
 	settle           time.Duration
 	maxWait          time.Duration
 	announceInterval time.Duration
@@ -40,15 +39,12 @@ func WithInterfaces(names ...string) Option {
 	return func(o *options) { o.interfaces = append([]string(nil), names...) }
 }
 
-// WithDomain sets the mDNS domain; "local." by default.
-func WithDomain(d string) Option { return func(o *options) { o.domain = d } }
-
 // WithSettle sets how long a cold lookup keeps listening after the first
-// answer, for the other nodes' answers; defaultSettle by default.
+// answer, for the other nodes' answers; 30 ms by default.
 func WithSettle(d time.Duration) Option { return func(o *options) { o.settle = d } }
 
 // WithMaxWait bounds how long a cold lookup waits for a first answer;
-// defaultMaxWait by default. The lookup's context may end it sooner.
+// 1 s by default. The lookup's context may end it sooner.
 func WithMaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
 // WithAnnounceInterval sets the gap between the first and second announcement
@@ -66,7 +62,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 func newOptions(opts []Option) options {
 	o := options{
-		domain:           "local.",
 		settle:           defaultSettle,
 		maxWait:          defaultMaxWait,
 		announceInterval: defaultAnnounceInterval,

@@ -20,7 +20,7 @@ func TestLateCopyOnOtherFamilyDoesNotResurrect(t *testing.T) {
 	nm := newNames("local.")
 	ifi := &net.Interface{Index: 7, Name: "eth7", MTU: 1500, Flags: net.FlagUp | net.FlagMulticast}
 	l := &link{ifi: ifi, addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2")}, has4: true, has6: true, joined4: true, joined6: true}
-	r := NewRegistry()
+	r := NewRegistry().(*mdnsRegistry)
 	r.state = running // no sockets, no loop: handle is fed by hand
 	r.links = map[int]*link{ifi.Index: l}
 

@@ -48,7 +48,7 @@ func TestHelperRegister(t *testing.T) {
 		ttl, _ = time.ParseDuration(s)
 	}
 	s := service(os.Getenv(envService), "v1", node(os.Getenv(envNode), os.Getenv(envAddr)))
-	if err := r.Register(ctx, s, registry.WithTTL(ttl)); err != nil {
+	if err := r.Register(ctx, s, ttl); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Println("registered")
@@ -60,7 +60,7 @@ func TestHelperRegister(t *testing.T) {
 		select {
 		case <-refresh.C:
 			if ttl > 0 {
-				if err := r.Register(ctx, s, registry.WithTTL(ttl)); err != nil {
+				if err := r.Register(ctx, s, ttl); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -82,7 +82,7 @@ func TestHelperWatch(t *testing.T) {
 	}
 	r := mdns.NewRegistry(helperOptions()...)
 	defer r.Close()
-	w, err := r.Watch(context.Background(), registry.WithService(os.Getenv(envService)))
+	w, err := r.Watch(context.Background(), os.Getenv(envService))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestAcrossProcesses(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	r := newRegistry(t)
-	w := registrytest.Watch(t, r, registry.WithService("xproc"))
+	w := registrytest.Watch(t, r, "xproc")
 
 	child := netns.Start(t, "TestHelperRegister", helperEnv("xproc", "xproc-1", ":6000")...)
 	child.Expect(t, "registered", 10*time.Second)
@@ -142,7 +142,7 @@ func TestAcrossProcesses(t *testing.T) {
 		t.Fatalf("GetService = %s, %v", dump(got...), err)
 	}
 	// And the other way round: the child's lookup finds ours.
-	if err := r.Register(ctx, service("xproc-parent", "v1", node("xproc-parent-1", ":6001"))); err != nil {
+	if err := r.Register(ctx, service("xproc-parent", "v1", node("xproc-parent-1", ":6001")), 0); err != nil {
 		t.Fatal(err)
 	}
 	lookup := netns.Start(t, "TestHelperLookup", envService+"=xproc-parent")
@@ -164,7 +164,7 @@ func TestExpiryWithoutGoodbye(t *testing.T) {
 	leakcheck.Check(t)
 	_, _, await := mdns.Sniff(t)
 	r := newRegistry(t)
-	w := registrytest.Watch(t, r, registry.WithService("vanish"))
+	w := registrytest.Watch(t, r, "vanish")
 
 	const ttl = time.Second
 	child := netns.Start(t, "TestHelperRegister", helperEnv("vanish", "vanish-1", ":6100", envTTL+"="+ttl.String())...)

@@ -14,10 +14,9 @@ import (
 )
 
 const (
-	// defaultTTL is the record TTL of a registration without
-	// registry.RegisterTTL: RFC 6762 §10 recommends 120 s for records
-	// naming a host, and a service registry wants vanished nodes gone as
-	// soon as that anyway.
+	// defaultTTL is the record TTL of a registration with ttl 0: RFC 6762
+	// §10 recommends 120 s for records naming a host, and a service
+	// registry wants vanished nodes gone as soon as that anyway.
 	defaultTTL = 120
 	// legacyTTL caps the TTL in answers to one-shot (legacy unicast)
 	// queries, RFC 6762 §6.7.

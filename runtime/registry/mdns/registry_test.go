@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"reflect"
@@ -19,14 +18,9 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
-var (
-	_ registry.Registry = (*mdns.Registry)(nil)
-	_ io.Closer         = (*mdns.Registry)(nil)
-)
-
 // newRegistry returns a registry closed when the test ends, announcing
 // fast so that tests do not wait for repeats.
-func newRegistry(t *testing.T, opts ...mdns.Option) *mdns.Registry {
+func newRegistry(t *testing.T, opts ...mdns.Option) registry.Registry {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := mdns.NewRegistry(append([]mdns.Option{mdns.WithAnnounceInterval(50 * time.Millisecond), mdns.WithLogger(log)}, opts...)...)
@@ -79,7 +73,7 @@ func TestRoundTripBetweenRegistries(t *testing.T) {
 	a, b := newRegistry(t), newRegistry(t)
 	in := service("roundtrip", "v1", node("roundtrip-1", ":8080"), node("roundtrip-2", "127.0.0.1:8081"))
 	in.Nodes[0].Metadata["zone"] = "eu"
-	if err := a.Register(ctx, in, registry.WithTTL(30*time.Second)); err != nil {
+	if err := a.Register(ctx, in, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.GetService(ctx, "roundtrip")
@@ -100,7 +94,7 @@ func TestRoundTripBetweenRegistries(t *testing.T) {
 		t.Fatalf("ListServices = %s, %v", dump(list...), err)
 	}
 
-	w := registrytest.Watch(t, b, registry.WithService("roundtrip"))
+	w := registrytest.Watch(t, b, "roundtrip")
 	if err := a.Deregister(ctx, &registry.Service{Name: "roundtrip", Version: "v1", Nodes: []*registry.Node{{ID: "roundtrip-1"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +123,7 @@ func TestColdLookupReturnsEarly(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a := newRegistry(t)
-	if err := a.Register(ctx, service("cold", "v1", node("cold-1", ":1"))); err != nil {
+	if err := a.Register(ctx, service("cold", "v1", node("cold-1", ":1")), 0); err != nil {
 		t.Fatal(err)
 	}
 	b := newRegistry(t, mdns.WithMaxWait(time.Hour))
@@ -145,8 +139,8 @@ func TestWarmLookupIsImmediate(t *testing.T) {
 	ctx := context.Background()
 	a := newRegistry(t)
 	b := newRegistry(t, mdns.WithSettle(time.Hour), mdns.WithMaxWait(time.Hour))
-	w := registrytest.Watch(t, b)
-	if err := a.Register(ctx, service("warm", "v1", node("warm-1", ":1"))); err != nil {
+	w := registrytest.Watch(t, b, "")
+	if err := a.Register(ctx, service("warm", "v1", node("warm-1", ":1")), 0); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, w, registry.Create, "warm-1")
@@ -158,7 +152,7 @@ func TestWarmLookupIsImmediate(t *testing.T) {
 // lookupWithin returns r.GetService's result. Its watchdog only turns a
 // lookup that waits out an hour's settle time or max wait into a failure;
 // the registry's Close ends that lookup when the test does.
-func lookupWithin(t *testing.T, r *mdns.Registry, name string) ([]*registry.Service, error) {
+func lookupWithin(t *testing.T, r registry.Registry, name string) ([]*registry.Service, error) {
 	t.Helper()
 	type result struct {
 		svcs []*registry.Service
@@ -205,12 +199,12 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	wa := registrytest.Watch(t, a, registry.WithService("watched"))
-	wb := registrytest.Watch(t, b, registry.WithService("watched"))
-	wAll := registrytest.Watch(t, b)
+	wa := registrytest.Watch(t, a, "watched")
+	wb := registrytest.Watch(t, b, "watched")
+	wAll := registrytest.Watch(t, b, "")
 
 	s := service("watched", "v1", node("watched-1", ":9000"))
-	if err := a.Register(ctx, s); err != nil {
+	if err := a.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []registry.Watcher{wa, wb, wAll} {
@@ -220,12 +214,12 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 		}
 	}
 	// Registering the same again is a refresh: no event anywhere.
-	if err := a.Register(ctx, s); err != nil {
+	if err := a.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	// Changed metadata is re-announced as an Update.
 	s.Nodes[0].Metadata["weight"] = "5"
-	if err := a.Register(ctx, s); err != nil {
+	if err := a.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []registry.Watcher{wa, wb, wAll} {
@@ -235,7 +229,7 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 		}
 	}
 	// A second node of the same version is an Update too.
-	if err := a.Register(ctx, service("watched", "v1", node("watched-2", ":9001"))); err != nil {
+	if err := a.Register(ctx, service("watched", "v1", node("watched-2", ":9001")), 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []registry.Watcher{wa, wb, wAll} {
@@ -257,7 +251,7 @@ func TestWatchCreateUpdateDelete(t *testing.T) {
 	if _, err := wa.Next(); !errors.Is(err, registry.ErrWatcherStopped) {
 		t.Fatalf("a watcher of a closed registry: Next = %v", err)
 	}
-	if err := a.Register(ctx, s); !errors.Is(err, mdns.ErrClosed) {
+	if err := a.Register(ctx, s, 0); !errors.Is(err, registry.ErrClosed) {
 		t.Fatalf("Register after Close = %v", err)
 	}
 }
@@ -269,11 +263,11 @@ func TestWatchBurstDropsNothing(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	a, b := newRegistry(t), newRegistry(t)
-	wa, wb := registrytest.Watch(t, a), registrytest.Watch(t, b)
+	wa, wb := registrytest.Watch(t, a, ""), registrytest.Watch(t, b, "")
 	const n = 200
 	for i := range n {
 		s := service(fmt.Sprintf("burst-%03d", i), "v1", node(fmt.Sprintf("burst-%03d-node", i), fmt.Sprintf(":%d", 10000+i)))
-		if err := a.Register(ctx, s); err != nil {
+		if err := a.Register(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -310,7 +304,7 @@ func TestManyEndpoints(t *testing.T) {
 			Metadata: map[string]string{"stream": "unary"},
 		})
 	}
-	if err := a.Register(ctx, s); err != nil {
+	if err := a.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.GetService(ctx, "endpoints")
@@ -347,15 +341,15 @@ func TestRegisterValidates(t *testing.T) {
 		{&registry.Service{Name: "v", Metadata: map[string]string{"k": strings.Repeat("v", 300)}, Nodes: []*registry.Node{node("x", ":1")}},
 			`service metadata "k" is 304 bytes`},
 	} {
-		err := r.Register(ctx, tc.s)
+		err := r.Register(ctx, tc.s, 0)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Register(%v) = %v, want an error with %q", tc.s, err, tc.want)
 		}
 	}
-	if err := r.Register(ctx, service("one", "v1", node("shared", ":1"))); err != nil {
+	if err := r.Register(ctx, service("one", "v1", node("shared", ":1")), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Register(ctx, service("two", "v1", node("shared", ":1"))); err == nil || !strings.Contains(err.Error(), "deregister it first") {
+	if err := r.Register(ctx, service("two", "v1", node("shared", ":1")), 0); err == nil || !strings.Contains(err.Error(), "deregister it first") {
 		t.Fatalf("a node ID under two services: %v", err)
 	}
 	if err := r.Deregister(ctx, &registry.Service{}); err == nil {
@@ -375,10 +369,10 @@ func TestExplicitAddresses(t *testing.T) {
 		node("explicit-name", "db.example.com:82"),
 		node("explicit-any6", "[::]:83"),
 	)
-	if err := a.Register(ctx, in); err != nil {
+	if err := a.Register(ctx, in, 0); err != nil {
 		t.Fatal(err)
 	}
-	w := registrytest.Watch(t, b, registry.WithService("explicit"))
+	w := registrytest.Watch(t, b, "explicit")
 	got, err := b.GetService(ctx, "explicit")
 	if err != nil {
 		t.Fatal(err)
@@ -413,7 +407,7 @@ func TestInterfaces(t *testing.T) {
 	ctx := context.Background()
 
 	a := newRegistry(t, mdns.WithInterfaces("lo"))
-	if err := a.Register(ctx, service("iface", "v1", node("iface-1", ":1"))); err != nil {
+	if err := a.Register(ctx, service("iface", "v1", node("iface-1", ":1")), 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := newRegistry(t, mdns.WithInterfaces("lo")).GetService(ctx, "iface"); err != nil {
@@ -447,17 +441,18 @@ func TestString(t *testing.T) {
 	}
 }
 
+// Importing the package makes registry.New("mdns") return this registry,
+// which advertises each interface's own addresses.
 func TestFactory(t *testing.T) {
 	leakcheck.Check(t)
-	t.Setenv("MICRO_REGISTRY", "")
-	r, err := registry.FromEnv()
+	r, err := registry.New("mdns")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := r.(*mdns.Registry); !ok {
-		t.Fatalf("FromEnv() = %T, want *mdns.Registry by default", r)
+	defer r.Close()
+	if ia, ok := r.(interface{ AdvertisesInterfaceAddresses() bool }); r.String() != "mdns" || !ok || !ia.AdvertisesInterfaceAddresses() {
+		t.Fatalf(`New("mdns") = %T %s, want the mDNS registry`, r, r)
 	}
-	r.(*mdns.Registry).Close()
 }
 
 // A registry that browses answers queries identical to its own: two cold
@@ -468,8 +463,8 @@ func TestAnswersQueriesLikeItsOwn(t *testing.T) {
 	packets, _, await := mdns.Sniff(t)
 	ctx := context.Background()
 	b := newRegistry(t)
-	registrytest.Watch(t, b) // browses: sends the query every cold registry sends
-	if err := b.Register(ctx, service("twin", "v1", node("twin-1", ":1"))); err != nil {
+	registrytest.Watch(t, b, "") // browses: sends the query every cold registry sends
+	if err := b.Register(ctx, service("twin", "v1", node("twin-1", ":1")), 0); err != nil {
 		t.Fatal(err)
 	}
 	before := await("three announcements", func(ps []mdns.Packet) bool {

@@ -29,13 +29,13 @@ func TestEveryPacketFitsAndParses(t *testing.T) {
 	for i := range 200 {
 		big.Endpoints = append(big.Endpoints, &registry.Endpoint{Name: fmt.Sprintf("/sizes.v1.Big/Method%03d", i)})
 	}
-	if err := a.Register(ctx, big); err != nil {
+	if err := a.Register(ctx, big, 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 40 {
 		s := service("sizes", "v1", node(fmt.Sprintf("sizes-%02d", i), fmt.Sprintf(":%d", 2000+i)))
 		s.Metadata["filler"] = strings.Repeat("x", 200)
-		if err := a.Register(ctx, s); err != nil {
+		if err := a.Register(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,7 +91,7 @@ func TestToleratesMalformedAndForeignRecords(t *testing.T) {
 	_, send, _ := mdns.Sniff(t)
 	ctx := context.Background()
 	r := newRegistry(t, mdns.WithMaxWait(100*time.Millisecond))
-	w := registrytest.Watch(t, r)
+	w := registrytest.Watch(t, r, "")
 	if _, err := r.ListServices(ctx); err != nil { // start browsing
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestLegacyUnicastQuery(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	r := newRegistry(t)
-	if err := r.Register(ctx, service("legacy", "v1", node("legacy-1", ":5000"))); err != nil {
+	if err := r.Register(ctx, service("legacy", "v1", node("legacy-1", ":5000")), 0); err != nil {
 		t.Fatal(err)
 	}
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -231,7 +231,7 @@ func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
 	a := newRegistry(t, mdns.WithAnnounceInterval(interval))
 	s := service("announce", "v1", node("announce-1", ":1234"))
 	start := time.Now()
-	if err := a.Register(ctx, s); err != nil {
+	if err := a.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	// Each phase waits for the packets it expects; a packet too many
@@ -249,7 +249,7 @@ func TestAnnouncementsGoodbyesAndQueries(t *testing.T) {
 	})
 
 	browseStart := time.Now()
-	registrytest.Watch(t, newRegistry(t)) // browses from now on
+	registrytest.Watch(t, newRegistry(t), "") // browses from now on
 	seen := await("three browse queries", func(ps []mdns.Packet) bool {
 		queries, _, _ := tally(ps)
 		return queries >= 3

@@ -9,17 +9,18 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 )
 
-func ExampleRegistry() {
+func ExampleNewRegistry() {
 	ctx := context.Background()
 	r := memory.NewRegistry()
-	w, _ := r.Watch(ctx, registry.WithService("greeter"))
+	defer r.Close()
+	w, _ := r.Watch(ctx, "greeter")
 	defer w.Stop()
 
 	_ = r.Register(ctx, &registry.Service{
 		Name:    "greeter",
 		Version: "v1",
 		Nodes:   []*registry.Node{{ID: "greeter-1", Address: "127.0.0.1:8080"}},
-	}, registry.WithTTL(90*time.Second))
+	}, 90*time.Second)
 
 	res, _ := w.Next()
 	fmt.Println(res.Action, res.Service.Nodes[0].Address)

@@ -14,13 +14,13 @@ import (
 func TestReadSkipsExpiredWithoutTimer(t *testing.T) {
 	ctx := context.Background()
 	r := NewRegistry().(*memRegistry)
-	w, err := r.Watch(ctx, registry.WithService("a"))
+	w, err := r.Watch(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
 	s := &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1", Address: "x"}}}
-	if err := r.Register(ctx, s, registry.WithTTL(time.Hour)); err != nil {
+	if err := r.Register(ctx, s, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	// Simulate a late timer: the node's expiry has passed, the timer has

@@ -5,8 +5,8 @@
 // is not a discovery mechanism: nothing registered here is visible to another
 // process, and nothing survives a restart.
 //
-// Registrations honour registry.RegisterTTL: a node that is not refreshed in
-// time disappears and watchers see a Delete. Expiry costs nothing while no
+// Registrations honour the TTL given to Register: a node that is not
+// refreshed in time disappears and watchers see a Delete. Expiry costs nothing while no
 // node has a TTL; otherwise a single timer (not a goroutine) fires at the
 // earliest expiry, and reads skip expired nodes even if the timer runs late.
 package memory
@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/regvalid"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
 )
@@ -30,6 +31,7 @@ type memRegistry struct {
 	mu       sync.RWMutex
 	services map[string]map[string]*entry // name → version → entry
 	watchers map[*watchq.Watcher]struct{}
+	closed   bool
 
 	// next is a lower bound of the earliest node expiry; zero when no node
 	// has a TTL. Refreshes only move expiries later, so the bound stays
@@ -53,6 +55,9 @@ type node struct {
 	expires        time.Time // zero: never
 }
 
+// errClosed is returned by the registry's methods after Close.
+var errClosed = fmt.Errorf("registry/memory: %w", registry.ErrClosed)
+
 func (n *node) expired(now time.Time) bool {
 	return !n.expires.IsZero() && !now.Before(n.expires)
 }
@@ -71,7 +76,7 @@ func WithServices(s ...*registry.Service) Option {
 }
 
 // NewRegistry returns an empty in-memory registry, or one holding the
-// services given with Services. It panics if one of those is invalid, as
+// services given with WithServices. It panics if one of those is invalid, as
 // Register would have refused it.
 func NewRegistry(opts ...Option) registry.Registry {
 	var o options
@@ -83,7 +88,7 @@ func NewRegistry(opts ...Option) registry.Registry {
 		watchers: map[*watchq.Watcher]struct{}{},
 	}
 	for _, s := range o.services {
-		if err := r.Register(context.Background(), s); err != nil {
+		if err := r.Register(context.Background(), s, 0); err != nil {
 			panic(err)
 		}
 	}
@@ -98,23 +103,28 @@ func (r *memRegistry) String() string { return "memory" }
 // Watchers see a Create for a new name+version, an Update when nodes were
 // added or changed or the service's metadata or endpoints changed, and
 // nothing for a refresh that changes nothing. The service must have a name
-// and at least one node, and every node an ID.
-func (r *memRegistry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+// and at least one node, and every node an ID. A node not refreshed within
+// ttl expires; ttl 0 keeps it until deregistered.
+func (r *memRegistry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := validate(s); err != nil {
 		return err
 	}
-	o := registry.NewRegisterOptions(opts...)
+	// The registry keeps its own copy: later changes to s do not reach it.
+	s = s.Clone()
 	now := time.Now()
 	var expires time.Time
-	if o.TTL > 0 {
-		expires = now.Add(o.TTL)
+	if ttl > 0 {
+		expires = now.Add(ttl)
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
 	// Sweep first so that re-registering an expired node reads as a Delete
 	// followed by a Create or Update, in that order.
 	r.expireLocked(now)
@@ -127,12 +137,12 @@ func (r *memRegistry) Register(ctx context.Context, s *registry.Service, opts ..
 	e := versions[s.Version]
 	if e == nil {
 		e = &entry{
-			metadata:  maps.Clone(s.Metadata),
-			endpoints: cloneEndpoints(s.Endpoints),
+			metadata:  s.Metadata,
+			endpoints: s.Endpoints,
 			nodes:     make(map[string]*node, len(s.Nodes)),
 		}
 		for _, n := range s.Nodes {
-			e.nodes[n.ID] = &node{Node: n.Clone(), expires: expires}
+			e.nodes[n.ID] = &node{Node: n, expires: expires}
 		}
 		versions[s.Version] = e
 		r.notifyLocked(registry.Create, s.Name, s.Version, e, sortedNodes(e.nodes, now))
@@ -143,14 +153,12 @@ func (r *memRegistry) Register(ctx context.Context, s *registry.Service, opts ..
 				old.expires = expires
 				continue
 			}
-			c := n.Clone()
-			e.nodes[n.ID] = &node{Node: c, expires: expires}
-			changed = append(changed, c)
+			e.nodes[n.ID] = &node{Node: n, expires: expires}
+			changed = append(changed, n)
 		}
 		described := maps.Equal(e.metadata, s.Metadata) && slices.EqualFunc(e.endpoints, s.Endpoints, sameEndpoint)
 		if !described {
-			e.metadata = maps.Clone(s.Metadata)
-			e.endpoints = cloneEndpoints(s.Endpoints)
+			e.metadata, e.endpoints = s.Metadata, s.Endpoints
 		}
 		if len(changed) > 0 || !described {
 			r.notifyLocked(registry.Update, s.Name, s.Version, e, changed)
@@ -177,6 +185,9 @@ func (r *memRegistry) Deregister(ctx context.Context, s *registry.Service) error
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
 	r.expireLocked(now)
 
 	e := r.services[s.Name][s.Version]
@@ -208,6 +219,10 @@ func (r *memRegistry) GetService(ctx context.Context, name string) ([]*registry.
 	}
 	now := time.Now()
 	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return nil, errClosed
+	}
 	versions := r.services[name]
 	out := make([]*registry.Service, 0, len(versions))
 	for version, e := range versions {
@@ -235,6 +250,10 @@ func (r *memRegistry) ListServices(ctx context.Context) ([]*registry.Service, er
 	}
 	now := time.Now()
 	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return nil, errClosed
+	}
 	var out []*registry.Service
 	for name, versions := range r.services {
 		for version, e := range versions {
@@ -254,22 +273,49 @@ func (r *memRegistry) ListServices(ctx context.Context) ([]*registry.Service, er
 	return out, nil
 }
 
-// Watch reports every change from now on, in order, to all services or to
-// the one named with registry.WatchService. It does not replay the current
+// Watch reports every change from now on, in order, to the named service,
+// or to every service when service is "". It does not replay the current
 // state: to miss nothing, start watching before reading it. Events queue
 // without bound until Next takes them, so a slow watcher costs memory, never
 // a lost event. The watch ends when Stop is called or ctx ends.
-func (r *memRegistry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+func (r *memRegistry) Watch(ctx context.Context, service string) (registry.Watcher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	o := registry.NewWatchOptions(opts...)
-	w := watchq.New(o.Service, r.forget)
+	w := watchq.New(service, r.forget)
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errClosed
+	}
 	r.watchers[w] = struct{}{}
 	r.mu.Unlock()
 	w.StopOnDone(ctx)
 	return w, nil
+}
+
+// Close drops every service, ends every watch and stops the expiry timer.
+// Other methods return an error wrapping registry.ErrClosed afterwards; a
+// second Close returns nil.
+func (r *memRegistry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	clear(r.services)
+	r.next = time.Time{}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	watchers := r.watchers
+	r.watchers = map[*watchq.Watcher]struct{}{}
+	r.mu.Unlock()
+	for w := range watchers {
+		w.End()
+	}
+	return nil
 }
 
 // forget drops a stopped watcher. A watcher locks its own mutex after the
@@ -355,13 +401,7 @@ func (r *memRegistry) notifyLocked(a registry.Action, name, version string, e *e
 	if len(r.watchers) == 0 {
 		return
 	}
-	s := &registry.Service{
-		Name:      name,
-		Version:   version,
-		Metadata:  e.metadata,
-		Endpoints: e.endpoints,
-		Nodes:     nodes,
-	}
+	s := shared(name, version, e, nodes)
 	for w := range r.watchers {
 		if w.Wants(name) {
 			w.Push(&registry.Result{Action: a, Service: s.Clone()})
@@ -376,14 +416,17 @@ func snapshot(name, version string, e *entry, now time.Time) *registry.Service {
 	if len(nodes) == 0 {
 		return nil
 	}
-	for i, n := range nodes {
-		nodes[i] = n.Clone()
-	}
+	return shared(name, version, e, nodes).Clone()
+}
+
+// shared returns the service e holds with nodes, sharing e's values: clone
+// it before it leaves the registry.
+func shared(name, version string, e *entry, nodes []*registry.Node) *registry.Service {
 	return &registry.Service{
 		Name:      name,
 		Version:   version,
-		Metadata:  maps.Clone(e.metadata),
-		Endpoints: cloneEndpoints(e.endpoints),
+		Metadata:  e.metadata,
+		Endpoints: e.endpoints,
 		Nodes:     nodes,
 	}
 }
@@ -402,7 +445,7 @@ func sortedNodes(nodes map[string]*node, now time.Time) []*registry.Node {
 
 func byID(a, b *registry.Node) int { return cmp.Compare(a.ID, b.ID) }
 
-func validate(s *registry.Service) error { return registry.Validate("registry/memory", s) }
+func validate(s *registry.Service) error { return regvalid.Check("registry/memory", s) }
 
 func sameNode(a, b *registry.Node) bool {
 	return a.Address == b.Address && maps.Equal(a.Metadata, b.Metadata)
@@ -413,17 +456,6 @@ func sameEndpoint(a, b *registry.Endpoint) bool {
 		return a == b
 	}
 	return a.Name == b.Name && maps.Equal(a.Metadata, b.Metadata)
-}
-
-func cloneEndpoints(es []*registry.Endpoint) []*registry.Endpoint {
-	if es == nil {
-		return nil
-	}
-	out := make([]*registry.Endpoint, len(es))
-	for i, e := range es {
-		out[i] = e.Clone()
-	}
-	return out
 }
 
 // notFoundError is the error of a lookup that found nothing. It says why

@@ -53,7 +53,7 @@ func TestRegisterMergesNodesByID(t *testing.T) {
 		svc("greeter", "v2", nd("b", "127.0.0.1:22")), // replaces b
 		svc("greeter", "v1", nd("c", "127.0.0.1:3")),
 	} {
-		if err := r.Register(ctx, s); err != nil {
+		if err := r.Register(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,8 +94,8 @@ func TestListServicesSorted(t *testing.T) {
 func TestWatchResultsAreCopies(t *testing.T) {
 	ctx := context.Background()
 	r := memory.NewRegistry()
-	w1, w2 := registrytest.Watch(t, r), registrytest.Watch(t, r)
-	if err := r.Register(ctx, svc("a", "v1", nd("1", "x"))); err != nil {
+	w1, w2 := registrytest.Watch(t, r, ""), registrytest.Watch(t, r, "")
+	if err := r.Register(ctx, svc("a", "v1", nd("1", "x")), 0); err != nil {
 		t.Fatal(err)
 	}
 	res1 := next(t, w1)
@@ -117,10 +117,10 @@ func TestWatchNeverDrops(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	r := memory.NewRegistry()
-	w := registrytest.Watch(t, r)
+	w := registrytest.Watch(t, r, "")
 	const n = 10000
 	for i := range n {
-		if err := r.Register(ctx, svc("a", "v1", nd("1", fmt.Sprint(i)))); err != nil {
+		if err := r.Register(ctx, svc("a", "v1", nd("1", fmt.Sprint(i))), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,13 +137,13 @@ func TestWatchNeverDrops(t *testing.T) {
 func TestWatchDescriptionUpdateAndBatchDelete(t *testing.T) {
 	ctx := context.Background()
 	r := memory.NewRegistry()
-	w := registrytest.Watch(t, r, registry.WithService("a"))
+	w := registrytest.Watch(t, r, "a")
 	s := svc("a", "v1", nd("1", "x"), nd("2", "y"))
-	if err := r.Register(ctx, s); err != nil {
+	if err := r.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	s.Metadata = map[string]string{"team": "new"}
-	if err := r.Register(ctx, s); err != nil {
+	if err := r.Register(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Deregister(ctx, s); err != nil {
@@ -164,15 +164,15 @@ func TestTTLRefreshKeepsNode(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := context.Background()
 	r := memory.NewRegistry()
-	w := registrytest.Watch(t, r, registry.WithService("a"))
-	early := registry.WithTTL(200 * time.Millisecond)
+	w := registrytest.Watch(t, r, "a")
+	early := 200 * time.Millisecond
 	if err := r.Register(ctx, svc("a", "v1", nd("refreshed", "x"), nd("early", "y")), early); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Register(ctx, svc("a", "v1", nd("refreshed", "x")), registry.WithTTL(time.Hour)); err != nil {
+	if err := r.Register(ctx, svc("a", "v1", nd("refreshed", "x")), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Register(ctx, svc("a", "v1", nd("late", "z")), registry.WithTTL(400*time.Millisecond)); err != nil {
+	if err := r.Register(ctx, svc("a", "v1", nd("late", "z")), 400*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"create [early refreshed]", "update [late]", "delete [early]", "delete [late]"} {

@@ -6,7 +6,8 @@
 // metadata and endpoints that come back as registered; re-registering a
 // node to change it; watches that report creates, updates and deletes of
 // the service they filter on, and stop with ErrWatcherStopped; contexts
-// that end calls; invalid services refused; and concurrent use. What only
+// that end calls; invalid services refused; concurrent use; and Close,
+// which ends every watch and makes every later call fail. What only
 // some registries do (TTL expiry, refusing nodes without an address) is
 // checked when Run is told so with an Option.
 //
@@ -36,8 +37,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
 
-// NewRegistry returns a registry for one test. It arranges for the
-// registry to be closed, if it needs closing, when t ends.
+// NewRegistry returns a registry for one test. Run closes it when the test
+// ends.
 type NewRegistry func(t *testing.T) registry.Registry
 
 // Option tells Run what the registry under test does beyond the contract
@@ -49,10 +50,10 @@ type options struct {
 	needAddress bool
 }
 
-// TTL says the registry honours registry.RegisterTTL: a node not refreshed
-// within its TTL disappears, and watchers see a Delete. d is the TTL the
-// suite registers with, the shortest the registry keeps to (it waits for
-// the expiry, so keep it short).
+// TTL says the registry honours the ttl given to Register: a node not
+// refreshed within it disappears, and watchers see a Delete. d is the ttl
+// the suite registers with, the shortest the registry keeps to (it waits
+// for the expiry, so keep it short).
 func TTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 
 // RequiresAddress says the registry refuses a node without a host:port
@@ -83,10 +84,13 @@ func Run(t *testing.T, newRegistry NewRegistry, opts ...Option) {
 		{"TTL", testTTL},
 		{"Invalid", testInvalid},
 		{"Concurrent", testConcurrent},
+		{"Close", testClose},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newRegistry(t), o)
+			r := newRegistry(t)
+			t.Cleanup(func() { r.Close() })
+			tc.fn(t, r, o)
 		})
 	}
 }
@@ -126,9 +130,15 @@ func ref(name, version string, ids ...string) *registry.Service {
 	return s
 }
 
-func register(t *testing.T, r registry.Registry, s *registry.Service, opts ...registry.RegisterOption) {
+// register registers s with ttl 0: until deregistered.
+func register(t *testing.T, r registry.Registry, s *registry.Service) {
 	t.Helper()
-	if err := r.Register(context.Background(), s, opts...); err != nil {
+	registerTTL(t, r, s, 0)
+}
+
+func registerTTL(t *testing.T, r registry.Registry, s *registry.Service, ttl time.Duration) {
+	t.Helper()
+	if err := r.Register(context.Background(), s, ttl); err != nil {
 		t.Fatalf("Register %s %s: %v", s.Name, s.Version, err)
 	}
 }
@@ -195,14 +205,15 @@ func dump(ss ...*registry.Service) string {
 	return b.String()
 }
 
-// Watch starts a watch on r that t stops when it ends, and that ends by
-// itself after 20 seconds, so that a test waiting on Next for a result
-// that never comes fails with ErrWatcherStopped instead of hanging.
-func Watch(t testing.TB, r registry.Registry, opts ...registry.WatchOption) registry.Watcher {
+// Watch starts a watch of the named service on r (of every service when
+// service is "") that t stops when it ends, and that ends by itself after
+// 20 seconds, so that a test waiting on Next for a result that never comes
+// fails with ErrWatcherStopped instead of hanging.
+func Watch(t testing.TB, r registry.Registry, service string) registry.Watcher {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	w, err := r.Watch(ctx, opts...)
+	w, err := r.Watch(ctx, service)
 	if err != nil {
 		t.Fatalf("Watch: %v", err)
 	}
@@ -387,8 +398,8 @@ func testDeregisterOneNode(t *testing.T, r registry.Registry, o options) {
 func testWatch(t *testing.T, r registry.Registry, o options) {
 	p := prefix(t)
 	name, other := p+"-svc", p+"-other"
-	filtered := Watch(t, r, registry.WithService(name))
-	all := Watch(t, r)
+	filtered := Watch(t, r, name)
+	all := Watch(t, r, "")
 	a := node(p+"-a", 8001)
 
 	register(t, r, service(other, "v1", node(p+"-o", 8009)))
@@ -423,7 +434,7 @@ func testWatch(t *testing.T, r registry.Registry, o options) {
 func testWatchCarriesDescription(t *testing.T, r registry.Registry, o options) {
 	p := prefix(t)
 	name := p + "-svc"
-	w := Watch(t, r, registry.WithService(name))
+	w := Watch(t, r, name)
 	in := service(name, "v3", node(p+"-a", 8001))
 	in.Nodes[0].Metadata["zone"] = "eu"
 	register(t, r, in)
@@ -435,13 +446,13 @@ func testWatchCarriesDescription(t *testing.T, r registry.Registry, o options) {
 
 func testWatchStop(t *testing.T, r registry.Registry, o options) {
 	p := prefix(t)
-	byStop, err := r.Watch(context.Background())
+	byStop, err := r.Watch(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	byCtx, err := r.Watch(ctx)
+	byCtx, err := r.Watch(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +500,7 @@ func testContextCanceled(t *testing.T, r registry.Registry, o options) {
 	register(t, r, service(name, "v1", node(p+"-a", 8001)))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := r.Register(ctx, service(name, "v1", node(p+"-b", 8002))); !errors.Is(err, context.Canceled) {
+	if err := r.Register(ctx, service(name, "v1", node(p+"-b", 8002)), 0); !errors.Is(err, context.Canceled) {
 		t.Errorf("Register with a canceled context: %v, want context.Canceled", err)
 	}
 	if err := r.Deregister(ctx, ref(name, "v1", p+"-a")); !errors.Is(err, context.Canceled) {
@@ -501,7 +512,7 @@ func testContextCanceled(t *testing.T, r registry.Registry, o options) {
 	if _, err := r.ListServices(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("ListServices with a canceled context: %v, want context.Canceled", err)
 	}
-	if w, err := r.Watch(ctx); !errors.Is(err, context.Canceled) {
+	if w, err := r.Watch(ctx, ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("Watch with a canceled context: %v, want context.Canceled", err)
 		if w != nil {
 			w.Stop()
@@ -515,12 +526,12 @@ func testContextCanceled(t *testing.T, r registry.Registry, o options) {
 
 func testTTL(t *testing.T, r registry.Registry, o options) {
 	if o.ttl == 0 {
-		t.Skip("the registry does not claim to honour RegisterTTL (registrytest.TTL)")
+		t.Skip("the registry does not claim to honour Register's ttl (registrytest.TTL)")
 	}
 	p := prefix(t)
 	name := p + "-svc"
-	w := Watch(t, r, registry.WithService(name))
-	register(t, r, service(name, "v1", node(p+"-short", 8001), node(p+"-short2", 8002)), registry.WithTTL(o.ttl))
+	w := Watch(t, r, name)
+	registerTTL(t, r, service(name, "v1", node(p+"-short", 8001), node(p+"-short2", 8002)), o.ttl)
 	register(t, r, service(name, "v1", node(p+"-forever", 8003)))
 	expect(t, w, p, registry.Create, name, p+"-short", p+"-short2")
 	expect(t, w, p, registry.Update, name, p+"-forever")
@@ -547,7 +558,7 @@ func testInvalid(t *testing.T, r registry.Registry, o options) {
 		cases["address without port"] = &registry.Service{Name: name, Version: "v1", Nodes: []*registry.Node{{ID: p + "-a", Address: "127.0.0.1"}}}
 	}
 	for _, what := range slices.Sorted(maps.Keys(cases)) {
-		if err := r.Register(ctx, cases[what]); err == nil {
+		if err := r.Register(ctx, cases[what], 0); err == nil {
 			t.Errorf("Register of a service with %s succeeded, want an error", what)
 		}
 	}
@@ -568,7 +579,7 @@ func testConcurrent(t *testing.T, r registry.Registry, o options) {
 	p := prefix(t)
 	const goroutines, perG, services = 8, 10, 3
 	ctx := context.Background()
-	w := Watch(t, r)
+	w := Watch(t, r, "")
 
 	// The watcher reads until every node has been deleted.
 	last := map[string]registry.Action{}
@@ -604,7 +615,7 @@ func testConcurrent(t *testing.T, r registry.Registry, o options) {
 			for i := range perG {
 				id := fmt.Sprintf("%s-n%d-%d", p, g, i)
 				mine = append(mine, id)
-				if err := r.Register(ctx, service(name, "v1", node(id, 8000+g*perG+i))); err != nil {
+				if err := r.Register(ctx, service(name, "v1", node(id, 8000+g*perG+i)), 0); err != nil {
 					t.Error(err)
 					return
 				}
@@ -635,5 +646,71 @@ func testConcurrent(t *testing.T, r registry.Registry, o options) {
 	}
 	if list = ours(list, p); len(list) != 0 {
 		t.Fatalf("after every node was deregistered, ListServices = %s", dump(list...))
+	}
+}
+
+// testClose checks that Close ends the watches started before it, whether
+// Next is blocked or called later, that every later call fails with
+// registry.ErrClosed, and that a second Close returns nil.
+func testClose(t *testing.T, r registry.Registry, o options) {
+	p := prefix(t)
+	name := p + "-svc"
+	ctx := context.Background()
+	register(t, r, service(name, "v1", node(p+"-a", 8001)))
+	// Without a deadline of their own, only Close can end these watches.
+	blocked, err := r.Watch(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocked.Stop()
+	later, err := r.Watch(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Stop()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := blocked.Next(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, registry.ErrWatcherStopped) {
+			t.Fatalf("a blocked Next after Close = %v, want ErrWatcherStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end a blocked Next")
+	}
+	if res, err := later.Next(); !errors.Is(err, registry.ErrWatcherStopped) {
+		t.Fatalf("Next after Close = %+v, %v; want ErrWatcherStopped", res, err)
+	}
+
+	_, getErr := r.GetService(ctx, name)
+	_, listErr := r.ListServices(ctx)
+	w, watchErr := r.Watch(ctx, "")
+	if w != nil {
+		w.Stop()
+	}
+	for call, err := range map[string]error{
+		"Register":     r.Register(ctx, service(name, "v1", node(p+"-b", 8002)), 0),
+		"Deregister":   r.Deregister(ctx, ref(name, "v1", p+"-a")),
+		"GetService":   getErr,
+		"ListServices": listErr,
+		"Watch":        watchErr,
+	} {
+		if !errors.Is(err, registry.ErrClosed) {
+			t.Errorf("%s after Close = %v, want an error wrapping registry.ErrClosed", call, err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("a second Close = %v, want nil", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/protoc-gen-micro/micro/internal/netns"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
 )
 
@@ -36,7 +37,7 @@ const (
 	envExpect = "BROKER_TEST_EXPECT" // subscriptions the publisher waits for
 )
 
-func newBroker(t *testing.T) (broker.Broker, *mdns.Registry, func()) {
+func newBroker(t *testing.T) (broker.Broker, registry.Registry, func()) {
 	reg := mdns.NewRegistry(mdns.WithAnnounceInterval(50*time.Millisecond), mdns.WithMaxWait(2*time.Second))
 	b := direct.NewBroker(direct.WithRegistry(reg))
 	if err := b.Connect(); err != nil {

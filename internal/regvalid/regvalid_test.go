@@ -1,22 +1,12 @@
-package registry_test
+package regvalid
 
 import (
 	"testing"
-	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
 
-func TestOptions(t *testing.T) {
-	if o := registry.NewRegisterOptions(registry.WithTTL(time.Minute)); o.TTL != time.Minute {
-		t.Errorf("RegisterOptions %+v", o)
-	}
-	if o := registry.NewWatchOptions(registry.WithService("greeter")); o.Service != "greeter" {
-		t.Errorf("WatchOptions %+v", o)
-	}
-}
-
-func TestValidate(t *testing.T) {
+func TestCheck(t *testing.T) {
 	for _, tc := range []struct {
 		s    *registry.Service
 		want string
@@ -27,11 +17,11 @@ func TestValidate(t *testing.T) {
 		{&registry.Service{Name: "a", Nodes: []*registry.Node{nil}}, `registry/x: register "a": node has no ID`},
 		{&registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}, {}}}, `registry/x: register "a": node has no ID`},
 	} {
-		if err := registry.Validate("registry/x", tc.s); err == nil || err.Error() != tc.want {
-			t.Errorf("Validate(%+v) = %v, want %q", tc.s, err, tc.want)
+		if err := Check("registry/x", tc.s); err == nil || err.Error() != tc.want {
+			t.Errorf("Check(%+v) = %v, want %q", tc.s, err, tc.want)
 		}
 	}
-	if err := registry.Validate("registry/x", &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}}}); err != nil {
+	if err := Check("registry/x", &registry.Service{Name: "a", Nodes: []*registry.Node{{ID: "1"}}}); err != nil {
 		t.Errorf("a valid service: %v", err)
 	}
 }
