@@ -1,6 +1,6 @@
 # make demo      build the plugin, check the generated example, then in a private network
 #                namespace run greeter servers found by mDNS under load (see examples/greeter/demo)
-# make test      every module's tests with -race, formatting, vet, and protoc checks
+# make test      every module's tests with -race, formatting, vet, the API size, and protoc checks
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
 # make fuzz      every fuzz target for FUZZTIME each (5s in make test; e.g. FUZZTIME=10m)
@@ -11,7 +11,7 @@ GO      ?= go
 BIN     := $(CURDIR)/bin
 MODULES := . interop bench conformance
 
-.PHONY: all demo test generate plugin bench conformance soak fmt-check vet protoc-check fuzz
+.PHONY: all demo test generate plugin bench conformance soak fmt-check vet api-check protoc-check fuzz
 
 all: test
 
@@ -58,6 +58,13 @@ fmt-check:
 vet:
 	@for m in $(MODULES); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
+# api-check keeps the public runtime surface (exported identifiers, counted
+# by internal/apicount) from growing past its budget without a decision.
+API_MAX ?= 350
+api-check:
+	@out=$$($(GO) run ./internal/apicount -max $(API_MAX)) || { echo "$$out"; exit 1; }; \
+	echo "api-check: $$(echo "$$out" | tail -1) (at most $(API_MAX))"
+
 # protoc-check runs the real protoc with our plugin on the example and
 # compares the output with the committed file (all but the protoc version
 # line). CI installs protoc, so there it must run; elsewhere it is skipped
@@ -78,7 +85,7 @@ protoc-check: plugin
 	done; \
 	echo "protoc-check: $$(protoc --version) --micro_out matches the committed example"
 
-test: fmt-check vet protoc-check
+test: fmt-check vet api-check protoc-check
 	@for m in $(MODULES); do echo "go test -race ($$m)"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
 	@$(MAKE) --no-print-directory fuzz
 
