@@ -13,7 +13,7 @@ import (
 // the registry New returns with the error fails every call with it
 // instead of being nil.
 func TestNewUnknownExplains(t *testing.T) {
-	r, err := registry.New("etdc")
+	r, err := registry.New("etdc", "")
 	want := `registry: "etdc" is not a known registry (known: mdns, memory); a plug-in registers itself when its package is imported`
 	if err == nil || err.Error() != want {
 		t.Fatalf("New() error = %v\nwant %s", err, want)

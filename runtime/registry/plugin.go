@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-// Factory creates a registry.
-type Factory func() (Registry, error)
+// Factory creates a registry that talks to the registry server at address
+// (MICRO_REGISTRY_ADDRESS), or to its default when address is "". An
+// implementation without a server refuses a non-empty address.
+type Factory func(address string) (Registry, error)
 
 var (
 	factoriesMu sync.RWMutex
@@ -34,9 +36,10 @@ func RegisterFactory(name string, f Factory) {
 	factories[name] = f
 }
 
-// New returns a new registry of the implementation registered as name.
-// The package of the implementation must be imported (registry/memory
-// registers "memory", registry/mdns registers "mdns").
+// New returns a new registry of the implementation registered as name,
+// talking to the registry server at address ("" for the implementation's
+// default). The package of the implementation must be imported
+// (registry/memory registers "memory", registry/mdns registers "mdns").
 //
 // When name is not registered (a typo, or a plug-in whose package is not
 // imported), or the implementation cannot be created, New returns the
@@ -44,7 +47,7 @@ func RegisterFactory(name string, f Factory) {
 // (but Close, which returns nil), so that a program that goes on anyway
 // fails at its first lookup with the same explanation rather than with a
 // nil-pointer panic.
-func New(name string) (Registry, error) {
+func New(name, address string) (Registry, error) {
 	factoriesMu.RLock()
 	f := factories[name]
 	factoriesMu.RUnlock()
@@ -53,7 +56,7 @@ func New(name string) (Registry, error) {
 			name, strings.Join(names(), ", "))
 		return unavailable{name, err}, err
 	}
-	r, err := f()
+	r, err := f(address)
 	if err != nil {
 		err = fmt.Errorf("registry: creating %q: %w", name, err)
 		return unavailable{name, err}, err

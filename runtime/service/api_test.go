@@ -15,9 +15,11 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/internal/brokerplugin"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/internal/testcert"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
+	brokermemory "github.com/protoc-gen-micro/micro/runtime/broker/memory"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
@@ -225,6 +227,28 @@ func TestConfigBrokerAndLogLevel(t *testing.T) {
 	}
 	if !slog.Default().Enabled(context.Background(), slog.LevelDebug) {
 		t.Error("MICRO_LOG_LEVEL=debug did not enable debug logging")
+	}
+}
+
+// TestConfigBrokerPlugin: MICRO_BROKER names a plug-in once its package
+// registered it, and MICRO_BROKER_ADDRESS reaches its factory.
+func TestConfigBrokerPlugin(t *testing.T) {
+	var gotAddr string
+	brokerplugin.Register("plugtest", func(addr string) (broker.Broker, error) {
+		gotAddr = addr
+		return brokermemory.NewBroker(), nil
+	})
+	t.Setenv("MICRO_REGISTRY", "memory")
+	t.Setenv("MICRO_BROKER", "plugtest")
+	t.Setenv("MICRO_BROKER_ADDRESS", "nats://127.0.0.1:4222")
+	svc := service.NewService(service.WithName("a"), service.WithAddress("127.0.0.1:0"), service.WithSignal(false))
+	if got := svc.Broker().String(); got != "memory" || gotAddr != "nats://127.0.0.1:4222" {
+		t.Fatalf("MICRO_BROKER=plugtest gave broker %q, its factory address %q", got, gotAddr)
+	}
+	t.Setenv("MICRO_BROKER", "natz")
+	err := service.NewService(service.WithName("b"), service.WithSignal(false)).Start()
+	if err == nil || !strings.Contains(err.Error(), "known: direct, memory, plugtest") {
+		t.Fatalf("MICRO_BROKER=natz: %v, want the known brokers with the plug-in", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerplugin"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/memory"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
@@ -30,7 +31,7 @@ var settings = []setting{
 	{"MICRO_SERVER_ADDRESS", "server_address", "address the server listens on, e.g. :8080"},
 	{"MICRO_REGISTRY", "registry", "registry: mdns (the default), memory, or a plug-in's name"},
 	{"MICRO_REGISTRY_ADDRESS", "registry_address", "address of the registry's server, for registries that have one"},
-	{"MICRO_BROKER", "broker", "broker: direct (the default, over the service's own server) or memory"},
+	{"MICRO_BROKER", "broker", "broker: direct (the default, over the service's own server), memory, or a plug-in's name"},
 	{"MICRO_BROKER_ADDRESS", "broker_address", "address of the broker's server, for brokers that have one"},
 	{"MICRO_TLS_CERT", "tls_cert", "PEM certificate file: the server's, and the client's for mutual TLS"},
 	{"MICRO_TLS_KEY", "tls_key", "PEM private key file of tls_cert"},
@@ -123,7 +124,7 @@ func resolve(o *options, environ []string) {
 	if o.registry == nil && o.registryErr == nil {
 		// With its error, New returns a registry that fails every call
 		// with it, so a client-only program is told too.
-		o.registry, o.registryErr = registry.New(registryName(c))
+		o.registry, o.registryErr = registry.New(registryName(c), c["MICRO_REGISTRY_ADDRESS"])
 		o.created = o.registry
 	}
 	fillDefaults(o)
@@ -179,7 +180,8 @@ func registryName(c config) string {
 }
 
 // brokerFrom returns the broker MICRO_BROKER names; nil for the built-in
-// one.
+// one. A plug-in (such as plugins/nats) is known once its package is
+// imported.
 func brokerFrom(c config) (broker.Broker, error) {
 	name, addr := c["MICRO_BROKER"], c["MICRO_BROKER_ADDRESS"]
 	switch name {
@@ -194,7 +196,16 @@ func brokerFrom(c config) (broker.Broker, error) {
 		}
 		return memory.NewBroker(), nil
 	}
-	return nil, fmt.Errorf("service: MICRO_BROKER=%q is not a known broker (known: direct, memory)", name)
+	if f, ok := brokerplugin.Lookup(name); ok {
+		b, err := f(addr)
+		if err != nil {
+			return nil, fmt.Errorf("service: MICRO_BROKER=%s: %w", name, err)
+		}
+		return b, nil
+	}
+	known := append([]string{"direct", "memory"}, brokerplugin.Names()...)
+	return nil, fmt.Errorf("service: MICRO_BROKER=%q is not a known broker (known: %s); a plug-in registers itself when its package is imported",
+		name, strings.Join(known, ", "))
 }
 
 // tlsFrom builds the TLS configuration MICRO_TLS_CERT, MICRO_TLS_KEY and

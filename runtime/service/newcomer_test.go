@@ -20,7 +20,7 @@ import (
 func TestClientOnlyUnknownRegistry(t *testing.T) {
 	leakcheck.Check(t)
 	t.Setenv("MICRO_REGISTRY", "etdc")
-	_, want := registry.New("etdc")
+	_, want := registry.New("etdc", "")
 	svc := service.NewService(service.WithName("greeter.client"))
 	defer svc.Stop()
 	cli := svc.Client()

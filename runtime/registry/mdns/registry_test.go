@@ -441,11 +441,11 @@ func TestString(t *testing.T) {
 	}
 }
 
-// Importing the package makes registry.New("mdns") return this registry,
+// Importing the package makes registry.New("mdns", "") return this registry,
 // which advertises each interface's own addresses.
 func TestFactory(t *testing.T) {
 	leakcheck.Check(t)
-	r, err := registry.New("mdns")
+	r, err := registry.New("mdns", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,16 @@
 package memory
 
-import "github.com/protoc-gen-micro/micro/runtime/registry"
+import (
+	"fmt"
+
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+)
 
 func init() {
-	registry.RegisterFactory("memory", func() (registry.Registry, error) { return NewRegistry(), nil })
+	registry.RegisterFactory("memory", func(address string) (registry.Registry, error) {
+		if address != "" {
+			return nil, fmt.Errorf("registry/memory takes no address (got %q)", address)
+		}
+		return NewRegistry(), nil
+	})
 }
