@@ -47,6 +47,10 @@ type link struct {
 	// addrs are the addresses advertised for nodes registered with an
 	// unspecified host, when answering on this interface.
 	addrs []netip.Addr
+	// prefixes are all the interface's addresses with their prefixes: a
+	// source within one of them is on the link, and one equal to an
+	// address is this host.
+	prefixes []netip.Prefix
 	// has4 and has6 say whether the interface has an address of the
 	// family to send from.
 	has4, has6 bool
@@ -56,6 +60,36 @@ type link struct {
 
 func (l *link) budget() int {
 	return max(minMessage, min(maxMessage, l.ifi.MTU-ipUDPv6))
+}
+
+// onLink reports whether a is an address on l's link: one of its subnets,
+// link-local, or this host's own. RFC 6762 §11: unicast responses and
+// unicast answers to QU queries are accepted and sent only on the link.
+func (l *link) onLink(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	if a.IsLoopback() || a.IsLinkLocalUnicast() {
+		return true
+	}
+	for _, p := range l.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// own reports whether a is an address of this host on l.
+func (l *link) own(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	if a.IsLoopback() {
+		return true
+	}
+	for _, p := range l.prefixes {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *link) joined(f family) bool {
@@ -187,6 +221,7 @@ type received struct {
 	family  family
 	ifindex int
 	from    netip.AddrPort
+	dst     netip.Addr // the packet's destination: a group, or unicast to this host; invalid if unknown
 	data    []byte
 }
 
@@ -195,6 +230,7 @@ func (t *transport) read(f family, buf []byte) (received, error) {
 	var (
 		n    int
 		ifi  int
+		dst  net.IP
 		from net.Addr
 		err  error
 	)
@@ -202,13 +238,13 @@ func (t *transport) read(f family, buf []byte) (received, error) {
 		var cm *ipv4.ControlMessage
 		n, cm, from, err = t.c4.ReadFrom(buf)
 		if cm != nil {
-			ifi = cm.IfIndex
+			ifi, dst = cm.IfIndex, cm.Dst
 		}
 	} else {
 		var cm *ipv6.ControlMessage
 		n, cm, from, err = t.c6.ReadFrom(buf)
 		if cm != nil {
-			ifi = cm.IfIndex
+			ifi, dst = cm.IfIndex, cm.Dst
 		}
 	}
 	if err != nil {
@@ -219,7 +255,8 @@ func (t *transport) read(f family, buf []byte) (received, error) {
 		ap = u.AddrPort()
 		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	return received{family: f, ifindex: ifi, from: ap, data: buf[:n]}, nil
+	d, _ := netip.AddrFromSlice(dst)
+	return received{family: f, ifindex: ifi, from: ap, dst: d.Unmap(), data: buf[:n]}, nil
 }
 
 func (t *transport) close() {
@@ -256,12 +293,14 @@ func scanLinks(only []string) (map[int]*link, error) {
 			continue
 		}
 		var all []netip.Addr
+		var prefixes []netip.Prefix
 		for _, a := range as {
 			if p, err := netip.ParsePrefix(a.String()); err == nil {
 				all = append(all, p.Addr().Unmap())
+				prefixes = append(prefixes, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
 			}
 		}
-		l := &link{ifi: ifi, addrs: advertised(all)}
+		l := &link{ifi: ifi, addrs: advertised(all), prefixes: prefixes}
 		for _, a := range all {
 			l.has4 = l.has4 || a.Is4()
 			l.has6 = l.has6 || a.Is6()

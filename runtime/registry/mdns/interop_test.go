@@ -3,14 +3,17 @@ package mdns_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/netns"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
@@ -23,19 +26,7 @@ import (
 // rather than skips.
 func TestZeroconfInterop(t *testing.T) {
 	leakcheck.Check(t)
-	python := ""
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import zeroconf").Run() == nil {
-			python = p
-			break
-		}
-	}
-	if python == "" {
-		if os.Getenv("MICROTEST_REQUIRE_ZEROCONF") != "" {
-			t.Fatal("MICROTEST_REQUIRE_ZEROCONF is set but python3 cannot import zeroconf (apt-get install python3-zeroconf)")
-		}
-		t.Skip("python3 with zeroconf is not installed (apt-get install python3-zeroconf)")
-	}
+	python := findPython(t)
 	ctx := context.Background()
 	r := newRegistry(t)
 
@@ -71,6 +62,50 @@ func TestZeroconfInterop(t *testing.T) {
 	})
 }
 
+// findPython returns a python3 that imports zeroconf, or skips the test
+// (fails it under MICROTEST_REQUIRE_ZEROCONF).
+func findPython(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(p, "-c", "import zeroconf").Run() == nil {
+			return p
+		}
+	}
+	if os.Getenv("MICROTEST_REQUIRE_ZEROCONF") != "" {
+		t.Fatal("MICROTEST_REQUIRE_ZEROCONF is set but python3 cannot import zeroconf (apt-get install python3-zeroconf)")
+	}
+	t.Skip("python3 with zeroconf is not installed (apt-get install python3-zeroconf)")
+	return ""
+}
+
+// A process started just after python-zeroconf registered a service, on
+// another host, finds it at once. python-zeroconf holds back multicast
+// answers for a second after announcing (RFC 6762 §6); the lookup's first
+// query asks for a unicast answer (QU, §5.4), which comes at once, and the
+// lookup waits out the hold besides. The lookups use the default max wait.
+func TestZeroconfColdLookup(t *testing.T) {
+	leakcheck.Check(t)
+	python := findPython(t)
+	lan := netns.NewLAN(t, 2)
+	py, us := lan.Hosts[0], lan.Hosts[1]
+	server := startPythonCmd(t, py.Command(context.Background(), python, "testdata/zeroconf_interop.py", "serve", py.IPv4.String()))
+	const tries = 15
+	failed := 0
+	for i := range tries {
+		fmt.Fprintf(server.stdin, "publish %d\n", i)
+		server.expect(t, fmt.Sprintf("published py-%d", i))
+		lookup := us.Start(t, "TestHelperLookup", envService+"=pyservice-"+strconv.Itoa(i), envDefaultWait+"=1", "GORACE=atexit_sleep_ms=0")
+		got := lookup.Expect(t, "", 10*time.Second)
+		if want := fmt.Sprintf("found py-%d %s:9999", i, py.IPv4); got != want {
+			failed++
+			t.Logf("try %d: %s", i, got)
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d cold lookups failed", failed, tries)
+	}
+}
+
 type pyProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -79,7 +114,11 @@ type pyProc struct {
 
 func startPython(t *testing.T, python, mode string) *pyProc {
 	t.Helper()
-	cmd := exec.Command(python, "testdata/zeroconf_interop.py", mode)
+	return startPythonCmd(t, exec.Command(python, "testdata/zeroconf_interop.py", mode))
+}
+
+func startPythonCmd(t *testing.T, cmd *exec.Cmd) *pyProc {
+	t.Helper()
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder

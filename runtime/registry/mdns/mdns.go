@@ -38,7 +38,15 @@
 // runs out. Watch events are queued without bound, never dropped. A lookup
 // answers from the cache at once when the service is there; otherwise it
 // queries and returns as soon as answers arrive plus a short settle time,
-// within a max wait.
+// within a max wait (2 s by default). Its first query asks for unicast
+// answers (RFC 6762 §5.4), which responders send at once even in the
+// second after announcing, when they hold back multicast answers (§6);
+// the max wait outlasts that second, re-querying within it.
+//
+// Queries for our nodes are answered at once, by multicast, and by unicast
+// to a querier on another host of the link that asked for it; each
+// querier gets an answer sent after its query arrived, however many ask
+// at the same moment.
 //
 // By default every interface that is up and multicast-capable is used
 // (MICRO_MDNS_INTERFACES or WithInterfaces choose others), over
@@ -257,7 +265,6 @@ func (r *mdnsRegistry) Register(ctx context.Context, s *registry.Service, ttl ti
 		ln.announceLeft = announcements - 1
 		ln.nextAnnounce = now.Add(r.opts.announceInterval)
 		ln.announceGap = 2 * r.opts.announceInterval
-		ln.lastAnswer = map[linkFamily]time.Time{}
 		if old := r.local[k]; old != nil {
 			delete(r.byHost, key(old.host))
 		}
@@ -347,7 +354,12 @@ func (r *mdnsRegistry) GetService(ctx context.Context, name string) ([]*registry
 		r.mu.Unlock()
 		return nil, err
 	}
-	out = append(out, r.queryLocked(start, nil)...)
+	// The first query of a cold lookup asks for unicast answers (QU, RFC
+	// 6762 §5.4): a responder that has just announced holds back multicast
+	// answers for a second (§6), but answers a QU query at once. The
+	// re-queries are ordinary (QM) ones, answered by multicast, in case the
+	// unicast answer went to another socket on port 5353 (§15.1).
+	out = append(out, r.queryLocked(start, nil, true)...)
 	r.unlockAndSend(out)
 
 	deadline := start.Add(r.opts.maxWait)
@@ -380,7 +392,7 @@ func (r *mdnsRegistry) GetService(ctx context.Context, name string) ([]*registry
 		wake := deadline
 		if found.IsZero() {
 			if !now.Before(retry) {
-				out = r.queryLocked(now, nil)
+				out = r.queryLocked(now, nil, false)
 				retry, gap = now.Add(gap), 2*gap
 			}
 			wake = minTime(wake, retry)
@@ -409,8 +421,9 @@ func (r *mdnsRegistry) GetService(ctx context.Context, name string) ([]*registry
 
 // ListServices returns every service known, one entry per name and
 // version, sorted by name then version. Once the registry's cache is warm
-// it answers at once. Before that it queries and returns when answers
-// have come in and settled, or after the max wait, or when ctx ends.
+// it answers at once. Before that it queries, again with growing gaps
+// until answers come, and returns when answers have come in and settled,
+// or after the max wait, or when ctx ends.
 func (r *mdnsRegistry) ListServices(ctx context.Context) ([]*registry.Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -423,10 +436,11 @@ func (r *mdnsRegistry) ListServices(ctx context.Context) ([]*registry.Service, e
 	}
 	out := r.browseLocked(start)
 	if len(out) == 0 && !r.warmLocked(start) {
-		out = r.queryLocked(start, nil)
+		out = r.queryLocked(start, nil, false)
 	}
 	r.unlockAndSend(out)
 
+	retry, gap := start.Add(coldRetry), 2*coldRetry
 	for {
 		r.mu.Lock()
 		if r.state == closed {
@@ -440,11 +454,20 @@ func (r *mdnsRegistry) ListServices(ctx context.Context) ([]*registry.Service, e
 			return svcs, nil
 		}
 		wake := r.browseSince.Add(r.opts.maxWait)
+		out = nil
 		if r.heard.After(r.browseSince) {
 			wake = minTime(wake, r.heard.Add(r.opts.settle))
+		} else {
+			// Nothing heard yet: the query, or its answers, may have
+			// been lost; ask again.
+			if !now.Before(retry) {
+				out = r.queryLocked(now, nil, false)
+				retry, gap = now.Add(gap), 2*gap
+			}
+			wake = minTime(wake, retry)
 		}
 		changed := r.changed
-		r.mu.Unlock()
+		r.unlockAndSend(out)
 
 		t := time.NewTimer(wake.Sub(now))
 		select {
@@ -675,12 +698,21 @@ func (r *mdnsRegistry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 
 	touched := map[string]struct{}{}
 	var announce, expired []*localNode
+	owed := map[linkFamily][]*localNode{}
 	for k, ln := range r.local {
 		if !ln.expires.IsZero() && !now.Before(ln.expires) {
 			r.removeLocked(k, now)
 			expired = append(expired, ln)
 			touched[k] = struct{}{}
 			continue
+		}
+		for lf, at := range ln.deferred {
+			if now.Before(at) {
+				next = minTime(next, at)
+				continue
+			}
+			delete(ln.deferred, lf)
+			owed[lf] = append(owed[lf], ln)
 		}
 		if ln.announceLeft > 0 && !now.Before(ln.nextAnnounce) {
 			announce = append(announce, ln)
@@ -694,6 +726,9 @@ func (r *mdnsRegistry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 		if !ln.expires.IsZero() {
 			next = minTime(next, ln.expires)
 		}
+	}
+	for lf, nodes := range owed {
+		out = append(out, r.answerDeferredLocked(lf, nodes, now)...)
 	}
 	if len(announce) > 0 {
 		slices.SortFunc(announce, func(a, b *localNode) int { return cmp.Compare(a.instance, b.instance) })
@@ -728,7 +763,7 @@ func (r *mdnsRegistry) tickLocked(now time.Time) ([]outgoing, time.Time) {
 		}
 		qs = append(qs, r.cache.due(r.names, now)...)
 		if len(qs) > 0 {
-			out = append(out, r.queryLocked(now, qs)...)
+			out = append(out, r.queryLocked(now, qs, false)...)
 		}
 		next = minTime(next, r.nextBrowse)
 	}
@@ -756,7 +791,7 @@ func (r *mdnsRegistry) nudgeLocked() {
 }
 
 // browseLocked starts browsing if it has not started, and returns the
-// first query.
+// first query, which asks for unicast answers (see GetService).
 func (r *mdnsRegistry) browseLocked(now time.Time) []outgoing {
 	if r.browsing {
 		return nil
@@ -766,19 +801,23 @@ func (r *mdnsRegistry) browseLocked(now time.Time) []outgoing {
 	r.nextBrowse = now.Add(browseFirst)
 	r.browseGap = 2 * browseFirst
 	r.nudgeLocked()
-	return r.queryLocked(now, nil)
+	return r.queryLocked(now, nil, true)
 }
 
 // queryLocked returns a query for the questions, or for the service
 // type's PTR when there are none, on every link, listing the PTR records
 // held as known answers. A PTR query sent less than queryGap ago is not
-// repeated.
-func (r *mdnsRegistry) queryLocked(now time.Time, qs []dns.Question) []outgoing {
+// repeated. qu asks for unicast answers to the PTR question.
+func (r *mdnsRegistry) queryLocked(now time.Time, qs []dns.Question, qu bool) []outgoing {
 	if len(qs) == 0 {
 		if now.Sub(r.lastQuery) < queryGap {
 			return nil
 		}
-		qs = []dns.Question{{Name: r.names.service, Qtype: dns.TypePTR, Qclass: dns.ClassINET}}
+		class := uint16(dns.ClassINET)
+		if qu {
+			class |= unicastResponse
+		}
+		qs = []dns.Question{{Name: r.names.service, Qtype: dns.TypePTR, Qclass: class}}
 	}
 	if qs[0].Qtype == dns.TypePTR {
 		r.lastQuery = now
@@ -836,6 +875,12 @@ func (r *mdnsRegistry) multicastLocked(links []*link, nodes []*localNode, goodby
 			ttl := n.ttl
 			if goodbye {
 				ttl = 0
+			} else {
+				for _, f := range []family{ip4, ip6} {
+					if l.joined(f) {
+						n.lastMulticast[linkFamily{l.ifi.Index, f}] = now
+					}
+				}
 			}
 			groups = append(groups, n.records(r.names, l, ttl, true))
 		}
@@ -960,8 +1005,13 @@ func (r *mdnsRegistry) handle(p received) {
 	}
 	var out []outgoing
 	if m.response {
-		// RFC 6762 §6: responses must come from port 5353.
-		if p.from.Port() == port && !r.copyLocked(fp, p, now) {
+		// RFC 6762 §6: responses must come from port 5353; §11: a unicast
+		// one (the answer to a QU query) only from an address on the link
+		// it arrived on.
+		unicast := p.dst.IsValid() && !p.dst.IsMulticast()
+		if unicast && !l.onLink(p.from.Addr()) {
+			r.log.Debug("unicast response from off the link ignored", "from", p.from, "interface", l.ifi.Name)
+		} else if p.from.Port() == port && !r.copyLocked(fp, p, now) {
 			if r.updateLocked(r.cache.add(r.names, m, p.ifindex, now)) {
 				r.heard = now
 			}
@@ -1009,16 +1059,32 @@ func (r *mdnsRegistry) copyLocked(fp uint64, p received, now time.Time) bool {
 // query came in on, with that interface's addresses. Answers are sent at
 // once: RFC 6762 §6 would have a shared record delayed by 20–120 ms and
 // not multicast more than once a second, but each node here has its own
-// records, and a lookup should not wait for another querier's answer. A
-// node already answered on the interface and family less than answerGap
-// ago is skipped, so a burst of identical queries gets one answer. A
-// query from a port other than 5353 (a one-shot "legacy" query, such as
-// dig's) gets a unicast answer (RFC 6762 §6.7).
+// records, and a lookup should not wait for another querier's answer.
+//
+// A node already answered on the interface and family less than
+// answerGap ago is answered once more when the gap has passed, for every
+// query that came within it: the answer before may have gone out before
+// such a querier was listening (two processes starting together send the
+// same query from the same address and port, so the source cannot tell
+// them apart). A burst of identical queries thus gets two answers, and
+// every querier hears one sent after its query arrived.
+//
+// A query from a port other than 5353 (a one-shot "legacy" query, such as
+// dig's) gets a unicast answer (RFC 6762 §6.7). So does a query whose
+// questions all ask for one (QU, §5.4) from another host on the link,
+// for each node multicast on the interface within the last quarter of its
+// TTL; the others are multicast. A QU query from this host is answered by
+// multicast: a unicast answer to port 5353 here reaches one of the
+// sockets sharing that port, not necessarily the querier's (§15.1).
 func (r *mdnsRegistry) answerLocked(m *message, p received, l *link, now time.Time) []outgoing {
 	if len(r.local) == 0 || len(m.questions) == 0 {
 		return nil
 	}
 	legacy := p.from.Port() != port
+	qu := !legacy && !l.own(p.from.Addr()) && l.onLink(p.from.Addr())
+	for _, q := range m.questions {
+		qu = qu && q.Qclass&unicastResponse != 0
+	}
 	service, enum := key(r.names.service), key(r.names.enum)
 	var nodes []*localNode
 	seen := map[*localNode]bool{}
@@ -1053,24 +1119,30 @@ func (r *mdnsRegistry) answerLocked(m *message, p received, l *link, now time.Ti
 		}
 	}
 	lf := linkFamily{l.ifi.Index, p.family}
-	var groups [][]dns.RR
+	var groups, unicast [][]dns.RR // groups: the multicast answer, or the legacy one
 	if withEnum {
-		groups = append(groups, []dns.RR{enumRecord(r.names, defaultTTL)})
+		if qu {
+			unicast = append(unicast, []dns.RR{enumRecord(r.names, defaultTTL)})
+		} else {
+			groups = append(groups, []dns.RR{enumRecord(r.names, defaultTTL)})
+		}
 	}
 	for _, n := range nodes {
-		ttl := n.ttl
-		if legacy {
-			ttl = min(ttl, legacyTTL)
-		} else {
-			if now.Sub(n.lastAnswer[lf]) < answerGap {
-				continue
+		switch {
+		case legacy:
+			groups = append(groups, n.records(r.names, l, min(n.ttl, legacyTTL), false))
+		case qu && now.Sub(n.lastMulticast[lf]) < time.Duration(n.ttl)*time.Second/4:
+			unicast = append(unicast, n.records(r.names, l, n.ttl, true))
+		case now.Sub(n.lastAnswer[lf]) < answerGap:
+			if _, owed := n.deferred[lf]; !owed {
+				n.deferred[lf] = n.lastAnswer[lf].Add(answerGap)
+				r.nudgeLocked()
 			}
-			n.lastAnswer[lf] = now
+		default:
+			n.lastAnswer[lf], n.lastMulticast[lf] = now, now
+			delete(n.deferred, lf)
+			groups = append(groups, n.records(r.names, l, n.ttl, true))
 		}
-		groups = append(groups, n.records(r.names, l, ttl, !legacy))
-	}
-	if len(groups) == 0 {
-		return nil
 	}
 	base := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Authoritative: true}}
 	to := netip.AddrPort{}
@@ -1079,13 +1151,42 @@ func (r *mdnsRegistry) answerLocked(m *message, p received, l *link, now time.Ti
 		base.Question = m.questions[:1]
 		to = p.from
 	}
+	out := r.packLocked(base, groups, l, p.family, to, now)
+	if len(unicast) > 0 {
+		out = append(out, r.packLocked(&dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Authoritative: true}}, unicast, l, p.family, p.from, now)...)
+	}
+	return out
+}
+
+// answerDeferredLocked returns the multicast answers owed on lf (see
+// answerLocked).
+func (r *mdnsRegistry) answerDeferredLocked(lf linkFamily, nodes []*localNode, now time.Time) []outgoing {
+	l := r.links[lf.ifindex]
+	if l == nil || !l.joined(lf.family) {
+		return nil
+	}
+	slices.SortFunc(nodes, func(a, b *localNode) int { return cmp.Compare(a.instance, b.instance) })
+	groups := make([][]dns.RR, 0, len(nodes))
+	for _, n := range nodes {
+		n.lastAnswer[lf], n.lastMulticast[lf] = now, now
+		groups = append(groups, n.records(r.names, l, n.ttl, true))
+	}
+	return r.packLocked(&dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Authoritative: true}}, groups, l, lf.family, netip.AddrPort{}, now)
+}
+
+// packLocked packs groups of records into responses sent on l over family
+// f, to the group or, when to is valid, to that address.
+func (r *mdnsRegistry) packLocked(base *dns.Msg, groups [][]dns.RR, l *link, f family, to netip.AddrPort, now time.Time) []outgoing {
+	if len(groups) == 0 {
+		return nil
+	}
 	msgs, err := pack(base, groups, l.budget())
 	if err != nil {
 		r.log.Error("packing an answer", "interface", l.ifi.Name, "error", err)
 	}
 	out := make([]outgoing, 0, len(msgs))
 	for _, b := range msgs {
-		out = append(out, r.outLocked(p.family, l.ifi.Index, to, b, now))
+		out = append(out, r.outLocked(f, l.ifi.Index, to, b, now))
 	}
 	return out
 }

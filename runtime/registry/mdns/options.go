@@ -15,7 +15,7 @@ const envInterfaces = "MICRO_MDNS_INTERFACES"
 // Defaults.
 const (
 	defaultSettle           = 30 * time.Millisecond
-	defaultMaxWait          = time.Second
+	defaultMaxWait          = 2 * time.Second
 	defaultAnnounceInterval = time.Second
 )
 
@@ -44,7 +44,9 @@ func WithInterfaces(names ...string) Option {
 func WithSettle(d time.Duration) Option { return func(o *options) { o.settle = d } }
 
 // WithMaxWait bounds how long a cold lookup waits for a first answer;
-// 1 s by default. The lookup's context may end it sooner.
+// 2 s by default, which outlasts the second for which a responder that
+// has just announced holds back its multicast answers (RFC 6762 §6), with
+// time for re-queries. The lookup's context may end it sooner.
 func WithMaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
 // WithAnnounceInterval sets the gap between the first and second announcement

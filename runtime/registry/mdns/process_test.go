@@ -24,10 +24,16 @@ const (
 	envAddr    = "MDNS_TEST_ADDR"    // node address
 	envTTL     = "MDNS_TEST_TTL"     // registration TTL, a time.Duration
 	envNetwork = "MDNS_TEST_NETWORK" // the Network option
+	// envDefaultWait, set, leaves the max wait at its default rather than
+	// the helpers' generous 5 s.
+	envDefaultWait = "MDNS_TEST_DEFAULT_WAIT"
 )
 
 func helperOptions() []mdns.Option {
-	opts := []mdns.Option{mdns.WithAnnounceInterval(50 * time.Millisecond), mdns.WithMaxWait(5 * time.Second)}
+	opts := []mdns.Option{mdns.WithAnnounceInterval(50 * time.Millisecond)}
+	if os.Getenv(envDefaultWait) == "" {
+		opts = append(opts, mdns.WithMaxWait(5*time.Second))
+	}
 	if n := os.Getenv(envNetwork); n != "" {
 		opts = append(opts, mdns.WithNetwork(n))
 	}

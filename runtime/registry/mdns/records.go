@@ -24,6 +24,9 @@ const (
 	// cacheFlush is the top bit of a record's class: "this record set
 	// replaces what you hold" (RFC 6762 §10.2), set on unique records.
 	cacheFlush = 1 << 15
+	// unicastResponse is the top bit of a question's class: the querier
+	// asks for a unicast answer (a "QU" question, RFC 6762 §5.4).
+	unicastResponse = 1 << 15
 )
 
 // localNode is a node registered with this registry, which answers for
@@ -44,8 +47,15 @@ type localNode struct {
 	announceLeft int
 	nextAnnounce time.Time
 	announceGap  time.Duration
-	// lastAnswer rate-limits answers to queries per interface and family.
+	// lastAnswer rate-limits multicast answers to queries per interface
+	// and family; deferred holds the time of the answer owed to queries
+	// that came within answerGap of the last one (see answerLocked).
 	lastAnswer map[linkFamily]time.Time
+	deferred   map[linkFamily]time.Time
+	// lastMulticast is when the records were last multicast, per
+	// interface and family: a QU query is answered by unicast only within
+	// a quarter of the TTL of that (RFC 6762 §5.4).
+	lastMulticast map[linkFamily]time.Time
 }
 
 type linkFamily struct {
@@ -80,6 +90,10 @@ func newLocalNode(nm names, s *registry.Service, n *registry.Node, ttl time.Dura
 		port:     uint16(p),
 		txt:      txt,
 		ttl:      defaultTTL,
+
+		lastAnswer:    map[linkFamily]time.Time{},
+		deferred:      map[linkFamily]time.Time{},
+		lastMulticast: map[linkFamily]time.Time{},
 	}
 	ln.svc = ln.svc.Clone()
 	if ip, err := netip.ParseAddr(host); err == nil {

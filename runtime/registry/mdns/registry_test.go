@@ -490,3 +490,48 @@ func TestAnswersQueriesLikeItsOwn(t *testing.T) {
 		t.Fatalf("%d queries before the first answer, want 1: the first went unanswered", queries)
 	}
 }
+
+// Two registries that list at the same moment both see the services: the
+// responder answers each querier, and a lister re-queries within its
+// wait. Each pair of registries is new, so each listing is cold.
+func TestConcurrentListServices(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := context.Background()
+	a := newRegistry(t)
+	for _, name := range []string{"list-a", "list-b"} {
+		if err := a.Register(ctx, service(name, "v1", node(name+"-1", ":1")), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const tries = 30
+	failed := 0
+	for i := range tries {
+		pair := []registry.Registry{mdns.NewRegistry(), mdns.NewRegistry()}
+		start := make(chan struct{})
+		got := make(chan string, len(pair))
+		for _, r := range pair {
+			go func() {
+				<-start
+				list, err := r.ListServices(ctx)
+				var names []string
+				for _, s := range list {
+					names = append(names, s.Name)
+				}
+				got <- fmt.Sprint(names, err)
+			}()
+		}
+		close(start)
+		for range pair {
+			if g := <-got; g != "[list-a list-b] <nil>" {
+				failed++
+				t.Logf("try %d: ListServices = %s", i, g)
+			}
+		}
+		for _, r := range pair {
+			r.Close()
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d listings missed services", failed, 2*tries)
+	}
+}

@@ -3,8 +3,10 @@ package mdns_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -331,4 +333,82 @@ func records(p mdns.Packet) (query bool, live, dead int, err error) {
 		}
 	}
 	return false, live, dead, nil
+}
+
+// A cold lookup's first query asks for unicast answers (QU, RFC 6762
+// §5.4), so that a responder holding back multicast answers answers at
+// once; its re-queries do not.
+func TestFirstColdQueryAsksForUnicast(t *testing.T) {
+	leakcheck.Check(t)
+	packets, _, _ := mdns.Sniff(t)
+	r := newRegistry(t, mdns.WithMaxWait(300*time.Millisecond))
+	if _, err := r.GetService(context.Background(), "nowhere"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("GetService: %v", err)
+	}
+	var qu []bool
+	for _, p := range packets() {
+		var m dns.Msg
+		if m.Unpack(p.Data) != nil || m.Response || len(m.Question) == 0 {
+			continue
+		}
+		qu = append(qu, m.Question[0].Qclass&(1<<15) != 0)
+	}
+	// Queries at 0 and 200 ms, within the 300 ms wait.
+	if len(qu) < 2 || !qu[0] || slices.Contains(qu[1:], true) {
+		t.Fatalf("QU bits of the queries: %v, want the first only", qu)
+	}
+}
+
+// A cold listing that hears nothing asks again within its wait: its query,
+// or the answers, may have been lost.
+func TestListServicesRequeries(t *testing.T) {
+	leakcheck.Check(t)
+	packets, _, _ := mdns.Sniff(t)
+	r := newRegistry(t, mdns.WithMaxWait(300*time.Millisecond))
+	if list, err := r.ListServices(context.Background()); err != nil || len(list) != 0 {
+		t.Fatalf("ListServices = %s, %v", dump(list...), err)
+	}
+	if queries, _, _ := tally(packets()); queries < 2 {
+		t.Fatalf("%d queries within the wait, want a re-query", queries)
+	}
+}
+
+// Two identical queries sent together, as two processes starting at once
+// send them, get two answers: the second querier may have missed the
+// answer to the first, which may have gone out before it was listening.
+func TestAnswersEveryQuerier(t *testing.T) {
+	leakcheck.Check(t)
+	packets, send, await := mdns.Sniff(t)
+	r := newRegistry(t)
+	if err := r.Register(context.Background(), service("each", "v1", node("each-1", ":1")), 0); err != nil {
+		t.Fatal(err)
+	}
+	before := await("three announcements", func(ps []mdns.Packet) bool {
+		_, live, _ := tally(ps)
+		return live >= 3
+	})
+	q := new(dns.Msg)
+	q.SetQuestion("_micro._tcp.local.", dns.TypePTR)
+	q.Id = 0
+	b, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(b)
+	send(b)
+	await("answers to both queries", func(ps []mdns.Packet) bool {
+		_, live, _ := tally(ps[len(before):])
+		return live >= 2
+	})
+	// The second answer follows the second query.
+	ps := packets()[len(before):]
+	last := -1
+	for i, p := range ps {
+		if q, _, _ := classify(p); q == 1 {
+			last = i
+		}
+	}
+	if _, live, _ := tally(ps[last+1:]); live == 0 {
+		t.Fatal("no answer after the second query")
+	}
 }
