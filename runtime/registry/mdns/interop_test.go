@@ -18,8 +18,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 )
 
-// python-zeroconf, a standard DNS-SD implementation, lists our nodes, and
-// we find a node it publishes in our format, though its responses carry
+// python-zeroconf, a standard DNS-SD implementation, lists our nodes with
+// all their TXT keys, and we find a node it publishes in our format, though its responses carry
 // NSEC records it writes malformed (0.47). Skipped unless python3 with the
 // zeroconf module is installed (Debian: apt-get install python3-zeroconf);
 // CI installs it and sets MICROTEST_REQUIRE_ZEROCONF, so that there it fails
@@ -34,11 +34,18 @@ func TestZeroconfInterop(t *testing.T) {
 		browser := startPython(t, python, "browse")
 		browser.expect(t, "browsing")
 		s := service("interop", "v1", node("interop-1", ":7300"))
+		s.Endpoints = nil
+		for _, m := range []string{"A", "B", "C", "D"} {
+			s.Endpoints = append(s.Endpoints, &registry.Endpoint{Name: "/interop.v1.Svc/" + m})
+		}
 		if err := r.Register(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 		got := browser.expect(t, "found ")
-		for _, want := range []string{"interop-1._micro._tcp.local. 7300 127.0.0.1", "name=interop", "node=interop-1", "protocol=grpc", "s.team=core", "version=v1"} {
+		// Each endpoint under a key of its own: a DNS-SD reader keeps
+		// only the first occurrence of a key (RFC 6763 §6.4).
+		for _, want := range []string{"interop-1._micro._tcp.local. 7300 127.0.0.1", "name=interop", "node=interop-1", "protocol=grpc", "s.team=core", "version=v1",
+			"eps=4", "e0=/interop.v1.Svc/A", "e1=+B", "e2=+C", "e3=+D"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("zeroconf found %q, which lacks %q", got, want)
 			}

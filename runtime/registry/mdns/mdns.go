@@ -21,10 +21,11 @@
 // bytes (less on an interface with a smaller MTU): Register refuses
 // metadata that does not fit, saying which, rather than truncate it.
 // Endpoints travel only as far as they fit: in order, compactly encoded
-// (e=/pkg.Service/Method?stream=unary, then e=+Next for the same
-// service), with "eps" giving their number. A lookup in another process
-// returns the first endpoints of a service, typically 20 to 30; lookups in
-// the registering process return all. Endpoints describe a service; they
+// under numbered keys (e0=/pkg.Service/Method?stream=unary, then
+// e1=+Next for the same service; DNS-SD readers keep only the first
+// occurrence of a key), with "eps" giving their number. A lookup in
+// another process returns the first endpoints of a service, typically 20
+// to 30; lookups in the registering process return all. Endpoints describe a service; they
 // are not needed to call it.
 //
 // Register announces a node at once and twice more (after the announce

@@ -21,12 +21,22 @@ import (
 //	s.<key>=<value>     service metadata
 //	n.<key>=<value>     other node metadata
 //	eps=<count>         how many endpoints the service has
-//	e=<endpoint>        endpoints, in order, as many as fit (see below)
+//	e0=<endpoint>       endpoints, in order, as many as fit (see below),
+//	e1=<endpoint> ...   each under a key of its own
 //
 // An endpoint is its name with '%' and '?' percent-escaped, then '?' and
 // its metadata as a URL query when it has any. A name in the same
 // directory ("/pkg.Service/") as the one before is written relative to it,
-// after a '+': "e=+SayHello?stream=unary".
+// after a '+': "e1=+SayHello?stream=unary".
+//
+// Every key appears once: RFC 6763 §6.4 has a reader use only the first
+// occurrence of a key, as this reader does. Older nodes of ours wrote
+// every endpoint under the same key "e", in order; records without
+// numbered endpoints are read that way.
+//
+// A peer's record is hostile input: one of more than maxPeerTXT bytes,
+// twice what any node of ours writes, is not ours and is ignored whole, so
+// what a peer can make a reader hold is bounded.
 //
 // Every string is at most 255 bytes and the whole record at most
 // txtBudget bytes, so that a node's records always fit in one packet
@@ -38,6 +48,10 @@ const (
 	txtVersion = "1"
 	txtBudget  = 800 // bytes of TXT RDATA: each string plus its length byte
 	maxTXT     = 255 // bytes in one TXT string
+	maxPeerTXT = 2 * txtBudget
+	// maxEndpointKey is the largest endpoint number read: more than any
+	// record within maxPeerTXT can hold.
+	maxEndpointKey = maxPeerTXT / 4
 )
 
 // description is what a node's TXT record says.
@@ -113,8 +127,8 @@ func encodeTXT(s *registry.Service, n *registry.Node) ([]string, error) {
 			size, txtBudget)
 	}
 	prevDir := ""
-	for _, e := range endpoints {
-		str := "e=" + encodeEndpoint(e, prevDir)
+	for i, e := range endpoints {
+		str := "e" + strconv.Itoa(i) + "=" + encodeEndpoint(e, prevDir)
 		if len(str) > maxTXT || size+1+len(str) > txtBudget {
 			break // the rest travel only as the count in eps
 		}
@@ -175,21 +189,42 @@ func dir(name string) string {
 	return ""
 }
 
-// decodeTXT reads a TXT record written by encodeTXT. It reports false for a
-// record that is not ours (no txtvers=1 or no name); unknown keys and
-// malformed endpoints are skipped.
+// decodeTXT reads a TXT record written by encodeTXT, or by an older node
+// of ours. It reports false for a record that is not ours (no txtvers=1,
+// no name or node, or more than maxPeerTXT bytes). Only the first
+// occurrence of a key counts (RFC 6763 §6.4), except the older nodes'
+// repeated "e"; unknown keys and malformed endpoints are skipped;
+// numbered endpoints are read from e0 up to the first missing number.
 func decodeTXT(txt []string) (description, bool) {
+	size := 0
+	for _, s := range txt {
+		size += 1 + len(s)
+	}
+	if size > maxPeerTXT {
+		return description{}, false
+	}
 	var d description
-	version := ""
-	prevDir := ""
+	seen := make(map[string]bool, len(txt))
+	numbered := map[int]string{}
+	var unnumbered []string // the endpoints of older nodes, all under "e"
 	for _, s := range txt {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok {
 			continue // a boolean attribute: none is ours
 		}
+		if k == "e" {
+			unnumbered = append(unnumbered, v)
+			continue
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		switch {
 		case k == "txtvers":
-			version = v
+			if v != txtVersion {
+				return description{}, false
+			}
 		case k == "name":
 			d.name = v
 		case k == "version":
@@ -199,22 +234,55 @@ func decodeTXT(txt []string) (description, bool) {
 		case k == "protocol":
 			d.nodeMeta = set(d.nodeMeta, "protocol", v)
 		case k == "eps":
-			d.endpointCount, _ = strconv.Atoi(v)
-		case k == "e":
-			if e, ok := decodeEndpoint(v, prevDir); ok {
-				d.endpoints = append(d.endpoints, e)
-				prevDir = dir(e.Name)
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				d.endpointCount = n
 			}
 		case strings.HasPrefix(k, "s."):
 			d.svcMeta = set(d.svcMeta, k[2:], v)
 		case strings.HasPrefix(k, "n."):
 			d.nodeMeta = set(d.nodeMeta, k[2:], v)
+		default:
+			if i, ok := endpointKey(k); ok {
+				numbered[i] = v
+			}
 		}
 	}
-	if version != txtVersion || d.name == "" || d.nodeID == "" {
+	if !seen["txtvers"] || d.name == "" || d.nodeID == "" {
 		return description{}, false
 	}
+	endpoints := unnumbered
+	if len(numbered) > 0 {
+		endpoints = make([]string, 0, len(numbered))
+		for i := 0; ; i++ {
+			v, ok := numbered[i]
+			if !ok {
+				break
+			}
+			endpoints = append(endpoints, v)
+		}
+	}
+	prevDir := ""
+	for _, v := range endpoints {
+		if e, ok := decodeEndpoint(v, prevDir); ok {
+			d.endpoints = append(d.endpoints, e)
+			prevDir = dir(e.Name)
+		}
+	}
 	return d, true
+}
+
+// endpointKey returns the number of an endpoint key, "e0" to
+// "e<maxEndpointKey>", written without leading zeros.
+func endpointKey(k string) (int, bool) {
+	digits, ok := strings.CutPrefix(k, "e")
+	if !ok || digits == "" || len(digits) > 4 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	i, err := strconv.Atoi(digits)
+	if err != nil || i < 0 || i > maxEndpointKey {
+		return 0, false
+	}
+	return i, true
 }
 
 func decodeEndpoint(v, prevDir string) (*registry.Endpoint, bool) {
