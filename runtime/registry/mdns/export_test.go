@@ -1,10 +1,13 @@
 package mdns
 
 import (
+	"errors"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Packet is a packet seen by a Sniffer.
@@ -103,3 +106,44 @@ func Sniff(t *testing.T) (packets func() []Packet, send func([]byte), await func
 
 // MaxMessage is the largest DNS message the registry sends.
 const MaxMessage = maxMessage
+
+// AskUnicast sends one query for the service type with the QU bit from
+// port 5353 over IPv4 on every interface, and returns the source of the
+// first response sent to this host by unicast, or an error when none comes
+// within wait.
+func AskUnicast(wait time.Duration) (netip.AddrPort, error) {
+	tr, err := listen("udp4")
+	if tr == nil {
+		return netip.AddrPort{}, err
+	}
+	defer tr.close()
+	links, err := scanLinks(nil)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	q := &dns.Msg{Question: []dns.Question{{Name: newNames(domain).service, Qtype: dns.TypePTR, Qclass: dns.ClassINET | unicastResponse}}}
+	b, err := q.Pack()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	for _, l := range links {
+		if tr.join(l) == nil && l.joined4 {
+			if err := tr.send(ip4, l.ifi.Index, netip.AddrPort{}, b); err != nil {
+				return netip.AddrPort{}, err
+			}
+		}
+	}
+	if err := tr.c4.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return netip.AddrPort{}, err
+	}
+	buf := make([]byte, 9000)
+	for {
+		p, err := tr.read(ip4, buf)
+		if err != nil {
+			return netip.AddrPort{}, errors.Join(errors.New("no unicast answer"), err)
+		}
+		if m, _ := parseMessage(p.data); m != nil && m.response && len(m.records) > 0 && p.dst.IsValid() && !p.dst.IsMulticast() {
+			return p.from, nil
+		}
+	}
+}

@@ -80,6 +80,20 @@ func TestLAN(t *testing.T) {
 	}
 }
 
+// A QU query from another host, just after a node was announced, is
+// answered by unicast to the querier (RFC 6762 §5.4).
+func TestLANUnicastAnswer(t *testing.T) {
+	leakcheck.Check(t)
+	lan := netns.NewLAN(t, 2)
+	a, b := lan.Hosts[0], lan.Hosts[1]
+	ra := a.Start(t, "TestHelperRegister", helperEnv("qu", "qu-a", ":8080")...)
+	ra.Expect(t, "registered", 10*time.Second)
+	ask := b.Start(t, "TestHelperAskUnicast")
+	if got, want := ask.Expect(t, "", 10*time.Second), "unicast from "+a.IPv4.String()+":5353"; got != want {
+		t.Fatalf("querier on B: %q, want %q", got, want)
+	}
+}
+
 // run runs command lines on host h.
 func run(t *testing.T, h *netns.Host, lines ...string) {
 	t.Helper()

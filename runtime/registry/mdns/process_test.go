@@ -125,6 +125,20 @@ func TestHelperLookup(t *testing.T) {
 	}
 }
 
+// TestHelperAskUnicast sends a QU query and prints "unicast from
+// <address>" for the first unicast answer, or "error <error>".
+func TestHelperAskUnicast(t *testing.T) {
+	if !netns.IsHelper() {
+		t.Skip("helper process")
+	}
+	from, err := mdns.AskUnicast(5 * time.Second)
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	fmt.Println("unicast from", from)
+}
+
 func helperEnv(service, node, addr string, extra ...string) []string {
 	return append([]string{envService + "=" + service, envNode + "=" + node, envAddr + "=" + addr}, extra...)
 }
