@@ -25,8 +25,8 @@
 // e1=+Next for the same service; DNS-SD readers keep only the first
 // occurrence of a key), with "eps" giving their number. A lookup in
 // another process returns the first endpoints of a service, typically 20
-// to 30; lookups in the registering process return all. Endpoints describe a service; they
-// are not needed to call it.
+// to 30; lookups in the registering process return all. Endpoints
+// describe a service; they are not needed to call it.
 //
 // Register announces a node at once and twice more (after the announce
 // interval, then twice that); Deregister and Close send goodbyes (the

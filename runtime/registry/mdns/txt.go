@@ -46,9 +46,9 @@ import (
 // many there were. Nothing is ever truncated silently.
 const (
 	txtVersion = "1"
-	txtBudget  = 800 // bytes of TXT RDATA: each string plus its length byte
-	maxTXT     = 255 // bytes in one TXT string
-	maxPeerTXT = 2 * txtBudget
+	txtBudget  = 800           // bytes of TXT RDATA: each string plus its length byte
+	maxTXT     = 255           // bytes in one TXT string
+	maxPeerTXT = 2 * txtBudget // bytes of a peer's TXT RDATA read at most
 	// maxEndpointKey is the largest endpoint number read: more than any
 	// record within maxPeerTXT can hold.
 	maxEndpointKey = maxPeerTXT / 4
