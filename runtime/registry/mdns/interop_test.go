@@ -85,32 +85,65 @@ func findPython(t *testing.T) string {
 	return ""
 }
 
-// A process started just after python-zeroconf registered a service, on
-// another host, finds it at once. python-zeroconf holds back multicast
-// answers for a second after announcing (RFC 6762 §6); the lookup's first
-// query asks for a unicast answer (QU, §5.4), which comes at once, and the
-// lookup waits out the hold besides. The lookups use the default max wait.
+// A process started just after python-zeroconf registered a service finds
+// it. python-zeroconf holds back multicast answers for a second after
+// announcing (RFC 6762 §6). From another host, the lookup's first query
+// asks for a unicast answer (QU, §5.4), which comes at once. On the same
+// host the unicast answer goes to python-zeroconf's own socket, bound to
+// the address it answers to (§15.1), and the lookup must wait out the
+// hold: the default max wait outlasts it. The lookups use the default max
+// wait.
 func TestZeroconfColdLookup(t *testing.T) {
 	leakcheck.Check(t)
 	python := findPython(t)
-	lan := netns.NewLAN(t, 2)
-	py, us := lan.Hosts[0], lan.Hosts[1]
-	server := startPythonCmd(t, py.Command(context.Background(), python, "testdata/zeroconf_interop.py", "serve", py.IPv4.String()))
-	const tries = 15
-	failed := 0
-	for i := range tries {
-		fmt.Fprintf(server.stdin, "publish %d\n", i)
-		server.expect(t, fmt.Sprintf("published py-%d", i))
-		lookup := us.Start(t, "TestHelperLookup", envService+"=pyservice-"+strconv.Itoa(i), envDefaultWait+"=1", "GORACE=atexit_sleep_ms=0")
-		got := lookup.Expect(t, "", 10*time.Second)
-		if want := fmt.Sprintf("found py-%d %s:9999", i, py.IPv4); got != want {
-			failed++
-			t.Logf("try %d: %s", i, got)
+	lookup := func(t *testing.T, on func(t testing.TB, test string, env ...string) *netns.Process, service string) *netns.Process {
+		return on(t, "TestHelperLookup", envService+"="+service, envDefaultWait+"=1", "GORACE=atexit_sleep_ms=0")
+	}
+
+	t.Run("another host", func(t *testing.T) {
+		lan := netns.NewLAN(t, 2)
+		py, us := lan.Hosts[0], lan.Hosts[1]
+		server := startPythonCmd(t, py.Command(context.Background(), python, "testdata/zeroconf_interop.py", "serve", py.IPv4.String()))
+		const tries = 15
+		failed := 0
+		for i := range tries {
+			fmt.Fprintf(server.stdin, "publish %d\n", i)
+			server.expect(t, fmt.Sprintf("published py-%d", i))
+			got := lookup(t, us.Start, "pyservice-"+strconv.Itoa(i)).Expect(t, "", 10*time.Second)
+			if want := fmt.Sprintf("found py-%d %s:9999", i, py.IPv4); got != want {
+				failed++
+				t.Logf("try %d: %s", i, got)
+			}
 		}
-	}
-	if failed > 0 {
-		t.Fatalf("%d of %d cold lookups failed", failed, tries)
-	}
+		if failed > 0 {
+			t.Fatalf("%d of %d cold lookups failed", failed, tries)
+		}
+	})
+
+	// Each lookup here takes the hold, over a second, so three run at
+	// once, each for a service of its own.
+	t.Run("this host", func(t *testing.T) {
+		server := startPythonCmd(t, exec.Command(python, "testdata/zeroconf_interop.py", "serve", "127.0.0.1"))
+		const tries = 3
+		var lookups []*netns.Process
+		for i := range tries {
+			fmt.Fprintf(server.stdin, "publish local-%d\n", i)
+			server.expect(t, fmt.Sprintf("published py-local-%d", i))
+		}
+		for i := range tries {
+			lookups = append(lookups, lookup(t, netns.Start, "pyservice-local-"+strconv.Itoa(i)))
+		}
+		failed := 0
+		for i, l := range lookups {
+			if got, want := l.Expect(t, "", 10*time.Second), fmt.Sprintf("found py-local-%d 127.0.0.1:9999", i); got != want {
+				failed++
+				t.Logf("lookup %d: %s", i, got)
+			}
+		}
+		if failed > 0 {
+			t.Fatalf("%d of %d cold lookups failed", failed, tries)
+		}
+	})
 }
 
 type pyProc struct {
