@@ -65,6 +65,19 @@ type addrKey struct {
 	ifindex int
 }
 
+// What a peer can make the cache hold is bounded: the records of at most
+// maxInstances instances of each type (PTR, SRV, TXT; beyond it, records of
+// instances not yet known are dropped until some expire), at most
+// maxHostAddrs addresses per host name (hosts are bounded by the SRV
+// records pointing at them), and no record kept longer than maxRecordTTL
+// however long the TTL it came with, the 75 minutes RFC 6762 §10
+// recommends for records other than host addresses.
+const (
+	maxInstances = 4096
+	maxHostAddrs = 32
+	maxRecordTTL = 75 * time.Minute
+)
+
 func newCache() *cache {
 	return &cache{
 		ptr:   map[string]*ptrRec{},
@@ -76,7 +89,7 @@ func newCache() *cache {
 }
 
 func newRec(ttl uint32, now time.Time) rec {
-	d := time.Duration(ttl) * time.Second
+	d := min(time.Duration(ttl)*time.Second, maxRecordTTL)
 	return rec{received: now, expires: now.Add(d), ttl: d, jitter: rand.Float64() * 0.02}
 }
 
@@ -115,8 +128,10 @@ func (c *cache) add(nm names, m *message, ifindex int, now time.Time) map[string
 				// longer in case another responder still holds it; our
 				// instances have one owner, so the node goes at once.
 				c.removeInstance(ik)
-			} else {
+			} else if _, known := c.ptr[ik]; known || len(c.ptr) < maxInstances {
 				c.ptr[ik] = &ptrRec{rec: newRec(h.Ttl, now), instance: rr.Ptr}
+			} else {
+				continue
 			}
 			touched[ik] = struct{}{}
 		case *dns.SRV:
@@ -126,6 +141,9 @@ func (c *cache) add(nm names, m *message, ifindex int, now time.Time) map[string
 			}
 			if old := c.srv[ik]; old != nil && (h.Ttl == 0 || key(old.target) != key(rr.Target)) {
 				c.unlinkHost(ik)
+			}
+			if _, known := c.srv[ik]; !known && h.Ttl != 0 && len(c.srv) >= maxInstances {
+				continue
 			}
 			if h.Ttl == 0 {
 				delete(c.srv, ik)
@@ -141,6 +159,9 @@ func (c *cache) add(nm names, m *message, ifindex int, now time.Time) map[string
 		case *dns.TXT:
 			ik := key(h.Name)
 			if !isInstance(ik, service) {
+				continue
+			}
+			if _, known := c.txt[ik]; !known && h.Ttl != 0 && len(c.txt) >= maxInstances {
 				continue
 			}
 			if h.Ttl == 0 {
@@ -186,6 +207,9 @@ func (c *cache) add(nm names, m *message, ifindex int, now time.Time) map[string
 			}
 		}
 		k := addrKey{ip, ifindex}
+		if _, known := set[k]; !known && h.Ttl != 0 && len(set) >= maxHostAddrs {
+			continue
+		}
 		if h.Ttl == 0 {
 			delete(set, k)
 		} else {

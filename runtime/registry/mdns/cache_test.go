@@ -1,6 +1,7 @@
 package mdns
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -101,5 +102,63 @@ func TestCacheGoodbyeAndFlush(t *testing.T) {
 	}
 	if c.node(inst, nil) != nil || len(c.srv)+len(c.txt)+len(c.addr) != 0 {
 		t.Fatalf("after the goodbye: %+v", c)
+	}
+}
+
+// TestCacheBounded: a peer announcing ever more instances, addresses or
+// a huge TTL cannot grow the cache past its bounds; known instances are
+// still refreshed, and a goodbye makes room for a new one.
+func TestCacheBounded(t *testing.T) {
+	nm := newNames("local.")
+	c := newCache()
+	t0 := time.Now()
+	instance := func(i int) []dns.RR {
+		inst := fmt.Sprintf("n%d._micro._tcp.local.", i)
+		h := func(t uint16) dns.RR_Header {
+			return dns.RR_Header{Name: inst, Rrtype: t, Class: dns.ClassINET | cacheFlush}
+		}
+		return []dns.RR{
+			&dns.PTR{Hdr: dns.RR_Header{Name: "_micro._tcp.local.", Rrtype: dns.TypePTR, Class: dns.ClassINET}, Ptr: inst},
+			&dns.SRV{Hdr: h(dns.TypeSRV), Target: "flood.local.", Port: 80},
+			&dns.TXT{Hdr: h(dns.TypeTXT), Txt: []string{"txtvers=1", "name=s", fmt.Sprintf("node=n%d", i)}},
+		}
+	}
+	for i := range maxInstances + 100 {
+		c.add(nm, cacheMessage(120, instance(i)...), 1, t0)
+	}
+	if len(c.ptr) != maxInstances || len(c.srv) != maxInstances || len(c.txt) != maxInstances {
+		t.Fatalf("cache holds %d PTR, %d SRV, %d TXT after %d instances; want %d each",
+			len(c.ptr), len(c.srv), len(c.txt), maxInstances+100, maxInstances)
+	}
+	// A known instance is refreshed; an unknown one is dropped.
+	c.add(nm, cacheMessage(120, instance(0)...), 1, t0.Add(time.Minute))
+	if got := c.ptr["n0._micro._tcp.local."].received; !got.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("known instance not refreshed at the bound: received %v", got)
+	}
+	if _, ok := c.srv["n4200._micro._tcp.local."]; ok {
+		t.Fatal("an instance past the bound was cached")
+	}
+	// A goodbye makes room.
+	c.add(nm, cacheMessage(0, instance(1)[0]), 1, t0)
+	c.add(nm, cacheMessage(120, instance(maxInstances+50)...), 1, t0)
+	if _, ok := c.srv[fmt.Sprintf("n%d._micro._tcp.local.", maxInstances+50)]; !ok {
+		t.Fatal("no room for a new instance after a goodbye")
+	}
+
+	// Addresses of one host are bounded too.
+	for i := range maxHostAddrs + 50 {
+		a := &dns.A{Hdr: dns.RR_Header{Name: "flood.local.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(10, 1, byte(i>>8), byte(i))}
+		c.add(nm, cacheMessage(120, a), 1, t0)
+	}
+	if n := len(c.addr["flood.local."]); n != maxHostAddrs {
+		t.Fatalf("%d addresses cached for one host, want %d", n, maxHostAddrs)
+	}
+
+	// No record outlives maxRecordTTL, whatever its TTL says.
+	c2 := newCache()
+	ptr, srv, txt, a := testRecords()
+	c2.add(nm, cacheMessage(1<<31, ptr, srv, txt, a), 1, t0)
+	if touched := c2.expire(t0.Add(maxRecordTTL)); len(touched) != 1 || len(c2.ptr)+len(c2.srv)+len(c2.txt) != 0 {
+		t.Fatalf("records with a 68-year TTL still cached after %v: %d touched", maxRecordTTL, len(touched))
 	}
 }
