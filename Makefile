@@ -9,7 +9,7 @@
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
-MODULES := . interop bench conformance
+MODULES := . interop bench conformance plugins/etcd
 
 .PHONY: all demo test generate plugin bench conformance soak fmt-check vet api-check protoc-check fuzz
 
