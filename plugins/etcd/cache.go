@@ -71,10 +71,10 @@ type cache struct {
 	bad      map[string]struct{} // malformed keys already logged
 	full     bool                // maxNodes was reached and logged
 
-	// For tests (export_test.go): a send on kick ends the current watch;
-	// while hold is not nil, run waits for it to close before watching
-	// again, and closes held once waiting.
-	kick       chan struct{}
+	// A send on kick ends the current watch; run watches again at once.
+	kick chan struct{}
+	// For tests (export_test.go): while hold is not nil, run waits for it
+	// to close before watching again, and closes held once waiting.
 	hold, held chan struct{}
 }
 
@@ -205,8 +205,7 @@ func (c *cache) follow(ctx context.Context) (compacted, kicked bool) {
 }
 
 // monitor marks the view stale while the connection to etcd is down, and
-// asks for a progress notice when it is back, which marks it fresh once
-// the watch has caught up.
+// renews the watch when it is back.
 func (c *cache) monitor(ctx context.Context) {
 	conn := c.cli.ActiveConnection()
 	state := conn.GetState()
@@ -217,9 +216,13 @@ func (c *cache) monitor(ctx context.Context) {
 			c.setStale(fmt.Errorf("connection to %v failed", c.opts.endpoints))
 		case connectivity.Ready:
 			if c.isStale() {
-				rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), c.opts.dialTimeout)
-				_ = c.cli.RequestProgress(rctx) // best effort: the next event marks it fresh too
-				cancel()
+				// Watch again from the last revision applied: the new
+				// watch's creation marks the view fresh, and the events
+				// missed follow.
+				select {
+				case c.kick <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}

@@ -61,6 +61,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 )
 
 // maxTxnOps bounds the operations of one transaction; etcd refuses more
@@ -113,6 +115,12 @@ func NewRegistry(opts ...Option) (registry.Registry, error) {
 		// responses are fragmented below etcd's request limit.
 		MaxCallRecvMsgSize: 2 * pageSize * maxValueSize,
 		Logger:             zap.NewNop(),
+		// Reconnect within 3 s of etcd's return (gRPC's default backoff
+		// grows to two minutes), so that the cache is current again soon.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+			MinConnectTimeout: o.dialTimeout,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registry/etcd: %w", err)
