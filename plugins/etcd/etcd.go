@@ -198,24 +198,26 @@ func (r *etcdRegistry) Register(ctx context.Context, s *registry.Service, ttl ti
 }
 
 func (r *etcdRegistry) registerLocked(ctx context.Context, version string, keys []string, values map[string]string, ttl time.Duration) error {
-	// A refresh: every node is ours, on one lease of this TTL.
-	var lease clientv3.LeaseID
-	refresh := ttl > 0
+	// A refresh: every node is ours, with this TTL, on one lease (or
+	// none, for ttl 0).
+	refresh := true
+	lease := clientv3.LeaseID(-1)
 	for _, k := range keys {
 		o := r.own[k]
-		if o == nil || o.ttl != ttl || o.lease == 0 || (lease != 0 && o.lease != lease) {
+		if o == nil || o.ttl != ttl || (lease != -1 && o.lease != lease) {
 			refresh = false
 			break
 		}
 		lease = o.lease
 	}
-	if refresh {
+	if refresh && ttl > 0 {
 		_, err := r.cli.KeepAliveOnce(ctx, lease)
 		switch {
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			// The lease is gone (expired while etcd could not be
 			// reached, or etcd lost it): its keys with it. Write them
 			// all again on a new lease.
+			refresh = false
 			for k, o := range r.own {
 				if o.lease == lease {
 					if _, ok := values[k]; !ok {
@@ -226,15 +228,10 @@ func (r *etcdRegistry) registerLocked(ctx context.Context, version string, keys 
 			}
 		case err != nil:
 			return err
-		default:
-			var changed []string
-			for _, k := range keys {
-				if r.own[k].value != values[k] || r.own[k].version != version {
-					changed = append(changed, k)
-				}
-			}
-			return r.put(ctx, version, changed, values, ttl, lease)
 		}
+	}
+	if refresh {
+		return r.refreshLocked(ctx, version, keys, values, ttl, lease)
 	}
 	if ttl > 0 {
 		resp, err := r.cli.Grant(ctx, leaseSeconds(ttl))
@@ -261,33 +258,73 @@ func (r *etcdRegistry) registerLocked(ctx context.Context, version string, keys 
 	return err
 }
 
+// refreshLocked writes, on the live lease, the values of keys that
+// changed, and every key of the call if one of them was changed or deleted
+// by someone else since we wrote it; a refresh that changes nothing writes
+// nothing.
+func (r *etcdRegistry) refreshLocked(ctx context.Context, version string, keys []string, values map[string]string, ttl time.Duration, lease clientv3.LeaseID) error {
+	for chunk := range chunks(keys, maxTxnOps) {
+		var cmps []clientv3.Cmp
+		var changed []string
+		for _, k := range chunk {
+			o := r.own[k]
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", o.rev))
+			if o.value != values[k] {
+				changed = append(changed, k)
+			}
+		}
+		resp, err := r.cli.Txn(ctx).If(cmps...).
+			Then(putOps(changed, values, lease)...).
+			Else(putOps(chunk, values, lease)...).Commit()
+		if err != nil {
+			return err
+		}
+		written := chunk
+		if resp.Succeeded {
+			written = changed
+		}
+		if len(written) > 0 {
+			r.recordLocked(version, written, values, ttl, lease, resp.Header.Revision)
+		}
+	}
+	return nil
+}
+
 // put writes keys (values[k]) with lease, at most maxTxnOps a
 // transaction, and records them as ours.
 func (r *etcdRegistry) put(ctx context.Context, version string, keys []string, values map[string]string, ttl time.Duration, lease clientv3.LeaseID) error {
 	for chunk := range chunks(keys, maxTxnOps) {
-		ops := make([]clientv3.Op, len(chunk))
-		for i, k := range chunk {
-			var opts []clientv3.OpOption
-			if lease != 0 {
-				opts = append(opts, clientv3.WithLease(lease))
-			}
-			ops[i] = clientv3.OpPut(k, values[k], opts...)
-		}
-		resp, err := r.cli.Txn(ctx).Then(ops...).Commit()
+		resp, err := r.cli.Txn(ctx).Then(putOps(chunk, values, lease)...).Commit()
 		if err != nil {
 			return err
 		}
-		rev := resp.Header.Revision
-		r.wrote(rev)
-		for _, k := range chunk {
-			v := version
-			if o := r.own[k]; o != nil && o.value == values[k] {
-				v = o.version // a key of the lost lease, written again as it was
-			}
-			r.own[k] = &ownKey{version: v, value: values[k], ttl: ttl, lease: lease, rev: rev}
-		}
+		r.recordLocked(version, chunk, values, ttl, lease, resp.Header.Revision)
 	}
 	return nil
+}
+
+// recordLocked records keys as ours, written at revision rev.
+func (r *etcdRegistry) recordLocked(version string, keys []string, values map[string]string, ttl time.Duration, lease clientv3.LeaseID, rev int64) {
+	r.wrote(rev)
+	for _, k := range keys {
+		v := version
+		if o := r.own[k]; o != nil && o.value == values[k] {
+			v = o.version // a key of the lost lease, written again as it was
+		}
+		r.own[k] = &ownKey{version: v, value: values[k], ttl: ttl, lease: lease, rev: rev}
+	}
+}
+
+func putOps(keys []string, values map[string]string, lease clientv3.LeaseID) []clientv3.Op {
+	var opts []clientv3.OpOption
+	if lease != 0 {
+		opts = append(opts, clientv3.WithLease(lease))
+	}
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = clientv3.OpPut(k, values[k], opts...)
+	}
+	return ops
 }
 
 // releaseLocked revokes lease unless a key of ours still uses it.

@@ -351,3 +351,56 @@ func TestUnreachable(t *testing.T) {
 		t.Fatalf("GetService with etcd unreachable = %v", err)
 	}
 }
+
+// A refresh (Register of the same nodes with the same TTL) that changes
+// nothing writes nothing; one after another client deleted the node
+// writes it again.
+func TestRefresh(t *testing.T) {
+	leakcheck.Check(t)
+	for _, ttl := range []time.Duration{0, 30 * time.Second} {
+		t.Run(ttl.String(), func(t *testing.T) {
+			p := testPrefix(t)
+			owner := newRegistry(t, "", etcd.WithPrefix(p))
+			other := newRegistry(t, "", etcd.WithPrefix(p))
+			cli := rawClient(t, "")
+			ctx := ctxT(t)
+			w := registrytest.Watch(t, other, "svc")
+			s := service("svc", "v1", node("n", 8001))
+			if err := owner.Register(ctx, s, ttl); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, w, registry.Create, "n")
+			before, err := cli.Get(ctx, p+"svc/n")
+			if err != nil || len(before.Kvs) != 1 {
+				t.Fatalf("Get: %v, %v", before, err)
+			}
+			if err := owner.Register(ctx, s, ttl); err != nil {
+				t.Fatal(err)
+			}
+			after, err := cli.Get(ctx, p+"svc/n")
+			if err != nil || len(after.Kvs) != 1 || after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
+				t.Fatalf("after a refresh that changes nothing, the key is %v (%v); want it unwritten at revision %d", after.Kvs, err, before.Kvs[0].ModRevision)
+			}
+			if err := other.Deregister(ctx, ref("svc", "v1", "n")); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, w, registry.Delete, "n")
+			if err := owner.Register(ctx, s, ttl); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, w, registry.Create, "n")
+			// A changed node is written on the same lease.
+			s.Nodes[0].Address = "127.0.0.1:9001"
+			if err := owner.Register(ctx, s, ttl); err != nil {
+				t.Fatal(err)
+			}
+			if res := expect(t, w, registry.Update, "n"); res.Service.Nodes[0].Address != "127.0.0.1:9001" {
+				t.Fatalf("Update carries %s", res.Service.Nodes[0].Address)
+			}
+			final, err := cli.Get(ctx, p+"svc/n")
+			if err != nil || len(final.Kvs) != 1 || final.Kvs[0].Lease != before.Kvs[0].Lease {
+				t.Fatalf("the key's lease went from %x to %v (%v)", before.Kvs[0].Lease, final.Kvs, err)
+			}
+		})
+	}
+}
