@@ -196,6 +196,14 @@ func (c *cache) follow(ctx context.Context) (compacted, kicked bool) {
 			c.setStale(fmt.Errorf("watching %s: %w", c.prefix, err))
 			return false, false
 		}
+		if resp.Created && resp.Header.GetRevision() < from-1 {
+			// etcd is at a revision before one we applied: its data was
+			// lost or restored from a backup. Only a new read tells what
+			// it holds now.
+			c.log.Warn("registry/etcd: etcd's revision went back; reading the prefix again",
+				"applied", from-1, "etcd", resp.Header.GetRevision())
+			return true, false
+		}
 		if resp.Created || resp.IsProgressNotify() {
 			c.progress(resp.Header.GetRevision(), resp.IsProgressNotify())
 			continue

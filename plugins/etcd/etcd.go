@@ -19,9 +19,15 @@
 // (rounded up to whole seconds; etcd enforces its own minimum, 1.5
 // election timeouts), so a node whose process dies disappears when the TTL
 // runs out. A Register of the same nodes with the same TTL refreshes the
-// lease (one round trip), writing only values that changed; if etcd no
-// longer knows the lease, the registry grants a new one and writes every
-// key of the old lease again. ttl 0 writes the keys without a lease.
+// lease and, in one transaction, writes the values that changed, or every
+// key if one was changed or deleted by someone else; a refresh that
+// changes nothing writes nothing. If etcd no longer knows the lease, the
+// registry grants a new one and writes every key of the old lease again.
+// ttl 0 writes the keys without a lease. Registrations survive etcd
+// restarts: etcd keeps keys and leases, and when the connection comes back
+// after failing, the registry re-asserts its registrations by itself the
+// same way (a lease lost, or etcd's data lost, is restored; a
+// registration whose TTL lapsed without a refresh is left to expire).
 // Deregister deletes the keys (only if they still hold the version named)
 // and revokes a lease no longer used. Close revokes this registry's leases
 // and deletes its keys without a lease, withdrawing its nodes.
@@ -31,8 +37,9 @@
 // the events in order, so a lookup costs no round trip after the first,
 // and a lookup after this registry's own Register or Deregister waits
 // for that change to arrive. A broken watch resumes from the last revision
-// seen; if that revision has been compacted, the prefix is read again and
-// watchers get the differences as Create, Update and Delete results. While
+// seen; if that revision has been compacted (or etcd is back at an
+// earlier revision, its data lost), the prefix is read again and watchers
+// get the differences as Create, Update and Delete results. While
 // etcd is unreachable lookups keep answering from the cache: the registry
 // logs one WARN line ("etcd is unreachable; lookups answer from the
 // cache...") when the outage starts and one INFO line when etcd is back.
@@ -63,6 +70,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 )
 
 // maxTxnOps bounds the operations of one transaction; etcd refuses more
@@ -87,8 +95,9 @@ type etcdRegistry struct {
 	// lookups wait for the cache to reach.
 	written atomic.Int64
 
-	mu  sync.Mutex // serialises writes; guards own
-	own map[string]*ownKey
+	mu      sync.Mutex // serialises writes; guards own and keeping
+	own     map[string]*ownKey
+	keeping bool // the keeper runs
 }
 
 // ownKey is a key this registry wrote.
@@ -98,6 +107,9 @@ type ownKey struct {
 	ttl     time.Duration
 	lease   clientv3.LeaseID // 0: none
 	rev     int64            // the revision that wrote value
+	// deadline is when the registration lapses unless refreshed (zero
+	// for ttl 0); after it the keeper no longer restores the key.
+	deadline time.Time
 }
 
 // NewRegistry returns a registry that keeps services in etcd. Creating it
@@ -191,9 +203,17 @@ func (r *etcdRegistry) Register(ctx context.Context, s *registry.Service, ttl ti
 	if r.closed.Load() {
 		return errClosed
 	}
+	var deadline time.Time
+	if ttl > 0 {
+		deadline = time.Now().Add(ttl)
+	}
 	if err := r.registerLocked(ctx, s.Version, keys, values, ttl); err != nil {
 		return r.fail(ctx, fmt.Sprintf("register %q", s.Name), err)
 	}
+	for _, k := range keys {
+		r.own[k].deadline = deadline
+	}
+	r.startKeeper()
 	return nil
 }
 
@@ -311,7 +331,11 @@ func (r *etcdRegistry) recordLocked(version string, keys []string, values map[st
 		if o := r.own[k]; o != nil && o.value == values[k] {
 			v = o.version // a key of the lost lease, written again as it was
 		}
-		r.own[k] = &ownKey{version: v, value: values[k], ttl: ttl, lease: lease, rev: rev}
+		var deadline time.Time
+		if o := r.own[k]; o != nil {
+			deadline = o.deadline // Register sets it once the call succeeds
+		}
+		r.own[k] = &ownKey{version: v, value: values[k], ttl: ttl, lease: lease, rev: rev, deadline: deadline}
 	}
 }
 
@@ -325,6 +349,74 @@ func putOps(keys []string, values map[string]string, lease clientv3.LeaseID) []c
 		ops[i] = clientv3.OpPut(k, values[k], opts...)
 	}
 	return ops
+}
+
+// startKeeper starts the keeper once this registry has registered.
+func (r *etcdRegistry) startKeeper() {
+	if r.keeping {
+		return
+	}
+	r.keeping = true
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.keep(r.ctx)
+	}()
+}
+
+// keep follows the connection to etcd and, each time it comes back after
+// failing, restores this registry's registrations: a lease etcd no longer
+// knows (it expired while we could not reach etcd, or etcd lost its data)
+// is granted again and its keys written again, and keys changed or
+// deleted meanwhile are written again. Registrations whose TTL has lapsed
+// without a refresh are left to expire.
+func (r *etcdRegistry) keep(ctx context.Context) {
+	conn := r.cli.ActiveConnection()
+	state := conn.GetState()
+	down := false
+	for conn.WaitForStateChange(ctx, state) {
+		state = conn.GetState()
+		switch state {
+		case connectivity.TransientFailure:
+			down = true
+		case connectivity.Ready:
+			if down {
+				down = false
+				r.restore(ctx)
+			}
+		}
+	}
+}
+
+// restore re-asserts the live registrations, group by group of one lease.
+func (r *etcdRegistry) restore(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, r.opts.dialTimeout)
+	defer cancel()
+	now := time.Now()
+	type group struct {
+		lease clientv3.LeaseID
+		ttl   time.Duration
+	}
+	groups := map[group][]string{}
+	for k, o := range r.own {
+		if !o.deadline.IsZero() && now.After(o.deadline) {
+			continue // lapsed: etcd expires it, or has
+		}
+		g := group{o.lease, o.ttl}
+		groups[g] = append(groups[g], k)
+	}
+	for g, keys := range groups {
+		values := map[string]string{}
+		for _, k := range keys {
+			values[k] = r.own[k].value
+		}
+		if err := r.registerLocked(ctx, "", keys, values, g.ttl); err != nil {
+			r.opts.logger.Warn("registry/etcd: restoring registrations after etcd came back failed; the next Register retries",
+				"nodes", len(keys), "error", err)
+		}
+	}
 }
 
 // releaseLocked revokes lease unless a key of ours still uses it.

@@ -87,6 +87,92 @@ func TestEtcdRestart(t *testing.T) {
 	expect(t, w, registry.Update, "leased")
 }
 
+// When etcd comes back without its data (lost, or restored from an old
+// backup), the registry writes its live registrations again by itself,
+// with and without a lease, and another registry's cache, whose revision
+// is now ahead of etcd's, reads the prefix again and finds them.
+func TestEtcdDataLoss(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	srv, err := newServer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	ctx := ctxT(t)
+	l := newLogs()
+	owner := newRegistry(t, srv.addr())
+	r := newRegistry(t, srv.addr(), etcd.WithLogger(l.logger()))
+	w := registrytest.Watch(t, r, "svc")
+	if err := owner.Register(ctx, service("svc", "v1", node("leased", 8001)), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Register(ctx, service("svc", "v1", node("kept", 8002)), 0); err != nil {
+		t.Fatal(err)
+	}
+	// A registration that lapses is not brought back.
+	if err := owner.Register(ctx, service("svc", "v1", node("lapsed", 8003)), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, w, registry.Create, "leased")
+	expect(t, w, registry.Update, "kept")
+	expect(t, w, registry.Update, "lapsed")
+	expect(t, w, registry.Delete, "lapsed")
+	// Push etcd's revision ahead of what the new etcd will reach.
+	cli := rawClient(t, srv.addr())
+	for i := range 20 {
+		if _, err := cli.Put(ctx, "/elsewhere", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	srv.stop()
+	l.await(t, "etcd is unreachable", 1)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(dir + "/" + e.Name()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.start(); err != nil {
+		t.Fatal(err)
+	}
+	l.await(t, "revision went back", 1)
+	// In etcd, which lost them, the owner has written them again by
+	// itself...
+	cli = rawClient(t, srv.addr())
+	for _, id := range []string{"kept", "leased"} {
+		ch := cli.Watch(ctx, "/micro/registry/svc/"+id, clientv3.WithRev(1))
+		if resp, err := cli.Get(ctx, "/micro/registry/svc/"+id); err != nil || len(resp.Kvs) == 0 {
+			if ev := <-ch; len(ev.Events) == 0 {
+				t.Fatalf("%s was not written again: %v", id, ev.Err())
+			}
+		}
+	}
+	// ...and the other registry's cache, which read the prefix again,
+	// follows etcd again.
+	if err := owner.Register(ctx, service("svc", "v1", node("after", 8004)), 0); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		res := next(t, w)
+		if res.Service.Nodes[0].ID == "after" {
+			break
+		}
+	}
+	got, err := r.GetService(ctx, "svc")
+	if err != nil || len(got) != 1 || len(got[0].Nodes) != 3 {
+		t.Fatalf("GetService after the restore = %v, %v; want kept, leased and after", got, err)
+	}
+	resp, err := rawClient(t, srv.addr()).Get(ctx, "/micro/registry/svc/leased")
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("the leased node after the restore: %v, %v; want it on a lease", resp, err)
+	}
+}
+
 // TestHelperRegister registers a node with the TTL its parent gives, prints
 // "registered" and waits for its standard input to close; the parent kills
 // it first.
