@@ -155,7 +155,7 @@ func (c *cache) run(ctx context.Context) {
 			}
 		}
 		var kicked bool
-		read, kicked = c.follow(wctx)
+		read, kicked = c.follow(wctx, &b)
 		if !read && !kicked {
 			b.sleep(ctx)
 		}
@@ -164,8 +164,8 @@ func (c *cache) run(ctx context.Context) {
 
 // follow watches the prefix from the revision after the last one applied
 // until the watch ends, and reports whether it ended because that revision
-// was compacted, or because of a kick.
-func (c *cache) follow(ctx context.Context) (compacted, kicked bool) {
+// was compacted, or because of a kick. A watch established resets b.
+func (c *cache) follow(ctx context.Context, b *backoff) (compacted, kicked bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.mu.Lock()
@@ -203,6 +203,9 @@ func (c *cache) follow(ctx context.Context) (compacted, kicked bool) {
 			c.log.Warn("registry/etcd: etcd's revision went back; reading the prefix again",
 				"applied", from-1, "etcd", resp.Header.GetRevision())
 			return true, false
+		}
+		if resp.Created {
+			b.reset()
 		}
 		if resp.Created || resp.IsProgressNotify() {
 			c.progress(resp.Header.GetRevision(), resp.IsProgressNotify())

@@ -186,15 +186,18 @@ func (r *etcdRegistry) Register(ctx context.Context, s *registry.Service, ttl ti
 	if r.closed.Load() {
 		return errClosed
 	}
-	keys := make([]string, len(s.Nodes))
+	keys := make([]string, 0, len(s.Nodes))
 	values := map[string]string{}
-	for i, n := range s.Nodes {
+	for _, n := range s.Nodes {
 		v, err := encode(s, n)
 		if err != nil {
 			return fmt.Errorf("registry/etcd: register %q: %w", s.Name, err)
 		}
-		keys[i] = key(r.opts.prefix, s.Name, n.ID)
-		values[keys[i]] = string(v)
+		k := key(r.opts.prefix, s.Name, n.ID)
+		if _, dup := values[k]; !dup { // a transaction may not write a key twice; the last node wins
+			keys = append(keys, k)
+		}
+		values[k] = string(v)
 	}
 	ctx, cancel := r.bind(ctx)
 	defer cancel()
