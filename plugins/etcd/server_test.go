@@ -92,6 +92,8 @@ func (s *server) start() error {
 	return nil
 }
 
+// stop closes the server; with watches open that takes its grace period
+// for requests (about 5 s), which the restart tests pay.
 func (s *server) stop() {
 	if s.e != nil {
 		s.e.Close()
