@@ -29,3 +29,4 @@ func SetMaxNodes(n int) (restore func()) {
 }
 
 const MaxValueSize = maxValueSize
+const MaxBadKeys = maxBadKeys

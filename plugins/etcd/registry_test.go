@@ -404,3 +404,35 @@ func TestRefresh(t *testing.T) {
 		})
 	}
 }
+
+// Malformed values are logged once each up to a bound, then once more to
+// say so: a prefix full of them cannot flood the log or grow the set of
+// keys remembered.
+func TestMalformedLogBound(t *testing.T) {
+	leakcheck.Check(t)
+	p := testPrefix(t)
+	l := newLogs()
+	cli := rawClient(t, "")
+	ctx := ctxT(t)
+	const n = 1100
+	var ops []clientv3.Op
+	for i := range n {
+		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sbad/%d", p, i), "not json"))
+		if len(ops) == 100 || i == n-1 {
+			if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			ops = nil
+		}
+	}
+	r := newRegistry(t, "", etcd.WithPrefix(p), etcd.WithLogger(l.logger()))
+	if list, err := r.ListServices(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("ListServices = %v, %v", list, err)
+	}
+	if got := l.count("skipping a value"); got != etcd.MaxBadKeys {
+		t.Errorf("%d values logged, want %d", got, etcd.MaxBadKeys)
+	}
+	if got := l.count("no longer logging"); got != 1 {
+		t.Errorf("%d lines saying logging stopped, want 1", got)
+	}
+}
