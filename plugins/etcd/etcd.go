@@ -206,9 +206,17 @@ func (r *etcdRegistry) Register(ctx context.Context, s *registry.Service, ttl ti
 	if r.closed.Load() {
 		return errClosed
 	}
+	now := time.Now()
+	// Forget registrations that lapsed (etcd expires their keys), so that
+	// a process registering ever new nodes does not remember them all.
+	for k, o := range r.own {
+		if !o.deadline.IsZero() && now.After(o.deadline) {
+			delete(r.own, k)
+		}
+	}
 	var deadline time.Time
 	if ttl > 0 {
-		deadline = time.Now().Add(ttl)
+		deadline = now.Add(ttl)
 	}
 	if err := r.registerLocked(ctx, s.Version, keys, values, ttl); err != nil {
 		return r.fail(ctx, fmt.Sprintf("register %q", s.Name), err)
