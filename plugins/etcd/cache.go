@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/watchq"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -67,7 +68,7 @@ type cache struct {
 	stale    bool                                     // etcd is unreachable: the view may be behind
 	lastErr  error
 	advanced chan struct{} // closed and replaced when rev, synced or stale change
-	watchers map[*watcher]struct{}
+	watchers map[*watchq.Watcher]struct{}
 	bad      map[string]struct{} // malformed keys already logged
 	full     bool                // maxNodes was reached and logged
 
@@ -87,7 +88,7 @@ func newCache(cli *clientv3.Client, o *options) *cache {
 		keys:     map[string]*record{},
 		services: map[string]map[string]map[string]*record{},
 		advanced: make(chan struct{}),
-		watchers: map[*watcher]struct{}{},
+		watchers: map[*watchq.Watcher]struct{}{},
 		bad:      map[string]struct{}{},
 		kick:     make(chan struct{}, 1),
 	}
@@ -115,7 +116,7 @@ func (c *cache) close() {
 	c.wakeLocked()
 	c.mu.Unlock()
 	for w := range ws {
-		w.end()
+		w.End()
 	}
 }
 
@@ -491,8 +492,8 @@ func (c *cache) unlinkLocked(r *record) {
 func (c *cache) notifyLocked(a registry.Action, recs []*record) {
 	s := assemble(recs)
 	for w := range c.watchers {
-		if w.wants(s.Name) {
-			w.push(&registry.Result{Action: a, Service: s.Clone()})
+		if w.Wants(s.Name) {
+			w.Push(&registry.Result{Action: a, Service: s.Clone()})
 		}
 	}
 }
@@ -594,7 +595,7 @@ func (c *cache) list() []*registry.Service {
 	return out
 }
 
-func (c *cache) add(w *watcher) error {
+func (c *cache) add(w *watchq.Watcher) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -604,7 +605,7 @@ func (c *cache) add(w *watcher) error {
 	return nil
 }
 
-func (c *cache) forget(w *watcher) {
+func (c *cache) forget(w *watchq.Watcher) {
 	c.mu.Lock()
 	delete(c.watchers, w)
 	c.mu.Unlock()

@@ -64,6 +64,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/regvalid"
+	"github.com/protoc-gen-micro/micro/internal/watchq"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -575,11 +576,11 @@ func (r *etcdRegistry) Watch(ctx context.Context, service string) (registry.Watc
 	if r.closed.Load() {
 		return nil, errClosed
 	}
-	w := newWatcher(service, r.cache.forget)
+	w := watchq.New(service, r.cache.forget)
 	if err := r.cache.add(w); err != nil {
 		return nil, err
 	}
-	w.stopOnDone(ctx)
+	w.StopOnDone(ctx)
 	r.cache.start(r.ctx, &r.wg)
 	return w, nil
 }

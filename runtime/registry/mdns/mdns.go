@@ -86,7 +86,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/protoc-gen-micro/micro/internal/regvalid"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
+	"github.com/protoc-gen-micro/micro/internal/watchq"
 )
 
 // errClosed is returned by the registry's methods after Close.

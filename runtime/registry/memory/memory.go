@@ -23,7 +23,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/regvalid"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/internal/watchq"
+	"github.com/protoc-gen-micro/micro/internal/watchq"
 )
 
 // memRegistry is the in-memory registry; it is safe for concurrent use.
