@@ -85,8 +85,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/protoc-gen-micro/micro/internal/regvalid"
-	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/internal/watchq"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
 
 // errClosed is returned by the registry's methods after Close.

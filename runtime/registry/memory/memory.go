@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/regvalid"
-	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/internal/watchq"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
 )
 
 // memRegistry is the in-memory registry; it is safe for concurrent use.
