@@ -427,4 +427,3 @@ func hasConsumer(ctx context.Context, js jetstream.JetStream, stream, subject st
 	}
 	return found, nil
 }
-

@@ -89,7 +89,14 @@ func (s *subscriber) start() error {
 	if err != nil {
 		return fmt.Errorf("broker/nats: subscribe to %q: %w", s.topic, err)
 	}
-	if err := sub.SetPendingLimits(max(1, s.o.MaxInFlight-s.o.Concurrency), s.b.o.maxPendingBytes); err != nil {
+	// NATS counts a message pending until the callback returns. With a
+	// concurrency of 1 the handler runs in the callback; above, handler
+	// goroutines hold up to Concurrency messages outside the count.
+	limit := s.o.MaxInFlight
+	if s.o.Concurrency > 1 {
+		limit = max(1, limit-s.o.Concurrency)
+	}
+	if err := sub.SetPendingLimits(limit, s.b.o.maxPendingBytes); err != nil {
 		sub.Unsubscribe()
 		return fmt.Errorf("broker/nats: subscribe to %q: %w", s.topic, err)
 	}
