@@ -9,7 +9,7 @@
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
-MODULES := . interop bench conformance
+MODULES := . interop bench conformance plugins/nats
 
 .PHONY: all demo test generate plugin bench conformance soak fmt-check vet api-check protoc-check fuzz
 
@@ -90,13 +90,16 @@ test: fmt-check vet api-check protoc-check
 	@$(MAKE) --no-print-directory fuzz
 
 # Fuzz targets, as package:target. Each runs for FUZZTIME; what it finds
-# is written to the package's testdata/fuzz, to be kept as a seed.
+# is written to the package's testdata/fuzz, to be kept as a seed. Each
+# runs in its package's directory (go test -C), so that packages of the
+# plug-in modules, which have their own go.mod, are found too.
 FUZZTIME ?= 5s
 FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn \
 	./internal/transport:FuzzRecvBuffer ./internal/transport:FuzzDecodeTimeout \
 	./internal/transport:FuzzMetadata ./internal/wire:FuzzMessage ./internal/wire:FuzzUnmarshalStatus \
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
-	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT ./gomicro/errors:FuzzParse
+	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT ./gomicro/errors:FuzzParse \
+	./plugins/nats:FuzzDecodeHeader
 
 # Go 1.26's fuzzing coordinator can fail a target with a bare "context
 # deadline exceeded" when -fuzztime ends under load (golang/go#75804, fixed
@@ -105,7 +108,7 @@ fuzz:
 	@for f in $(FUZZ); do pkg=$${f%%:*}; target=$${f##*:}; log=/tmp/fuzz.$$$$.log; \
 		echo "go test -fuzz $$target -fuzztime $(FUZZTIME) $$pkg"; \
 		for try in 1 2; do \
-			if $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then break; fi; \
+			if $(GO) test -C $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) . >$$log 2>&1; then break; fi; \
 			if [ $$try = 1 ] && grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written' $$log; then \
 				echo "fuzz: $$target hit the -fuzztime deadline race of golang/go#75804 without a failing input; again"; continue; fi; \
 			cat $$log; rm -f $$log; exit 1; \
