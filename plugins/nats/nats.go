@@ -76,11 +76,13 @@
 //     consumer's MaxAckPending: the server holds the rest back.
 //   - Message size: the server's max_payload (1 MiB by default), headers
 //     included; Publish fails with nats.ErrMaxPayload beyond it.
-//   - Reconnect buffer: while the connection is re-established, publications
-//     wait (until their deadline) in a buffer of WithReconnectBufSize bytes
-//     (8 MiB by default); beyond it Publish fails with
+//   - Reconnect buffer: while the connection is re-established, a core
+//     publication is held in the connection's buffer and Publish waits for
+//     the server until its deadline (the message is sent on reconnecting
+//     even if Publish gave up); once the buffer holds WithReconnectBufSize
+//     bytes (8 MiB by default), Publish fails at once with
 //     nats.ErrReconnectBufExceeded. The broker reconnects for ever unless
-//     WithMaxReconnects says otherwise.
+//     WithMaxReconnects says otherwise, and subscribes again on reconnecting.
 package nats
 
 import (

@@ -88,7 +88,8 @@ func WithMaxReconnects(n int) Option {
 
 // WithReconnectBufSize bounds the bytes of publications held while the
 // connection is being re-established (nats.ReconnectBufSize; 8 MiB by
-// default); beyond it Publish fails with nats.ErrReconnectBufExceeded.
+// default): once the buffer holds n bytes, Publish fails at once with
+// nats.ErrReconnectBufExceeded.
 func WithReconnectBufSize(n int) Option { return func(o *options) { o.reconnectBufSize = n } }
 
 // WithMaxPendingBytes bounds the bytes of the messages a subscription

@@ -12,14 +12,14 @@ import (
 // random loopback port. restart shuts it down and starts it again on the
 // same port and store, as a server restart in production would.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	port int
 	max  int32 // max_payload; 0 for the server's default
 	s    *server.Server
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t testing.TB) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, dir: t.TempDir(), port: -1}
 	ts.start()
