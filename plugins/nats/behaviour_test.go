@@ -17,6 +17,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/service"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // connect returns a connected broker for url, disconnected when t ends.
@@ -568,8 +569,12 @@ func TestJetStreamMaxInFlight(t *testing.T) {
 func TestPluginFactory(t *testing.T) {
 	leakcheck.Check(t)
 	srv := startServer(t)
-	if _, ok := brokerplugin.Lookup("nats"); !ok {
+	f, ok := brokerplugin.Lookup("nats")
+	if !ok {
 		t.Fatal(`brokerplugin.Lookup("nats") found nothing`)
+	}
+	if b, err := f(""); err != nil || b.(*natsBroker).o.urls[0] != DefaultURL {
+		t.Fatalf(`factory(""): %v, %v; want a broker for %s`, b, err, DefaultURL)
 	}
 	t.Setenv("MICRO_REGISTRY", "memory")
 	t.Setenv("MICRO_BROKER", "nats")
@@ -587,5 +592,55 @@ func TestPluginFactory(t *testing.T) {
 	publish(t, b, "svc.ping", "pong")
 	if d := next(t, ch); string(d.msg.Body) != "pong" {
 		t.Fatalf("got %q", d.msg.Body)
+	}
+}
+
+// TestJetStreamNamedSubscriber: a subscription without a queue group is
+// durable when its broker has a name: what is published while the broker
+// is away reaches the broker of the same name that comes back.
+func TestJetStreamNamedSubscriber(t *testing.T) {
+	leakcheck.Check(t)
+	srv := startServer(t)
+	pub := connect(t, srv.url(), WithJetStream("audit"))
+	first := NewBroker(WithURL(srv.url()), WithJetStream("audit"), WithName("auditor"))
+	if err := first.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	sink(t, first, "audit.log", nil)
+	if _, err := first.Subscribe("audit.log", func(context.Context, *broker.Message) error { return nil }); err == nil {
+		t.Error("a second group-less subscription of one named broker to one topic was accepted")
+	}
+	if err := first.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	m := publish(t, pub, "audit.log", "while away")
+	back := connect(t, srv.url(), WithJetStream("audit"), WithName("auditor"))
+	ch, _ := sink(t, back, "audit.log", nil)
+	if d := next(t, ch); d.msg.ID != m.ID {
+		t.Fatalf("got %s, want %s", d.msg.ID, m.ID)
+	}
+}
+
+// TestTyped: the typed helpers over NATS, with the JSON codec named in the
+// content-type header.
+func TestTyped(t *testing.T) {
+	leakcheck.Check(t)
+	srv := startServer(t)
+	b := connect(t, srv.url())
+	got := make(chan string, 1)
+	s, err := broker.Subscribe(b, "typed", func(ctx context.Context, m *wrapperspb.StringValue) error {
+		msg, _ := broker.MessageFromContext(ctx)
+		got <- msg.Header["content-type"] + " " + m.GetValue()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Unsubscribe()
+	if err := broker.NewPublisher[*wrapperspb.StringValue](b, "typed", broker.WithContentType("json")).Publish(context.Background(), wrapperspb.String("42")); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "application/json 42" {
+		t.Errorf("got %q", v)
 	}
 }

@@ -7,6 +7,7 @@ require (
 	github.com/nats-io/nats.go v1.56.0
 	github.com/nats-io/nuid v1.0.1
 	github.com/protoc-gen-micro/micro v0.0.0
+	google.golang.org/protobuf v1.36.10
 )
 
 require (
@@ -26,7 +27,6 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
-	google.golang.org/protobuf v1.36.10 // indirect
 )
 
 replace github.com/protoc-gen-micro/micro => ../..

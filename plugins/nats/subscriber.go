@@ -40,6 +40,14 @@ func (b *natsBroker) Subscribe(topic string, h broker.Handler, opts ...broker.Su
 	if b.state == disconnected {
 		return nil, broker.ErrDisconnected
 	}
+	if s.js && o.Queue == "" && b.o.name != "" {
+		// Two would share one durable consumer, as a queue group does.
+		for other := range b.subs {
+			if other.js && other.o.Queue == "" && other.topic == topic {
+				return nil, fmt.Errorf("broker/nats: subscribe to %q: broker %q has a durable subscription to it already; use a queue group, or another broker name", topic, b.o.name)
+			}
+		}
+	}
 	if b.state == connected {
 		if err := s.start(); err != nil {
 			return nil, err
