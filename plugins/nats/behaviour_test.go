@@ -644,3 +644,67 @@ func TestTyped(t *testing.T) {
 		t.Errorf("got %q", v)
 	}
 }
+
+// TestPublishDoesNotWaitForHandlers is what acknowledgement means on each
+// engine: Publish returns while the handler is still running, once the
+// server has the message (core) or the stream stored it (JetStream). With
+// WithRequireSubscribers a core publication returns once a subscription
+// received it.
+func TestPublishDoesNotWaitForHandlers(t *testing.T) {
+	leakcheck.Check(t)
+	srv := startServer(t)
+	pub := connect(t, srv.url(), WithJetStream("durable"))
+	sub := connect(t, srv.url(), WithJetStream("durable"))
+	for _, topic := range []string{"plain", "durable.x"} {
+		t.Run(topic, func(t *testing.T) {
+			gate, entered := make(chan struct{}), make(chan struct{}, 2)
+			s, err := sub.Subscribe(topic, func(ctx context.Context, m *broker.Message) error {
+				entered <- struct{}{}
+				<-gate
+				return nil
+			}, broker.WithQueue("q"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Unsubscribe()
+			defer close(gate)
+			publish(t, pub, topic, "1", broker.WithRequireSubscribers())
+			<-entered // the handler holds the message; a Publish that waited for it would not return
+			publish(t, pub, topic, "2")
+		})
+	}
+}
+
+// TestJetStreamAsync: an asynchronous publication returns at once, and a
+// PubAck that fails reaches the callback as a *broker.PublishError.
+func TestJetStreamAsync(t *testing.T) {
+	leakcheck.Check(t)
+	srv := startServer(t)
+	b := connect(t, srv.url(), WithJetStream("async"))
+	ch, _ := sink(t, b, "async.ok", nil, broker.WithQueue("q"))
+	failed := make(chan error, 1)
+	onError := func(err error) { failed <- err }
+	if err := b.Publish(context.Background(), "async.ok", &broker.Message{Body: []byte("x")}, broker.WithAsync(onError)); err != nil {
+		t.Fatal(err)
+	}
+	if d := next(t, ch); string(d.msg.Body) != "x" {
+		t.Fatalf("got %q", d.msg.Body)
+	}
+	// Without its stream the server has nobody to store the message.
+	if err := jsOf(t, srv).DeleteStream(context.Background(), "MICRO_ASYNC"); err != nil {
+		t.Fatal(err)
+	}
+	m := &broker.Message{Body: []byte("y")}
+	if err := b.Publish(context.Background(), "async.ok", m, broker.WithAsync(onError)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		var pe *broker.PublishError
+		if !errors.As(err, &pe) || pe.ID != m.ID || pe.Topic != "async.ok" {
+			t.Errorf("async error %v, want a *broker.PublishError for %s", err, m.ID)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the failed asynchronous publication was never reported")
+	}
+}
