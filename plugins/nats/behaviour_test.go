@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/protoc-gen-micro/micro/internal/brokerplugin"
@@ -706,5 +707,34 @@ func TestJetStreamAsync(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the failed asynchronous publication was never reported")
+	}
+}
+
+// TestAuth: WithToken and WithUserInfo reach the server, which refuses a
+// broker without them.
+func TestAuth(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tc := range []struct {
+		name string
+		auth func(*server.Options)
+		opt  Option
+	}{
+		{"token", func(o *server.Options) { o.Authorization = "s3cret" }, WithToken("s3cret")},
+		{"user", func(o *server.Options) { o.Username, o.Password = "svc", "pw" }, WithUserInfo("svc", "pw")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &testServer{t: t, dir: t.TempDir(), port: -1, auth: tc.auth}
+			srv.start()
+			t.Cleanup(srv.stop)
+			anon := NewBroker(WithURL(srv.url()), WithConnectTimeout(5*time.Second))
+			if err := anon.Connect(); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
+				t.Errorf("Connect without credentials: %v, want nats.ErrAuthorization", err)
+			}
+			anon.Disconnect()
+			b := connect(t, srv.url(), tc.opt)
+			ch, _ := sink(t, b, "secure", nil)
+			publish(t, b, "secure", "x")
+			next(t, ch)
+		})
 	}
 }

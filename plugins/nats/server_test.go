@@ -15,7 +15,8 @@ type testServer struct {
 	t    testing.TB
 	dir  string
 	port int
-	max  int32 // max_payload; 0 for the server's default
+	max  int32                 // max_payload; 0 for the server's default
+	auth func(*server.Options) // sets the server's authentication, if any
 	s    *server.Server
 }
 
@@ -29,10 +30,14 @@ func startServer(t testing.TB) *testServer {
 
 func (ts *testServer) start() {
 	ts.t.Helper()
-	s, err := server.NewServer(&server.Options{
+	o := &server.Options{
 		Host: "127.0.0.1", Port: ts.port, JetStream: true, StoreDir: ts.dir,
 		MaxPayload: ts.max, NoLog: true, NoSigs: true,
-	})
+	}
+	if ts.auth != nil {
+		ts.auth(o)
+	}
+	s, err := server.NewServer(o)
 	if err != nil {
 		ts.t.Fatal(err)
 	}
