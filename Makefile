@@ -9,7 +9,7 @@
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
-MODULES := . interop bench conformance plugins/etcd
+MODULES := . interop bench conformance plugins/etcd plugins/nats
 
 .PHONY: all demo test generate plugin bench conformance soak fmt-check vet api-check protoc-check fuzz
 
@@ -99,7 +99,7 @@ FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn 
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
 	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT ./gomicro/errors:FuzzParse \
 	./runtime/registry/mdns:FuzzPacket ./runtime/registry/mdns:FuzzDecodeTXT \
-	./plugins/etcd:FuzzDecode
+	./plugins/etcd:FuzzDecode ./plugins/nats:FuzzDecodeHeader
 
 # Go 1.26's fuzzing coordinator can fail a target with a bare "context
 # deadline exceeded" when -fuzztime ends under load (golang/go#75804, fixed

@@ -10,6 +10,11 @@
 //     to them over the RPC transport.
 //   - broker/memory: within one process, for tests and single-process use.
 //
+// The module github.com/protoc-gen-micro/micro/plugins/nats adds a broker
+// over NATS (core and JetStream), selected with MICRO_BROKER=nats; it runs
+// the same suite, skipping by name what its engines do not promise (its
+// Publish returns once the server, or the stream, has the message).
+//
 // Typed helpers sit on top so that user code never handles bytes:
 //
 //	pub := broker.NewPublisher[*orderpb.OrderCreated](b, "orders.created")
