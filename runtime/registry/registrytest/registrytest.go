@@ -6,7 +6,8 @@
 // metadata and endpoints that come back as registered; re-registering a
 // node to change it; watches that report creates, updates and deletes of
 // the service they filter on, and stop with ErrWatcherStopped; contexts
-// that end calls; invalid services refused; concurrent use; and Close,
+// that end calls; invalid services refused; concurrent use; many services
+// of several nodes; large metadata kept intact or refused whole; and Close,
 // which ends every watch and makes every later call fail. What only
 // some registries do (TTL expiry, refusing nodes without an address) is
 // checked when Run is told so with an Option.
@@ -84,6 +85,8 @@ func Run(t *testing.T, newRegistry NewRegistry, opts ...Option) {
 		{"TTL", testTTL},
 		{"Invalid", testInvalid},
 		{"Concurrent", testConcurrent},
+		{"ManyServices", testManyServices},
+		{"LargeMetadata", testLargeMetadata},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
@@ -646,6 +649,89 @@ func testConcurrent(t *testing.T, r registry.Registry, o options) {
 	}
 	if list = ours(list, p); len(list) != 0 {
 		t.Fatalf("after every node was deregistered, ListServices = %s", dump(list...))
+	}
+}
+
+// testManyServices registers many services of several nodes each: the
+// listing has every one, each lookup returns all its nodes, and after they
+// are deregistered nothing of them is left.
+func testManyServices(t *testing.T, r registry.Registry, o options) {
+	p := prefix(t)
+	const services, nodes = 30, 4
+	ctx := context.Background()
+	want := map[string][]string{}
+	for i := range services {
+		name := fmt.Sprintf("%s-svc%d", p, i)
+		var ns []*registry.Node
+		for j := range nodes {
+			id := fmt.Sprintf("%s-n%d-%d", p, i, j)
+			ns = append(ns, node(id, 9000+i*nodes+j))
+			want[name] = append(want[name], id)
+		}
+		register(t, r, service(name, "v1", ns...))
+	}
+	list, err := r.ListServices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list = ours(list, p); len(list) != services {
+		t.Fatalf("ListServices has %d of the %d services registered", len(list), services)
+	}
+	for name, ids := range want {
+		got := get(t, r, name)
+		if len(got) != 1 || !slices.Equal(idsOf(got[0]), ids) {
+			t.Fatalf("GetService(%q) = %s, want nodes %v", name, dump(got...), ids)
+		}
+	}
+	for name, ids := range want {
+		deregister(t, r, ref(name, "v1", ids...))
+	}
+	if list, err = r.ListServices(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if list = ours(list, p); len(list) != 0 {
+		t.Fatalf("after every node was deregistered, ListServices = %s", dump(list...))
+	}
+}
+
+// idsOf returns the node IDs of s, sorted.
+func idsOf(s *registry.Service) []string {
+	var out []string
+	for _, n := range s.Nodes {
+		out = append(out, n.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// testLargeMetadata registers a node with about 4 KiB of metadata. A
+// registry stores it intact, returned as registered by GetService and by
+// a watch, or refuses the registration with an error and keeps nothing of
+// it; it never keeps part of it.
+func testLargeMetadata(t *testing.T, r registry.Registry, o options) {
+	p := prefix(t)
+	name := p + "-svc"
+	ctx := context.Background()
+	w := Watch(t, r, name)
+	n := node(p+"-a", 8001)
+	for i := range 32 {
+		n.Metadata[fmt.Sprintf("key-%02d", i)] = strings.Repeat(string(rune('a'+i%26)), 120)
+	}
+	in := service(name, "v1", n)
+	if err := r.Register(ctx, in, 0); err != nil {
+		if got, gerr := r.GetService(ctx, name); !errors.Is(gerr, registry.ErrNotFound) {
+			t.Fatalf("Register refused the metadata (%v) but GetService = %s, %v; want ErrNotFound", err, dump(got...), gerr)
+		}
+		t.Logf("refused, as a registry may: %v", err)
+		return
+	}
+	got := get(t, r, name)
+	if len(got) != 1 || len(got[0].Nodes) != 1 || !maps.Equal(got[0].Nodes[0].Metadata, n.Metadata) {
+		t.Fatalf("GetService returned %s; want the node's %d metadata entries intact", dump(got...), len(n.Metadata))
+	}
+	res := expect(t, w, p, registry.Create, name, p+"-a")
+	if !maps.Equal(res.Service.Nodes[0].Metadata, n.Metadata) {
+		t.Fatalf("the watch's Create carries metadata %v; want it intact", res.Service.Nodes[0].Metadata)
 	}
 }
 
