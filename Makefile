@@ -1,5 +1,7 @@
 # make demo      build the plugin, check the generated example, then in a private network
 #                namespace run greeter servers found by mDNS under load (see examples/greeter/demo)
+# make demo-cluster  the greeter across hosts (network namespaces) found through etcd, events through
+#                NATS JetStream, with a subscriber and etcd restarted under load (see examples/cluster/demo)
 # make test      every module's tests with -race, formatting, vet, the API size, and protoc checks
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
 # make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
@@ -9,9 +11,9 @@
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
-MODULES := . interop bench conformance plugins/etcd plugins/nats
+MODULES := . interop bench conformance plugins/etcd plugins/nats examples/cluster
 
-.PHONY: all demo test generate plugin bench conformance soak fmt-check vet api-check protoc-check fuzz
+.PHONY: all demo demo-cluster test generate plugin bench conformance soak fmt-check vet api-check protoc-check fuzz
 
 all: test
 
@@ -50,6 +52,15 @@ demo: plugin
 	@command -v ip >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
 	$(GO) run ./examples/greeter/demo
+
+# demo-cluster builds examples/cluster (its own module: embedded etcd and
+# nats-server) outside any namespace, then, under unshare -rn, a data
+# centre and three hosts as network namespaces joined by routed veth links
+# (no bridge, no multicast forwarding), and runs the scenario in them.
+demo-cluster:
+	@command -v ip >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
+	cd examples/cluster && $(GO) run ./demo
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
