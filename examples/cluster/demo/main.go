@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,9 +28,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/protoc-gen-micro/micro/internal/demo"
 )
 
 const (
@@ -49,9 +49,9 @@ func main() {
 	step := flag.Duration("step", 2*time.Second, "load between the demo's events")
 	flag.Parse()
 	if os.Getenv(insideEnv) != "1" {
-		os.Exit(buildAndReexec())
+		os.Exit(demo.Reexec("demo-cluster", binEnv, []string{insideEnv + "=1"}, build))
 	}
-	d := &demo{bin: filepath.Join(os.Getenv(binEnv), "cluster"), step: *step}
+	d := &cluster{bin: filepath.Join(os.Getenv(binEnv), "cluster"), step: *step}
 	t := time.Now()
 	err := d.run()
 	d.stopAll()
@@ -63,40 +63,16 @@ func main() {
 	}
 }
 
-// buildAndReexec builds the cluster program into a temporary folder, then
-// runs this program again in a new user and network namespace.
-func buildAndReexec() int {
-	dir, err := os.MkdirTemp("", "micro-cluster")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo-cluster:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
+// build builds the cluster program into dir.
+func build(dir string) error {
 	fmt.Println("demo-cluster: building examples/cluster (etcd, nats-server, greeter, client, subscriber in one program)")
 	t := time.Now()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "cluster"), "github.com/protoc-gen-micro/micro/examples/cluster")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "demo-cluster: go build: %v: %s", err, out)
-		return 1
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "cluster"), "github.com/protoc-gen-micro/micro/examples/cluster")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v: %s", err, out)
 	}
 	fmt.Printf("demo-cluster: built in %.1fs\n", time.Since(t).Seconds())
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo-cluster:", err)
-		return 1
-	}
-	cmd := exec.Command("unshare", append([]string{"-rn", "--", self}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), insideEnv+"=1", binEnv+"="+dir)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		fmt.Fprintf(os.Stderr, "demo-cluster: cannot create a private network namespace with unshare -rn: %v\n", err)
-		return 1
-	}
-	return 0
+	return nil
 }
 
 // host is a network namespace, kept alive by a holder process (cat, which
@@ -137,67 +113,12 @@ func (h *host) run(lines ...string) error {
 	return nil
 }
 
-// proc is a part of the demo running in a host; its output is echoed with
-// a prefix and kept for waitFor.
-type proc struct {
-	name  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{}
-
-	mu    sync.Mutex
-	lines []string
-	more  chan struct{} // closed and replaced when a line arrives
-}
-
-// waitFor waits until the process prints a line matching re, from its
-// first line on, and returns the submatches.
-func (p *proc) waitFor(re *regexp.Regexp, d time.Duration) ([]string, error) {
-	deadline := time.After(d)
-	for seen := 0; ; {
-		p.mu.Lock()
-		lines, more := p.lines[seen:], p.more
-		seen = len(p.lines)
-		p.mu.Unlock()
-		for _, l := range lines {
-			if m := re.FindStringSubmatch(l); m != nil {
-				return m, nil
-			}
-		}
-		select {
-		case <-more:
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited before printing a line matching %q", p.name, re)
-		case <-deadline:
-			return nil, fmt.Errorf("%s did not print a line matching %q within %v", p.name, re, d)
-		}
-	}
-}
-
-func (p *proc) send(line string) error {
-	_, err := io.WriteString(p.stdin, line+"\n")
-	return err
-}
-
-// stop sends SIGTERM and waits, then SIGKILL.
-func (p *proc) stop() error {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("%s did not exit within 15s of SIGTERM", p.name)
-	}
-}
-
-// demo is the run inside the namespace.
-type demo struct {
+// cluster is the demo's run inside the namespace.
+type cluster struct {
 	bin   string
 	step  time.Duration
 	hosts []*host
-	procs []*proc
+	procs []*demo.Proc
 
 	summary strings.Builder // printed once every process has stopped
 }
@@ -206,7 +127,7 @@ type demo struct {
 // veth pair with a /24 of its own, routed by the data centre. A host sees
 // the data centre's address and, through it, the other hosts' by unicast
 // only: there is no bridge, and multicast forwarding stays off.
-func (d *demo) setUp() (dc *host, hosts []*host, err error) {
+func (d *cluster) setUp() (dc *host, hosts []*host, err error) {
 	if dc, err = newHost("dc"); err != nil {
 		return nil, nil, err
 	}
@@ -242,53 +163,30 @@ func (d *demo) setUp() (dc *host, hosts []*host, err error) {
 }
 
 // start runs the cluster program's part with args in h.
-func (d *demo) start(h *host, name string, args ...string) (*proc, error) {
-	p := &proc{name: name, cmd: h.command(d.bin, args...), done: make(chan struct{}), more: make(chan struct{})}
-	// Should the demo die, nothing it started outlives it (nsenter
-	// executes the part in its place, keeping this).
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p.cmd.Env = append(os.Environ(),
+func (d *cluster) start(h *host, name string, args ...string) (*demo.Proc, error) {
+	cmd := h.command(d.bin, args...)
+	cmd.Env = append(os.Environ(),
 		"MICRO_REGISTRY=etcd", "MICRO_REGISTRY_ADDRESS="+dcAddr+":2379",
 		"MICRO_BROKER=nats", "MICRO_BROKER_ADDRESS=nats://"+dcAddr+":4222")
-	r, w := io.Pipe()
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	stdin, err := p.cmd.StdinPipe()
+	// Should the demo die, nothing it started outlives it (nsenter
+	// executes the part in its place, keeping this).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p, err := demo.Start(name, fmt.Sprintf("%-6s %-10s", h.name, name), cmd)
 	if err != nil {
 		return nil, err
 	}
-	p.stdin = stdin
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
 	d.procs = append(d.procs, p)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			fmt.Printf("  %-6s %-10s | %s\n", h.name, p.name, sc.Text())
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			close(p.more)
-			p.more = make(chan struct{})
-			p.mu.Unlock()
-		}
-		io.Copy(io.Discard, r)
-	}()
-	go func() {
-		p.cmd.Wait()
-		w.Close()
-		close(p.done)
-	}()
 	return p, nil
 }
 
 // stopAll stops every process still running, by PID, the last started
 // first (the data centre last), then the namespaces' holders.
-func (d *demo) stopAll() {
+func (d *cluster) stopAll() {
 	for _, p := range slices.Backward(d.procs) {
 		select {
-		case <-p.done:
+		case <-p.Done():
 		default:
-			p.stop()
+			p.Signal(syscall.SIGTERM, 15*time.Second)
 		}
 	}
 	for _, h := range d.hosts {
@@ -309,11 +207,11 @@ func handled(text string) *regexp.Regexp {
 	return regexp.MustCompile(`handled event \S+: "` + regexp.QuoteMeta(text) + `"`)
 }
 
-func count(p *proc, tag string) (calls, failed int, err error) {
-	if err := p.send("count " + tag); err != nil {
+func count(p *demo.Proc, tag string) (calls, failed int, err error) {
+	if err := p.Send("count " + tag); err != nil {
 		return 0, 0, err
 	}
-	m, err := p.waitFor(regexp.MustCompile(`^count `+tag+` calls=(\d+) failed=(\d+)`), 10*time.Second)
+	m, err := p.WaitFor(regexp.MustCompile(`^count `+tag+` calls=(\d+) failed=(\d+)`), 10*time.Second)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -322,7 +220,7 @@ func count(p *proc, tag string) (calls, failed int, err error) {
 	return calls, failed, nil
 }
 
-func (d *demo) run() error {
+func (d *cluster) run() error {
 	dc, hosts, err := d.setUp()
 	if err != nil {
 		return err
@@ -346,7 +244,7 @@ func (d *demo) run() error {
 	if err != nil {
 		return err
 	}
-	if _, err := dcp.waitFor(reDCReady, 30*time.Second); err != nil {
+	if _, err := dcp.WaitFor(reDCReady, 30*time.Second); err != nil {
 		return err
 	}
 	for i, h := range hosts[:2] {
@@ -355,7 +253,7 @@ func (d *demo) run() error {
 		if err != nil {
 			return err
 		}
-		if _, err := p.waitFor(reServing, 30*time.Second); err != nil {
+		if _, err := p.WaitFor(reServing, 30*time.Second); err != nil {
 			return err
 		}
 	}
@@ -363,7 +261,7 @@ func (d *demo) run() error {
 	if err != nil {
 		return err
 	}
-	if _, err := sub.waitFor(reSubscribed, 30*time.Second); err != nil {
+	if _, err := sub.WaitFor(reSubscribed, 30*time.Second); err != nil {
 		return err
 	}
 	fmt.Println("demo-cluster: the client on host3 knows only the name \"greeter\"; steady load begins")
@@ -372,28 +270,28 @@ func (d *demo) run() error {
 		return err
 	}
 	time.Sleep(d.step)
-	if err := cli.send("publish first-event"); err != nil {
+	if err := cli.Send("publish first-event"); err != nil {
 		return err
 	}
-	if _, err := sub.waitFor(handled("first-event"), 15*time.Second); err != nil {
+	if _, err := sub.WaitFor(handled("first-event"), 15*time.Second); err != nil {
 		return err
 	}
 
 	fmt.Println("demo-cluster: stopping the subscriber, publishing while it is down, starting it again")
-	if err := sub.stop(); err != nil {
+	if err := sub.Signal(syscall.SIGTERM, 15*time.Second); err != nil {
 		return err
 	}
-	if err := cli.send("publish while-you-were-away"); err != nil {
+	if err := cli.Send("publish while-you-were-away"); err != nil {
 		return err
 	}
-	if _, err := cli.waitFor(regexp.MustCompile(`^published while-you-were-away$`), 15*time.Second); err != nil {
+	if _, err := cli.WaitFor(regexp.MustCompile(`^published while-you-were-away$`), 15*time.Second); err != nil {
 		return err
 	}
 	sub2, err := d.start(hosts[2], "auditor", "subscriber", "-instance", "auditor")
 	if err != nil {
 		return err
 	}
-	_, errAway := sub2.waitFor(handled("while-you-were-away"), 20*time.Second)
+	_, errAway := sub2.WaitFor(handled("while-you-were-away"), 20*time.Second)
 	delivered := errAway == nil
 
 	time.Sleep(d.step)
@@ -402,10 +300,10 @@ func (d *demo) run() error {
 	if err != nil {
 		return err
 	}
-	if err := dcp.send("restart-etcd"); err != nil {
+	if err := dcp.Send("restart-etcd"); err != nil {
 		return err
 	}
-	m, err := dcp.waitFor(reRestarted, 40*time.Second)
+	m, err := dcp.WaitFor(reRestarted, 40*time.Second)
 	if err != nil {
 		return err
 	}
@@ -414,10 +312,10 @@ func (d *demo) run() error {
 		return err
 	}
 	time.Sleep(d.step)
-	if err := cli.stop(); err != nil {
+	if err := cli.Signal(syscall.SIGTERM, 15*time.Second); err != nil {
 		return err
 	}
-	sm, err := cli.waitFor(reSummary, 5*time.Second)
+	sm, err := cli.WaitFor(reSummary, 5*time.Second)
 	if err != nil {
 		return err
 	}

@@ -14,21 +14,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/protoc-gen-micro/micro/internal/demo"
 )
 
 const (
@@ -43,7 +42,9 @@ func main() {
 	step := flag.Duration("step", 3*time.Second, "time between the demo's events")
 	flag.Parse()
 	if os.Getenv(insideEnv) != "1" {
-		os.Exit(buildAndReexec())
+		// Build outside the namespace, where the module proxy can be
+		// reached; inside it there is only loopback.
+		os.Exit(demo.Reexec("demo", binEnv, []string{insideEnv + "=1"}, build))
 	}
 	bin := os.Getenv(binEnv)
 	if bin == "" {
@@ -62,39 +63,6 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-// buildAndReexec builds the greeter programs into a temporary folder, then
-// runs this program again in a new user and network namespace, where the
-// only interface is a loopback of our own, to run them.
-func buildAndReexec() int {
-	dir, err := os.MkdirTemp("", "micro-demo")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if err := build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		return 1
-	}
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		return 1
-	}
-	cmd := exec.Command("unshare", append([]string{"-rn", self}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), insideEnv+"=1", binEnv+"="+dir)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		fmt.Fprintf(os.Stderr, "demo: cannot create a private network namespace with unshare -rn (%v); the demo will not send multicast outside one\n", err)
-		return 1
-	}
-	return 0
-}
-
 func setupLoopback() error {
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
@@ -108,79 +76,15 @@ func setupLoopback() error {
 	return nil
 }
 
-// proc is a child process whose output is echoed with a prefix.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	out  []string
+// start runs bin with args, found by mDNS, its output echoed after name.
+func start(name string, bin string, args ...string) (*demo.Proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "MICRO_REGISTRY=mdns")
+	return demo.Start(name, fmt.Sprintf("%-9s", name), cmd)
 }
 
-func start(name string, bin string, args ...string) (*proc, error) {
-	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "MICRO_REGISTRY=mdns")
-	r, w := io.Pipe()
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.out = append(p.out, line)
-			p.mu.Unlock()
-			fmt.Printf("  %-9s | %s\n", p.name, line)
-		}
-	}()
-	go func() {
-		p.cmd.Wait()
-		w.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// waitFor waits until the process printed a line containing s.
-func (p *proc) waitFor(s string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		p.mu.Lock()
-		for _, l := range p.out {
-			if strings.Contains(l, s) {
-				p.mu.Unlock()
-				return nil
-			}
-		}
-		p.mu.Unlock()
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before printing %q", p.name, s)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not print %q within %v", p.name, s, d)
-}
-
-func (p *proc) signal(sig syscall.Signal, wait time.Duration) error {
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(wait):
-		p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("%s did not exit within %v of %v", p.name, wait, sig)
-	}
-}
-
-func (p *proc) lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.out...)
-}
+// printed matches a line containing s.
+func printed(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s)) }
 
 // build builds the greeter server, client and auditor into dir, each named
 // after its folder.
@@ -196,10 +100,10 @@ func build(dir string) error {
 func run(step time.Duration, bin string) error {
 	fmt.Println("demo: in a private network namespace (only lo, multicast routed to it)")
 	serverBin, clientBin, auditorBin := filepath.Join(bin, "server"), filepath.Join(bin, "client"), filepath.Join(bin, "auditor")
-	var servers, auditors []*proc
+	var servers, auditors []*demo.Proc
 	defer func() {
 		for _, s := range append(servers, auditors...) {
-			s.cmd.Process.Kill()
+			s.Cmd.Process.Kill()
 		}
 	}()
 	fmt.Println("demo: starting auditor-1 .. auditor-3, one queue group subscribed to greeter.greeted")
@@ -210,18 +114,19 @@ func run(step time.Duration, bin string) error {
 			return err
 		}
 		auditors = append(auditors, p)
-		if err := p.waitFor("subscribed to", 10*time.Second); err != nil {
+		if _, err := p.WaitFor(printed("subscribed to"), 10*time.Second); err != nil {
 			return err
 		}
 	}
-	startServer := func(i int) (*proc, error) {
+	startServer := func(i int) (*demo.Proc, error) {
 		name := "greeter-" + strconv.Itoa(i)
 		p, err := start(name, serverBin, "-address", "127.0.0.1:0", "-instance", name, "-events")
 		if err != nil {
 			return nil, err
 		}
 		servers = append(servers, p)
-		return p, p.waitFor("serving on", 10*time.Second)
+		_, err = p.WaitFor(printed("serving on"), 10*time.Second)
+		return p, err
 	}
 
 	fmt.Println("demo: starting greeter-1 .. greeter-3; the client knows only the name \"greeter\"")
@@ -234,8 +139,8 @@ func run(step time.Duration, bin string) error {
 	if err != nil {
 		return err
 	}
-	<-calls.done
-	if calls.cmd.ProcessState.ExitCode() != 0 {
+	<-calls.Done()
+	if calls.Cmd.ProcessState.ExitCode() != 0 {
 		return errors.New("the four calls failed")
 	}
 
@@ -252,25 +157,25 @@ func run(step time.Duration, bin string) error {
 	}
 	time.Sleep(step)
 	fmt.Println("demo: stopping greeter-1 gracefully (SIGTERM)")
-	if err := servers[0].signal(syscall.SIGTERM, 15*time.Second); err != nil {
+	if err := servers[0].Signal(syscall.SIGTERM, 15*time.Second); err != nil {
 		return err
 	}
 	time.Sleep(step)
 	fmt.Println("demo: killing greeter-2 (SIGKILL)")
-	servers[1].signal(syscall.SIGKILL, 5*time.Second)
+	servers[1].Signal(syscall.SIGKILL, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), total+30*time.Second)
 	defer cancel()
 	select {
-	case <-loader.done:
+	case <-loader.Done():
 	case <-ctx.Done():
 		return errors.New("the load client did not finish")
 	}
 	for _, s := range append(servers[2:], auditors...) {
-		s.signal(syscall.SIGTERM, 15*time.Second)
+		s.Signal(syscall.SIGTERM, 15*time.Second)
 	}
 	var handled []string
 	for _, a := range auditors {
-		for _, l := range a.lines() {
+		for _, l := range a.Lines() {
 			if strings.Contains(l, "handled event") {
 				handled = append(handled, l)
 			}
@@ -280,7 +185,7 @@ func run(step time.Duration, bin string) error {
 	if len(handled) != 1 {
 		return fmt.Errorf("the event was handled %d times, want exactly once", len(handled))
 	}
-	return summarize(loader.lines())
+	return summarize(loader.Lines())
 }
 
 var (
