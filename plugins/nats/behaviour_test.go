@@ -476,17 +476,17 @@ func TestJetStreamDeadLetter(t *testing.T) {
 	if n := calls.Load(); n != 4 {
 		t.Errorf("handler called %d times, want MaxDeliver(4)", n)
 	}
-	raw, err := func() (*jetstream.RawStreamMsg, error) {
-		st, err := jsOf(t, srv).Stream(context.Background(), deadLetterStream)
-		if err != nil {
-			return nil, err
-		}
-		return st.GetLastMsgForSubject(context.Background(), "dlq.pay.charge")
-	}()
+	// The live subscription may hear the dead letter before the stream has
+	// stored it; a consumer of the stream sees it only once stored.
+	cons, err := jsOf(t, srv).OrderedConsumer(context.Background(), deadLetterStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"dlq.pay.charge"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
 	if err != nil {
 		t.Fatalf("dead letter not stored: %v", err)
 	}
-	if r := raw.Header.Get(hdrReason); r != "card declined (attempt 4)" {
+	if r := raw.Headers().Get(hdrReason); r != "card declined (attempt 4)" {
 		t.Errorf("%s = %q", hdrReason, r)
 	}
 }
@@ -736,5 +736,35 @@ func TestAuth(t *testing.T) {
 			publish(t, b, "secure", "x")
 			next(t, ch)
 		})
+	}
+}
+
+// TestCoreSubscriberAnswersOnlyItsPublishers: a core subscription answers
+// the reply subject only of a publisher requiring subscribers. Someone
+// else's request to the subject, such as a JetStream publish waiting for
+// the stream's PubAck (a dead letter heard live, in the test above), gets
+// no answer from it: once, an empty answer raced the PubAck and made the
+// dead-letter publish fail.
+func TestCoreSubscriberAnswersOnlyItsPublishers(t *testing.T) {
+	leakcheck.Check(t)
+	srv := startServer(t)
+	b := connect(t, srv.url())
+	got, _ := sink(t, b, "req.x", nil)
+	nc, err := natsgo.Connect(srv.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	m := natsgo.NewMsg("req.x")
+	m.Header.Set(hdrID, "other-request")
+	if _, err := nc.RequestMsg(m, 300*time.Millisecond); !errors.Is(err, natsgo.ErrTimeout) {
+		t.Fatalf("a request that did not ask for an answer got %v; want no answer (timeout)", err)
+	}
+	if d := next(t, got); d.msg.ID != "other-request" {
+		t.Fatalf("delivered %q", d.msg.ID)
+	}
+	// A publisher requiring subscribers is answered.
+	if err := b.Publish(context.Background(), "req.x", &broker.Message{Body: []byte("x")}, broker.WithRequireSubscribers()); err != nil {
+		t.Fatalf("Publish requiring subscribers: %v", err)
 	}
 }

@@ -17,7 +17,12 @@ const (
 	hdrTimeout  = "Micro-Timeout" // the publisher's remaining time, decimal nanoseconds
 	hdrMDPrefix = "Micro-Md-"     // + key: one value of the publisher's outgoing metadata
 	hdrReason   = "Micro-Dead-Reason"
-	hdrMsgID    = "Nats-Msg-Id" // JetStream's de-duplication key: the message ID
+	// hdrAnswer asks core subscriptions to answer the message's reply
+	// subject: set only by a publisher requiring subscribers, so that a
+	// subscription never answers someone else's request (a JetStream
+	// publish to the same subject waits for the stream's PubAck there).
+	hdrAnswer = "Micro-Answer"
+	hdrMsgID  = "Nats-Msg-Id" // JetStream's de-duplication key: the message ID
 )
 
 // maxTimeout bounds the timeout a peer can give a handler.

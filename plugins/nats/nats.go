@@ -28,8 +28,9 @@
 // (a flush); nothing waits for the subscribers. Delivery is at most once: a
 // subscription that is not connected when the message passes misses it,
 // and a handler error (or Nack) is logged, not redelivered. With
-// broker.WithRequireSubscribers the message is sent as a request instead:
-// each subscription answers as it receives it, and Publish returns once
+// broker.WithRequireSubscribers the message is sent as a request instead,
+// marked with a Micro-Answer header: each subscription answers such a
+// request (and no other) as it receives it, and Publish returns once
 // one has, or fails with broker.ErrNoSubscribers when the server reports no
 // responders. broker.WithAsync returns once the message is in the
 // connection's buffer.
@@ -349,6 +350,7 @@ func (b *natsBroker) Publish(ctx context.Context, topic string, msg *broker.Mess
 
 func publishCore(ctx context.Context, nc *natsgo.Conn, nm *natsgo.Msg, o *brokerkit.PublishOptions) error {
 	if o.RequireSubscribers {
+		nm.Header.Set(hdrAnswer, "1")
 		_, err := nc.RequestMsgWithContext(ctx, nm)
 		if errors.Is(err, natsgo.ErrNoResponders) {
 			return broker.ErrNoSubscribers

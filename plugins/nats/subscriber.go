@@ -263,7 +263,7 @@ func (s *subscriber) onCore(m *natsgo.Msg) {
 	if !s.admit() {
 		return
 	}
-	if m.Reply != "" { // a publisher requiring subscribers waits for one to answer
+	if m.Reply != "" && m.Header.Get(hdrAnswer) == "1" { // a publisher requiring subscribers waits for one to answer
 		m.Respond(nil)
 	}
 	msg := &broker.Message{ID: w.id, Topic: s.topic, Header: w.header, Body: m.Data, Attempt: 1}
