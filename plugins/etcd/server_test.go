@@ -2,11 +2,13 @@ package etcd_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -17,6 +19,10 @@ type server struct {
 	dir                string
 	clientURL, peerURL url.URL
 	e                  *embed.Etcd
+	// With tlsInfo set, clients must speak TLS and present a certificate
+	// the CA signed; clientTLS is such a client's configuration.
+	tlsInfo   *transport.TLSInfo
+	clientTLS *tls.Config
 }
 
 // freePort returns a loopback port that was free a moment ago.
@@ -32,6 +38,12 @@ func freePort() (int, error) {
 // newServer starts an etcd server on two free loopback ports with its data
 // in dir.
 func newServer(dir string) (*server, error) {
+	return newServerTLS(dir, nil, nil)
+}
+
+// newServerTLS starts an etcd server like newServer that requires mutual
+// TLS with info when it is not nil; clientTLS is what a client presents.
+func newServerTLS(dir string, info *transport.TLSInfo, clientTLS *tls.Config) (*server, error) {
 	cp, err := freePort()
 	if err != nil {
 		return nil, err
@@ -40,10 +52,16 @@ func newServer(dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http"
+	if info != nil {
+		scheme = "https"
+	}
 	s := &server{
 		dir:       dir,
-		clientURL: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", cp)},
+		clientURL: url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cp)},
 		peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pp)},
+		tlsInfo:   info,
+		clientTLS: clientTLS,
 	}
 	return s, s.start()
 }
@@ -63,6 +81,9 @@ func (s *server) start() error {
 	cfg.TickMs = 10
 	cfg.ElectionMs = 100
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	if s.tlsInfo != nil {
+		cfg.ClientTLSInfo = *s.tlsInfo
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return err
@@ -77,7 +98,7 @@ func (s *server) start() error {
 	// The server starts its client handlers after it reports ready; one
 	// request waits for them, so that their goroutines exist before a
 	// test's leak check starts counting.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.addr()}, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.addr()}, DialTimeout: 5 * time.Second, TLS: s.clientTLS})
 	if err != nil {
 		e.Close()
 		return err

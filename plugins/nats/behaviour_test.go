@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/protoc-gen-micro/micro/internal/brokerplugin"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/testcert"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/service"
@@ -767,4 +768,26 @@ func TestCoreSubscriberAnswersOnlyItsPublishers(t *testing.T) {
 	if err := b.Publish(context.Background(), "req.x", &broker.Message{Body: []byte("x")}, broker.WithRequireSubscribers()); err != nil {
 		t.Fatalf("Publish requiring subscribers: %v", err)
 	}
+}
+
+// TestMutualTLS: WithTLSConfig connects to a server that requires TLS and
+// a client certificate; without them the connection is refused.
+func TestMutualTLS(t *testing.T) {
+	leakcheck.Check(t)
+	ca := testcert.NewCA(t)
+	serverCfg := ca.MutualConfig(ca.Issue(t, "nats-server"))
+	srv := &testServer{t: t, dir: t.TempDir(), port: -1, auth: func(o *server.Options) {
+		o.TLSConfig, o.TLS, o.TLSVerify = serverCfg, true, true
+	}}
+	srv.start()
+	t.Cleanup(srv.stop)
+	plain := NewBroker(WithURL(srv.url()), WithConnectTimeout(5*time.Second))
+	if err := plain.Connect(); err == nil {
+		t.Error("Connect without TLS to a server requiring it succeeded")
+	}
+	plain.Disconnect()
+	b := connect(t, srv.url(), WithTLSConfig(ca.MutualConfig(ca.Issue(t, "client"))))
+	ch, _ := sink(t, b, "secure", nil)
+	publish(t, b, "secure", "x")
+	next(t, ch)
 }
