@@ -5,6 +5,7 @@ package brokerkit
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,19 @@ const HeaderContentType = "content-type"
 // ContentTypeOf returns the content-type header value for a codec name:
 // "application/proto", "application/json".
 func ContentTypeOf(codecName string) string { return "application/" + codecName }
+
+// WithContentType returns a message's header h recording codecName (a
+// PublishOptions.ContentType) when h has no content type yet. h is the
+// caller's: a header that needs the entry is copied, never modified.
+func WithContentType(h map[string]string, codecName string) map[string]string {
+	if codecName == "" || h[HeaderContentType] != "" {
+		return h
+	}
+	out := make(map[string]string, len(h)+1)
+	maps.Copy(out, h)
+	out[HeaderContentType] = ContentTypeOf(strings.ToLower(codecName))
+	return out
+}
 
 // CodecOf returns the codec of a body whose content-type header is ct:
 // protobuf when ct is empty.

@@ -91,7 +91,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -317,14 +316,7 @@ func (b *natsBroker) Publish(ctx context.Context, topic string, msg *broker.Mess
 		msg.ID = nuid.Next()
 	}
 	msg.Topic = topic
-	if o.ContentType != "" && msg.Header[brokerkit.HeaderContentType] == "" {
-		h := maps.Clone(msg.Header)
-		if h == nil {
-			h = map[string]string{}
-		}
-		h[brokerkit.HeaderContentType] = brokerkit.ContentTypeOf(strings.ToLower(o.ContentType))
-		msg.Header = h
-	}
+	msg.Header = brokerkit.WithContentType(msg.Header, o.ContentType)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Timeout)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -160,14 +159,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msg *broker.Messa
 		msg.ID = NewID()
 	}
 	msg.Topic = topic
-	if o.ContentType != "" && msg.Header[brokerkit.HeaderContentType] == "" {
-		h := maps.Clone(msg.Header)
-		if h == nil {
-			h = map[string]string{}
-		}
-		h[brokerkit.HeaderContentType] = brokerkit.ContentTypeOf(strings.ToLower(o.ContentType))
-		msg.Header = h
-	}
+	msg.Header = brokerkit.WithContentType(msg.Header, o.ContentType)
 	ts, err := p.cfg.Resolve(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("broker: publish %s to %q: finding subscribers: %w", msg.ID, topic, err)
