@@ -221,3 +221,22 @@ func NewSubscribeOptions[O ~func(*SubscribeOptions)](opts ...O) SubscribeOptions
 	}
 	return o
 }
+
+// CheckSubscribe validates a subscription request, as every broker must:
+// its topic, its handler (nilHandler reports a nil one) and its queue
+// group; it returns the subscription's options.
+func CheckSubscribe[O ~func(*SubscribeOptions)](topic string, nilHandler bool, opts ...O) (SubscribeOptions, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return SubscribeOptions{}, err
+	}
+	if nilHandler {
+		return SubscribeOptions{}, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
+	}
+	o := NewSubscribeOptions(opts...)
+	if o.Queue != "" {
+		if err := ValidateQueue(o.Queue); err != nil {
+			return SubscribeOptions{}, err
+		}
+	}
+	return o, nil
+}

@@ -21,17 +21,9 @@ import (
 // consumer for a topic under a WithJetStream prefix. Before Connect the
 // subscription is recorded and starts with Connect.
 func (b *natsBroker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
-	if err := brokerkit.ValidateTopic(topic); err != nil {
+	o, err := brokerkit.CheckSubscribe(topic, h == nil, opts...)
+	if err != nil {
 		return nil, err
-	}
-	if h == nil {
-		return nil, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
-	}
-	o := brokerkit.NewSubscribeOptions(opts...)
-	if o.Queue != "" {
-		if err := brokerkit.ValidateQueue(o.Queue); err != nil {
-			return nil, err
-		}
 	}
 	s := &subscriber{b: b, topic: topic, h: h, o: o, slots: make(chan struct{}, o.Concurrency)}
 	s.prefix, s.js = b.jsPrefix(topic)

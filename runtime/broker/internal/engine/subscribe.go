@@ -34,17 +34,9 @@ type Subscription struct {
 // Subscribe validates a subscription request, as every broker must, and
 // returns the subscription with a new ID.
 func Subscribe(brokerName, topic string, h broker.Handler, opts []broker.SubscribeOption) (*Subscription, error) {
-	if err := brokerkit.ValidateTopic(topic); err != nil {
+	o, err := brokerkit.CheckSubscribe(topic, h == nil, opts...)
+	if err != nil {
 		return nil, err
-	}
-	if h == nil {
-		return nil, fmt.Errorf("broker: subscribe to %q: nil handler", topic)
-	}
-	o := brokerkit.NewSubscribeOptions(opts...)
-	if o.Queue != "" {
-		if err := brokerkit.ValidateQueue(o.Queue); err != nil {
-			return nil, err
-		}
 	}
 	return NewSubscription(brokerName, NewID(), topic, h, o), nil
 }
