@@ -32,6 +32,9 @@ func NewServer(opts ...Option) Server {
 	for _, opt := range opts {
 		opt.applyToServer(&o)
 	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
 	s := &rpcServer{opts: o}
 	s.methods.Store(&methodTable{})
 	return s
@@ -167,6 +170,7 @@ func (s *rpcServer) Start() error {
 		cfg.NextProtos = []string{"h2"}
 		ln = tls.NewListener(ln, cfg)
 	}
+	log := s.opts.logger
 	s.tr = transport.NewServer(transport.ServerConfig{
 		Handler:              s,
 		MaxRecvMsgSize:       s.opts.maxRecvMsgSize,
@@ -174,7 +178,7 @@ func (s *rpcServer) Start() error {
 		Limits:               transport.Limits(s.opts.limits),
 		SendCompression:      s.opts.sendCompression,
 		ErrorLog: func(msg string, err error) {
-			slog.Debug("micro server: "+msg, "err", err)
+			log.Debug("micro server: "+msg, "err", err)
 		},
 	})
 	s.addr = ln.Addr().String()
@@ -242,7 +246,7 @@ func (s *rpcServer) Serve(st *transport.ServerStream) {
 	h := st.Route.(*methodHandler)
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("micro server: handler panicked", "method", st.Method(), "panic", r, "stack", string(debug.Stack()))
+			s.opts.logger.Error("micro server: handler panicked", "method", st.Method(), "panic", r, "stack", string(debug.Stack()))
 			st.Finish(status.Errorf(status.Internal, "panic in handler %s: %v", st.Method(), r))
 		}
 	}()

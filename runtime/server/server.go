@@ -13,6 +13,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
@@ -129,6 +130,7 @@ type options struct {
 	sendCompression      string
 	gracePeriod          time.Duration
 	interceptors         []interceptor.Interceptor
+	logger               *slog.Logger
 }
 
 // handlerOptions are the settings of one registered service.
@@ -170,6 +172,11 @@ func (i interceptorsOption) applyToHandler(o *handlerOptions) {
 // WithAddress sets the address to listen on; ":0" by default (a free port,
 // all interfaces).
 func WithAddress(addr string) Option { return serverOption(func(o *options) { o.address = addr }) }
+
+// WithLogger sets where the server logs (a handler's panic, and at DEBUG the
+// connections it closed and why); slog.Default() by default. A service
+// gives its server a logger that names the service and node.
+func WithLogger(l *slog.Logger) Option { return serverOption(func(o *options) { o.logger = l }) }
 
 // WithTLSConfig serves TLS with ALPN h2 instead of cleartext HTTP/2 with
 // prior knowledge. For mutual TLS, set ClientCAs and ClientAuth (e.g.

@@ -15,6 +15,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/memory"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
 )
 
 // A setting the service reads from the command line (see WithFlags) and
@@ -124,7 +125,11 @@ func resolve(o *options, environ []string) {
 	if o.registry == nil && o.registryErr == nil {
 		// With its error, New returns a registry that fails every call
 		// with it, so a client-only program is told too.
-		o.registry, o.registryErr = registry.New(registryName(c), c["MICRO_REGISTRY_ADDRESS"])
+		if name := registryName(c); name == "mdns" {
+			o.registry = mdns.NewRegistry(mdns.WithLogger(o.log()))
+		} else {
+			o.registry, o.registryErr = registry.New(name, c["MICRO_REGISTRY_ADDRESS"])
+		}
 		o.created = o.registry
 	}
 	fillDefaults(o)

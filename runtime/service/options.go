@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
+	"log/slog"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/broker"
@@ -46,6 +47,9 @@ type options struct {
 	afterStop        []func() error
 	interceptors     []interceptor.Interceptor
 	flags            *flag.FlagSet // read at Start; see WithFlags
+	logger           *slog.Logger  // as given; see log
+	accessLog        bool
+	nodeID           string        // the service's, copied here for log
 
 	// configErr is what is wrong with the environment or the flags; Start
 	// reports it.
@@ -88,6 +92,27 @@ func fillDefaults(o *options) {
 		o.registerInterval = defaultRegisterInterval
 	}
 }
+
+// log returns the logger of the service and what it makes: the one given
+// with WithLogger, or slog.Default(), naming the service and its node.
+func (o *options) log() *slog.Logger {
+	l := o.logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return l.With("service", o.name, "node", o.name+"-"+o.nodeID)
+}
+
+// WithLogger sets where the service logs, and the server, built-in broker
+// and mDNS registry it creates; slog.Default() by default. Every line
+// names the service and the node.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithAccessLog logs every call the service serves, one line when it ends,
+// through the service's logger (see WithLogger and package accesslog for
+// the attributes). Like WithInterceptors, it must be set before Server is
+// first called.
+func WithAccessLog() Option { return func(o *options) { o.accessLog = true } }
 
 // WithName sets the name clients call the service by. Required.
 func WithName(n string) Option { return func(o *options) { o.name = n } }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/advertise"
 	"github.com/protoc-gen-micro/micro/internal/chain"
+	"github.com/protoc-gen-micro/micro/runtime/accesslog"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/client"
@@ -79,11 +80,13 @@ type Service interface {
 // NewService returns a service configured by opts. It creates neither the
 // server nor the client; Server, Client and Start do, when first needed.
 func NewService(opts ...Option) Service {
-	return &service{
+	s := &service{
 		opts:   newOptions(opts...),
 		nodeID: newUUID(),
 		done:   make(chan struct{}),
 	}
+	s.opts.nodeID = s.nodeID
+	return s
 }
 
 type service struct {
@@ -126,6 +129,7 @@ type built struct {
 	registry     registry.Registry
 	tls          *tls.Config
 	interceptors int
+	accessLog    bool
 }
 
 // running is what Start set up and Stop tears down.
@@ -169,11 +173,16 @@ func (s *service) Server() server.Server {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	srv := s.rawServerLocked()
-	if len(s.opts.interceptors) == 0 {
+	ics := s.opts.interceptors
+	if s.opts.accessLog {
+		// Outermost, so that the duration includes the other interceptors.
+		ics = append([]interceptor.Interceptor{accesslog.Server(s.opts.log())}, ics...)
+	}
+	if len(ics) == 0 {
 		return srv
 	}
 	if s.userSrv == nil {
-		s.userSrv = &interceptedServer{srv, server.WithInterceptors(s.opts.interceptors...)}
+		s.userSrv = &interceptedServer{srv, server.WithInterceptors(ics...)}
 	}
 	return s.userSrv
 }
@@ -187,7 +196,7 @@ func (s *service) rawServerLocked() server.Server {
 		return s.opts.server
 	}
 	if s.srv == nil {
-		var opts []server.Option
+		opts := []server.Option{server.WithLogger(s.opts.log())}
 		if s.opts.address != "" {
 			opts = append(opts, server.WithAddress(s.opts.address))
 		}
@@ -244,7 +253,7 @@ func (s *service) markBuiltLocked() {
 
 // builtOf is what of o shapes the server, the client and their wrappers.
 func builtOf(o *options) built {
-	return built{address: o.address, registry: o.registry, tls: o.tlsConfig, interceptors: len(o.interceptors)}
+	return built{address: o.address, registry: o.registry, tls: o.tlsConfig, interceptors: len(o.interceptors), accessLog: o.accessLog}
 }
 
 func (s *service) Broker() broker.Broker {
@@ -261,7 +270,8 @@ func (s *service) Broker() broker.Broker {
 	// The built-in broker's deliveries are the service's plumbing, not its
 	// calls: they use the server and client without the interceptors.
 	s.brk = direct.NewBroker(direct.WithRegistry(s.opts.registry),
-		direct.WithServer(s.rawServerLocked()), direct.WithClient(s.rawClientLocked()))
+		direct.WithServer(s.rawServerLocked()), direct.WithClient(s.rawClientLocked()),
+		direct.WithLogger(s.opts.log()))
 	return s.brk
 }
 
@@ -282,7 +292,7 @@ func (s *service) checkLocked() error {
 	case o.name == "":
 		return errors.New("service: no name (use service.WithName or MICRO_SERVER_NAME)")
 	case s.builtWith != nil && *s.builtWith != builtOf(o):
-		return errors.New("service: WithAddress, WithRegistry, WithTLSConfig or WithInterceptors set after Server, Client or Broker was first called")
+		return errors.New("service: WithAddress, WithRegistry, WithTLSConfig, WithInterceptors or WithAccessLog set after Server, Client or Broker was first called")
 	}
 	return nil
 }
@@ -364,12 +374,10 @@ func (s *service) Start() error {
 			return errors.Join(err, deregister(o.ctx, r.registry, r.service), srv.Stop())
 		}
 	}
-	go s.refresh(o.ctx, r, o.registerTTL, o.registerInterval)
+	go s.refresh(o.ctx, o.log(), r, o.registerTTL, o.registerInterval)
 	s.run, s.state = r, started
 	node := r.service.Nodes[0]
-	slog.Info("service started",
-		"service", o.name, "version", o.version,
-		"node", node.ID, "address", node.Address, "listen", srv.Address(),
+	o.log().Info("service started", "version", o.version, "address", node.Address, "listen", srv.Address(),
 		"registry", r.registry.String(), "endpoints", len(r.service.Endpoints))
 
 	for _, hook := range o.afterStart {
@@ -467,7 +475,7 @@ func (s *service) stopLocked(o options, hooks bool) error {
 	for _, err := range s.closeClientAndRegistry(o) {
 		keep(err)
 	}
-	slog.Info("service stopped", "service", o.name, "node", r.service.Nodes[0].ID)
+	o.log().Info("service stopped")
 	if hooks {
 		for _, hook := range o.afterStop {
 			keep(hook())
@@ -495,7 +503,7 @@ func (s *service) Run() error {
 		// Restore the default handling: a second signal ends the process
 		// at once instead of waiting for the graceful stop.
 		stopSignals()
-		slog.Info("service stopping", "service", o.name, "reason", context.Cause(ctx))
+		o.log().Info("service stopping", "reason", context.Cause(ctx))
 		return s.Stop()
 	case <-s.done:
 		return nil // stopped by Stop, which reported its own error
@@ -503,7 +511,7 @@ func (s *service) Run() error {
 }
 
 // refresh re-registers every interval until r.stop is closed.
-func (s *service) refresh(ctx context.Context, r *running, ttl, interval time.Duration) {
+func (s *service) refresh(ctx context.Context, log *slog.Logger, r *running, ttl, interval time.Duration) {
 	defer close(r.stopped)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -513,8 +521,7 @@ func (s *service) refresh(ctx context.Context, r *running, ttl, interval time.Du
 			return
 		case <-t.C:
 			if err := register(ctx, r.registry, r.service, ttl); err != nil {
-				slog.Warn("service: refreshing registration failed",
-					"service", r.service.Name, "registry", r.registry.String(), "error", err)
+				log.Warn("service: refreshing registration failed", "registry", r.registry.String(), "error", err)
 			}
 		}
 	}

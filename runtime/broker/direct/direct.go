@@ -122,13 +122,18 @@ func NewBroker(opts ...Option) broker.Broker {
 	if o.registry == nil {
 		o.registry = memory.NewRegistry()
 	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	o.logger = o.logger.With("broker", "direct")
 	b := &directBroker{opts: o, cli: o.client, subs: map[string]*subscriber{}}
 	if b.cli == nil {
 		b.cli = client.NewClient()
 	}
-	b.topics = newTopics(cache.Shared(o.registry))
+	b.topics = newTopics(cache.Shared(o.registry), o.logger)
 	b.pub = engine.NewPublisher(engine.Config{
 		Name:     "direct",
+		Log:      o.logger,
 		Link:     link{svc: brokerpb.NewBrokerService("micro.broker", b.cli)},
 		Resolve:  b.topics.targets,
 		Strategy: selector.LeastRequest,
@@ -257,7 +262,7 @@ func (b *directBroker) Publish(ctx context.Context, topic string, msg *broker.Me
 // subscription is registered before Subscribe returns; publishers see it
 // as soon as their registry watch does.
 func (b *directBroker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
-	sub, err := engine.Subscribe("direct", topic, h, opts)
+	sub, err := engine.Subscribe(b.opts.logger, topic, h, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +341,7 @@ func (b *directBroker) refresh(stop, stopped chan struct{}) {
 		b.mu.Unlock()
 		for _, s := range subs {
 			if err := b.register(s); err != nil {
-				slog.Warn("broker/direct: refreshing a registration failed", "topic", s.sub.Topic, "subscription", s.sub.ID, "err", err)
+				b.opts.logger.Warn("broker/direct: refreshing a registration failed", "topic", s.sub.Topic, "subscription", s.sub.ID, "err", err)
 			}
 		}
 	}

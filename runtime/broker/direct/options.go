@@ -1,6 +1,7 @@
 package direct
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/client"
@@ -28,6 +29,7 @@ type options struct {
 	registerTTL      time.Duration
 	registerInterval time.Duration
 	maxAsync         int
+	logger           *slog.Logger
 }
 
 // WithRegistry sets where subscriptions are registered and found: the
@@ -53,6 +55,11 @@ func WithAddress(addr string) Option { return func(o *options) { o.address = add
 // WithAdvertise sets the address registered for the broker's subscriptions,
 // instead of one derived from the server's listen address.
 func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
+
+// WithLogger sets where the broker logs; slog.Default() by default. A
+// service gives its built-in broker a logger that names the service and
+// node.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithMaxAsync sets the number of asynchronous slots (8192 by default). An
 // asynchronous publication in flight holds one slot per 8 KiB of body,

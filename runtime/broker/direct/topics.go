@@ -20,6 +20,7 @@ import (
 // that snapshot changes.
 type topics struct {
 	cache *cache.Cache // the registry's shared cache; closed with the broker
+	log   *slog.Logger
 
 	views cowmap.Map[string, *topicView] // by topic
 }
@@ -30,8 +31,8 @@ type topicView struct {
 	told    atomic.Bool // the log has said the topic had no subscriber
 }
 
-func newTopics(c *cache.Cache) *topics {
-	return &topics{cache: c}
+func newTopics(c *cache.Cache, log *slog.Logger) *topics {
+	return &topics{cache: c, log: log}
 }
 
 // targets returns the subscriptions of topic.
@@ -65,7 +66,7 @@ func (t *topics) logNoSubscriber(topic string, snap *cache.Snapshot) {
 		}
 		attrs = append(attrs, "hint", "publishers and subscribers find each other only through the same registry (MICRO_REGISTRY)")
 	}
-	slog.Info("broker/direct: no subscriber found for topic; messages published to it are dropped", attrs...)
+	t.log.Info("broker/direct: no subscriber found for topic; messages published to it are dropped", attrs...)
 }
 
 // buildTargets derives a topic's Targets from its snapshot, carrying over

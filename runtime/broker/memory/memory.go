@@ -13,6 +13,7 @@ package memory
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,7 @@ func WithMaxAsync(n int) Option { return func(o *options) { o.maxAsync = n } }
 type memBroker struct {
 	bus *Bus
 	pub *engine.Publisher
+	log *slog.Logger
 
 	mu    sync.Mutex
 	state state
@@ -129,9 +131,10 @@ func NewBroker(opts ...Option) broker.Broker {
 	if o.bus == nil {
 		o.bus = NewBus()
 	}
-	b := &memBroker{bus: o.bus, subs: map[*subscriber]struct{}{}}
+	b := &memBroker{bus: o.bus, subs: map[*subscriber]struct{}{}, log: slog.Default().With("broker", "memory")}
 	b.pub = engine.NewPublisher(engine.Config{
 		Name:     "memory",
+		Log:      b.log,
 		Link:     link{},
 		Resolve:  o.bus.targets,
 		Strategy: selector.LeastRequest,
@@ -190,7 +193,7 @@ func (b *memBroker) Publish(ctx context.Context, topic string, msg *broker.Messa
 // Subscribe implements broker.Broker. The subscription receives messages
 // once the broker is connected.
 func (b *memBroker) Subscribe(topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
-	sub, err := engine.Subscribe("memory", topic, h, opts)
+	sub, err := engine.Subscribe(b.log, topic, h, opts)
 	if err != nil {
 		return nil, err
 	}

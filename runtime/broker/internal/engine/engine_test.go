@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -240,7 +241,7 @@ func TestNewID(t *testing.T) {
 // order, turns handler errors and panics into refusals, and refuses
 // everything once closed.
 func TestSubscriptionDeliver(t *testing.T) {
-	s := NewSubscription("test", "s", "t", func(ctx context.Context, m *broker.Message) error {
+	s := NewSubscription(slog.Default(), "s", "t", func(ctx context.Context, m *broker.Message) error {
 		switch string(m.Body) {
 		case "fail":
 			return errors.New("boom")

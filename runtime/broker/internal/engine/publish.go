@@ -59,8 +59,11 @@ type Outgoing struct {
 
 // Config configures a Publisher.
 type Config struct {
-	// Name names the broker in logs.
+	// Name names the broker.
 	Name string
+	// Log is where the publisher logs; slog.Default() when nil. A broker
+	// gives one that names it.
+	Log *slog.Logger
 	// Link carries messages.
 	Link Link
 	// Resolve returns a topic's subscriptions. It is called on every
@@ -107,6 +110,9 @@ type Publisher struct {
 func NewPublisher(cfg Config) *Publisher {
 	if cfg.MaxAsync <= 0 {
 		cfg.MaxAsync = DefaultMaxAsync
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default().With("broker", cfg.Name)
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
@@ -168,7 +174,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msg *broker.Messa
 	n := ts.Len()
 	if n == 0 {
 		p.noSubscribers.Add(1)
-		slog.Debug("broker: published to a topic without subscribers", "broker", p.cfg.Name, "topic", topic, "id", msg.ID)
+		p.cfg.Log.Debug("broker: published to a topic without subscribers", "topic", topic, "id", msg.ID)
 		if o.RequireSubscribers {
 			return fmt.Errorf("broker: publish %s to %q: %w", msg.ID, topic, broker.ErrNoSubscribers)
 		}
@@ -385,7 +391,7 @@ func (pub *publication) finished() {
 		if pub.o.onError != nil {
 			pub.o.onError(err)
 		} else {
-			slog.Warn("broker: asynchronous publication not acknowledged", "broker", pub.p.cfg.Name, "topic", pub.msg.Topic, "id", pub.msg.ID, "err", err)
+			pub.p.cfg.Log.Warn("broker: asynchronous publication not acknowledged", "topic", pub.msg.Topic, "id", pub.msg.ID, "err", err)
 		}
 	}
 	p, slots := pub.p, pub.slots

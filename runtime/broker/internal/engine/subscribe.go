@@ -22,7 +22,7 @@ type Subscription struct {
 	ID, Topic string
 	Opts      brokerkit.SubscribeOptions
 	handler   broker.Handler
-	broker    string        // for logs
+	log       *slog.Logger
 	slots     chan struct{} // one token per running handler call
 
 	mu       sync.Mutex
@@ -33,17 +33,17 @@ type Subscription struct {
 
 // Subscribe validates a subscription request, as every broker must, and
 // returns the subscription with a new ID.
-func Subscribe(brokerName, topic string, h broker.Handler, opts []broker.SubscribeOption) (*Subscription, error) {
+func Subscribe(log *slog.Logger, topic string, h broker.Handler, opts []broker.SubscribeOption) (*Subscription, error) {
 	o, err := brokerkit.CheckSubscribe(topic, h == nil, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return NewSubscription(brokerName, NewID(), topic, h, o), nil
+	return NewSubscription(log, NewID(), topic, h, o), nil
 }
 
 // NewSubscription returns a subscription of h to topic.
-func NewSubscription(brokerName, id, topic string, h broker.Handler, o brokerkit.SubscribeOptions) *Subscription {
-	return &Subscription{ID: id, Topic: topic, Opts: o, handler: h, broker: brokerName, slots: make(chan struct{}, o.Concurrency)}
+func NewSubscription(log *slog.Logger, id, topic string, h broker.Handler, o brokerkit.SubscribeOptions) *Subscription {
+	return &Subscription{ID: id, Topic: topic, Opts: o, handler: h, log: log, slots: make(chan struct{}, o.Concurrency)}
 }
 
 // Inbound is a delivered message with what travelled with it, and its
@@ -181,7 +181,7 @@ func (s *Subscription) deliverManual(base context.Context, in []Inbound) {
 func (s *Subscription) call(ctx context.Context, msg *broker.Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("broker: handler panicked", "broker", s.broker, "topic", s.Topic, "id", msg.ID, "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("broker: handler panicked", "topic", s.Topic, "id", msg.ID, "panic", r, "stack", string(debug.Stack()))
 			err = &NackError{Err: fmt.Errorf("panic: %v", r)}
 		}
 	}()
