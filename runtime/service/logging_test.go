@@ -46,7 +46,9 @@ func (l *jsonLog) records(t *testing.T) []map[string]any {
 }
 
 // panicky panics in SayHello when asked to.
-type panicky struct{ greeterpb.UnimplementedGreeterHandler }
+type panicky struct {
+	greeterpb.UnimplementedGreeterHandler
+}
 
 func (panicky) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
 	if in.Name == "panic" {

@@ -49,7 +49,7 @@ type options struct {
 	flags            *flag.FlagSet // read at Start; see WithFlags
 	logger           *slog.Logger  // as given; see log
 	accessLog        bool
-	nodeID           string        // the service's, copied here for log
+	nodeID           string // the service's, copied here for log
 
 	// configErr is what is wrong with the environment or the flags; Start
 	// reports it.
