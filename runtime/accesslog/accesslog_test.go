@@ -1,14 +1,11 @@
 package accesslog_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,41 +13,12 @@ import (
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/logtest"
 	"github.com/protoc-gen-micro/micro/runtime/accesslog"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 )
-
-// lines is a slog JSON handler's output, read back line by line.
-type lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lines) records(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // byMethod returns the one record of method, failing the test unless
 // there is exactly one.
@@ -127,9 +95,9 @@ func (greeter) Chat(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) 
 // a client and a server that both log, and checks each line.
 func TestAccessLog(t *testing.T) {
 	leakcheck.Check(t)
-	var srvLog, cliLog lines
+	var srvLog, cliLog logtest.Recorder
 	srv := server.NewServer(server.WithAddress("127.0.0.1:0"),
-		server.WithInterceptors(accesslog.Server(slog.New(slog.NewJSONHandler(&srvLog, nil)))))
+		server.WithInterceptors(accesslog.Server(srvLog.Logger(slog.LevelInfo))))
 	if err := greeterpb.RegisterGreeterHandler(srv, greeter{}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +105,7 @@ func TestAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	cli := client.NewClient(client.WithInterceptors(accesslog.Client(slog.New(slog.NewJSONHandler(&cliLog, nil)))))
+	cli := client.NewClient(client.WithInterceptors(accesslog.Client(cliLog.Logger(slog.LevelInfo))))
 	defer cli.Close()
 	g := greeterpb.NewGreeterService("greeter", cli)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -198,8 +166,8 @@ func TestAccessLog(t *testing.T) {
 	}
 
 	reqBytes, rspBytes := float64(proto.Size(req)), float64(proto.Size(rsp))
-	for side, l := range map[string]*lines{"server": &srvLog, "client": &cliLog} {
-		recs := l.records(t)
+	for side, l := range map[string]*logtest.Recorder{"server": &srvLog, "client": &cliLog} {
+		recs := l.Records(t)
 		if len(recs) != 6 {
 			t.Fatalf("%s logged %d lines, want 6: %v", side, len(recs), recs)
 		}
@@ -221,7 +189,7 @@ func TestAccessLog(t *testing.T) {
 			}
 		}
 		recs = recs[:0:0]
-		for _, r := range l.records(t) {
+		for _, r := range l.Records(t) {
 			if r["code"] == "OK" || r["method"] != "/greeter.v1.Greeter/SayHello" {
 				recs = append(recs, r)
 			}
@@ -246,7 +214,7 @@ func TestAccessLog(t *testing.T) {
 		check("Chat", map[string]any{"code": "OK", "requests": float64(1), "responses": float64(1), "request_bytes": reqBytes, "response_bytes": rspBytes})
 
 		var failed []map[string]any
-		for _, r := range l.records(t) {
+		for _, r := range l.Records(t) {
 			if r["code"] != "OK" {
 				failed = append(failed, r)
 			}
@@ -267,8 +235,8 @@ func TestAccessLog(t *testing.T) {
 // a call ending in a server fault is logged at ERROR even then.
 func TestAccessLogLevel(t *testing.T) {
 	leakcheck.Check(t)
-	var out lines
-	l := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var out logtest.Recorder
+	l := out.Logger(slog.LevelWarn)
 	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithInterceptors(accesslog.Server(l)))
 	if err := greeterpb.RegisterGreeterHandler(srv, greeter{}); err != nil {
 		t.Fatal(err)
@@ -288,7 +256,7 @@ func TestAccessLogLevel(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	recs := out.records(t)
+	recs := out.Records(t)
 	if len(recs) != 1 || recs[0]["code"] != "Internal" || recs[0]["level"] != "ERROR" {
 		t.Fatalf("at WARN, logged %v; want only the Internal failure", recs)
 	}

@@ -1,49 +1,19 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/logtest"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/service"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 )
-
-// jsonLog is what a slog JSON handler wrote, read back as records.
-type jsonLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *jsonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *jsonLog) records(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // panicky panics in SayHello when asked to.
 type panicky struct {
@@ -64,11 +34,11 @@ func (panicky) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *gr
 // registered.
 func TestLogLinesNameServiceAndNode(t *testing.T) {
 	leakcheck.Check(t)
-	var out jsonLog
+	var out logtest.Recorder
 	reg := memory.NewRegistry()
 	svc := service.NewService(service.WithName("greeter"), service.WithAddress("127.0.0.1:0"),
 		service.WithSignal(false), service.WithRegistry(reg), service.WithAccessLog(),
-		service.WithLogger(slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		service.WithLogger(out.Logger(slog.LevelDebug)))
 	if err := greeterpb.RegisterGreeterHandler(svc.Server(), panicky{}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +71,7 @@ func TestLogLinesNameServiceAndNode(t *testing.T) {
 		"broker/direct: no subscriber found for topic; messages published to it are dropped": false,
 		"service stopped": false,
 	}
-	for _, r := range out.records(t) {
+	for _, r := range out.Records(t) {
 		if r["service"] != "greeter" || r["node"] != node {
 			t.Errorf("line %v does not name service greeter and node %s", r, node)
 		}
