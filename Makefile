@@ -11,7 +11,7 @@
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
-MODULES := . interop bench conformance plugins/etcd plugins/nats examples/cluster
+MODULES := . interop bench conformance plugins/etcd plugins/nats examples/cluster otel
 
 .PHONY: all demo demo-cluster test generate plugin bench conformance soak fmt-check vet api-check protoc-check fuzz
 
