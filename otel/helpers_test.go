@@ -18,6 +18,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	otelmicro "github.com/protoc-gen-micro/micro/otel"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/memory"
 	"github.com/protoc-gen-micro/micro/runtime/service"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -209,7 +210,12 @@ func (g *testGreeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatHan
 // service, both found in an in-memory registry.
 func startGreeter(t *testing.T, tel *telemetry) (service.Service, greeterpb.GreeterService) {
 	t.Helper()
-	reg := memory.NewRegistry()
+	return startGreeterIn(t, tel, memory.NewRegistry())
+}
+
+// startGreeterIn is startGreeter with the registry reg.
+func startGreeterIn(t *testing.T, tel *telemetry, reg registry.Registry) (service.Service, greeterpb.GreeterService) {
+	t.Helper()
 	srv := service.NewService(service.WithName("greeter"), service.WithAddress("127.0.0.1:0"),
 		service.WithRegistry(reg), service.WithSignal(false), otelmicro.Instrument(tel.opts...))
 	g := &testGreeter{relay: greeterpb.NewGreeterService("greeter", srv.Client())}
