@@ -4,7 +4,7 @@
 #                NATS JetStream, with a subscriber and etcd restarted under load (see examples/cluster/demo)
 # make test      every module's tests with -race, formatting, vet, the API size, and protoc checks
 # make generate  regenerate the example (with protoc when installed, in-process otherwise)
-# make bench     benchmarks against grpc-go and connect-go (see bench/README.md)
+# make bench     benchmarks against grpc-go and connect-go (see bench/README.md), and the cost of otel/
 # make fuzz      every fuzz target for FUZZTIME each (5s in make test; e.g. FUZZTIME=10m)
 # make conformance  connectrpc's conformance suite against our server and client (see conformance/doc.go)
 # make soak      ten minutes of mixed load with attacks taking turns (see internal/soak; make test runs 20 s)
@@ -155,3 +155,4 @@ bench:
 		echo "bench: could not install h2load; using the Go load generator"
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 1 -benchtime 2s . | $(GO) run ./cmd/benchratio
 	cd bench && $(GO) run ./cmd/compare
+	cd otel && $(GO) test -run '^$$' -bench . -benchmem -count 3 .

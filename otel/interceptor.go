@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/semconv/v1.37.0/rpcconv"
@@ -45,67 +46,71 @@ func ServerInterceptor(opts ...Option) interceptor.Interceptor {
 const maxCode = status.Unauthenticated
 
 // method is what a side knows of one method, computed once: the span name
-// and attributes, and the metric attribute set for each status code, so
+// and start options, and the metric attributes for each status code, so
 // that a call allocates none of them.
 type method struct {
 	name  string
+	start []trace.SpanStartOption
+	// rec holds, for each status code, the option recording a
+	// measurement with the method's attributes and the code.
+	rec   [maxCode + 1][]metric.RecordOption
 	attrs []attribute.KeyValue
-	sets  [maxCode + 1]attribute.Set
 	// streamsRsp says the server may send many responses.
 	streamsRsp bool
 }
 
 // methods caches each *spec.Method's method: a client wraps per call.
-type methods struct{ m sync.Map }
+type methods struct {
+	kind trace.SpanKind
+	m    sync.Map
+}
 
 func (ms *methods) get(m *spec.Method) *method {
 	if v, ok := ms.m.Load(m); ok {
 		return v.(*method)
 	}
+	attrs := []attribute.KeyValue{semconv.RPCSystemGRPC, semconv.RPCService(m.Service), semconv.RPCMethod(m.Name)}
 	st := &method{
 		name:       m.Service + "/" + m.Name,
-		attrs:      []attribute.KeyValue{semconv.RPCSystemGRPC, semconv.RPCService(m.Service), semconv.RPCMethod(m.Name)},
+		start:      []trace.SpanStartOption{trace.WithSpanKind(ms.kind), trace.WithAttributes(attrs...)},
+		attrs:      attrs,
 		streamsRsp: m.StreamType == spec.ServerStream || m.StreamType == spec.BidiStream,
 	}
-	for c := range st.sets {
-		st.sets[c] = attribute.NewSet(append(st.attrs[:len(st.attrs):len(st.attrs)], semconv.RPCGRPCStatusCodeKey.Int(c))...)
+	for c := range st.rec {
+		st.rec[c] = st.recordOptions(status.Code(c))
 	}
 	v, _ := ms.m.LoadOrStore(m, st)
 	return v.(*method)
 }
 
-func (st *method) set(code status.Code) attribute.Set {
-	if code <= maxCode {
-		return st.sets[code]
-	}
-	return attribute.NewSet(append(st.attrs[:len(st.attrs):len(st.attrs)], semconv.RPCGRPCStatusCodeKey.Int(int(code)))...)
+func (st *method) recordOptions(c status.Code) []metric.RecordOption {
+	set := attribute.NewSet(append(st.attrs[:len(st.attrs):len(st.attrs)], semconv.RPCGRPCStatusCodeKey.Int(int(c)))...)
+	return []metric.RecordOption{metric.WithAttributeSet(set)}
 }
 
-// instruments are one side's metrics.
+func (st *method) record(c status.Code) []metric.RecordOption {
+	if c <= maxCode {
+		return st.rec[c]
+	}
+	return st.recordOptions(c)
+}
+
+// instruments are one side's metrics, named as semconv's rpcconv names
+// them; they record with options made once per method and code, as
+// rpcconv's own Record methods allocate an option per measurement.
 type instruments struct {
-	duration interface {
-		RecordSet(context.Context, float64, attribute.Set)
-	}
-	reqSize interface {
-		RecordSet(context.Context, int64, attribute.Set)
-	}
-	rspSize interface {
-		RecordSet(context.Context, int64, attribute.Set)
-	}
-	reqsPerCall interface {
-		RecordSet(context.Context, int64, attribute.Set)
-	}
-	rspsPerCall interface {
-		RecordSet(context.Context, int64, attribute.Set)
-	}
+	duration     metric.Float64Histogram
+	reqSize      metric.Int64Histogram
+	rspSize      metric.Int64Histogram
+	reqsPerCall  metric.Int64Histogram
+	rspsPerCall  metric.Int64Histogram
 	methods      methods
 	tracer       trace.Tracer
 	prop         propagation.TextMapPropagator
-	kind         trace.SpanKind
 	serverFaults bool // only server-fault codes make a span's status Error
 }
 
-// otel.Handle reports instrument errors; a failed instrument is a no-op.
+// A failed instrument is a no-op; the meter provider reports why.
 func newClientSide(c *config) *clientSide {
 	m := c.meter()
 	d, _ := rpcconv.NewClientDuration(m)
@@ -113,8 +118,8 @@ func newClientSide(c *config) *clientSide {
 	rs, _ := rpcconv.NewClientResponseSize(m)
 	rqn, _ := rpcconv.NewClientRequestsPerRPC(m)
 	rsn, _ := rpcconv.NewClientResponsesPerRPC(m)
-	return &clientSide{instruments{duration: d, reqSize: rq, rspSize: rs, reqsPerCall: rqn, rspsPerCall: rsn,
-		tracer: c.tracer(), prop: c.prop, kind: trace.SpanKindClient}}
+	return &clientSide{instruments{duration: d.Inst(), reqSize: rq.Inst(), rspSize: rs.Inst(), reqsPerCall: rqn.Inst(), rspsPerCall: rsn.Inst(),
+		methods: methods{kind: trace.SpanKindClient}, tracer: c.tracer(), prop: c.prop}}
 }
 
 func newServerSide(c *config, mark bool) *serverSide {
@@ -124,8 +129,8 @@ func newServerSide(c *config, mark bool) *serverSide {
 	rs, _ := rpcconv.NewServerResponseSize(m)
 	rqn, _ := rpcconv.NewServerRequestsPerRPC(m)
 	rsn, _ := rpcconv.NewServerResponsesPerRPC(m)
-	return &serverSide{instruments{duration: d, reqSize: rq, rspSize: rs, reqsPerCall: rqn, rspsPerCall: rsn,
-		tracer: c.tracer(), prop: c.prop, kind: trace.SpanKindServer, serverFaults: true}, mark}
+	return &serverSide{instruments{duration: d.Inst(), reqSize: rq.Inst(), rspSize: rs.Inst(), reqsPerCall: rqn.Inst(), rspsPerCall: rsn.Inst(),
+		methods: methods{kind: trace.SpanKindServer}, tracer: c.tracer(), prop: c.prop, serverFaults: true}, mark}
 }
 
 // call is one call in progress.
@@ -144,10 +149,10 @@ func (c *call) end(ctx context.Context, err error, reqs, rsps int64) {
 	if code != status.OK && (!c.in.serverFaults || serverFault(code)) {
 		c.span.SetStatus(codes.Error, status.Convert(err).Message())
 	}
-	set := c.st.set(code)
-	c.in.duration.RecordSet(ctx, float64(time.Since(c.start))/float64(time.Millisecond), set)
-	c.in.reqsPerCall.RecordSet(ctx, reqs, set)
-	c.in.rspsPerCall.RecordSet(ctx, rsps, set)
+	rec := c.st.record(code)
+	c.in.duration.Record(ctx, float64(time.Since(c.start))/float64(time.Millisecond), rec...)
+	c.in.reqsPerCall.Record(ctx, reqs, rec...)
+	c.in.rspsPerCall.Record(ctx, rsps, rec...)
 	c.span.End()
 }
 
@@ -171,39 +176,38 @@ func size(m any) int64 {
 	return -1
 }
 
-func (in *instruments) recordSize(ctx context.Context, h interface {
-	RecordSet(context.Context, int64, attribute.Set)
-}, st *method, m any) {
+// recordSize records the size of m in h. Sizes are recorded as the call
+// goes, before its status is known, so with status OK.
+func recordSize(ctx context.Context, h metric.Int64Histogram, st *method, m any) {
 	if n := size(m); n >= 0 {
-		// Sizes are recorded as the call goes, before its status is known.
-		h.RecordSet(ctx, n, st.sets[status.OK])
+		h.Record(ctx, n, st.rec[status.OK]...)
 	}
 }
 
 // clientSide is the client's interceptor.
 type clientSide struct{ instruments }
 
-func (c *clientSide) begin(ctx context.Context, m *spec.Method) (context.Context, *call) {
+func (c *clientSide) begin(ctx context.Context, m *spec.Method) (context.Context, call) {
 	st := c.methods.get(m)
 	start := time.Now()
-	ctx, span := c.tracer.Start(ctx, st.name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(st.attrs...), trace.WithTimestamp(start))
+	ctx, span := c.tracer.Start(ctx, st.name, st.start...)
 	var carrier outgoing
 	c.prop.Inject(ctx, &carrier)
 	if len(carrier) > 0 {
 		ctx = metadata.AppendToOutgoingContext(ctx, carrier...)
 	}
-	return ctx, &call{in: &c.instruments, st: st, span: span, start: start}
+	return ctx, call{in: &c.instruments, st: st, span: span, start: start}
 }
 
 func (c *clientSide) WrapUnary(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
 	return func(ctx context.Context, req, rsp any) error {
 		ctx, cl := c.begin(ctx, m)
-		c.recordSize(ctx, c.reqSize, cl.st, req)
+		recordSize(ctx, c.reqSize, cl.st, req)
 		err := next(ctx, req, rsp)
 		var rsps int64
 		if err == nil {
 			rsps = 1
-			c.recordSize(ctx, c.rspSize, cl.st, rsp)
+			recordSize(ctx, c.rspSize, cl.st, rsp)
 		}
 		cl.end(ctx, err, 1, rsps)
 		return err
@@ -232,7 +236,7 @@ func (c *clientSide) WrapStreamingHandler(_ *spec.Method, next interceptor.Strea
 type clientStream struct {
 	interceptor.ClientStream
 	ctx        context.Context
-	call       *call
+	call       call
 	sent, recv atomic.Int64
 	once       sync.Once
 }
@@ -243,7 +247,7 @@ func (s *clientStream) SendMsg(m any) error {
 	err := s.ClientStream.SendMsg(m)
 	if err == nil {
 		s.sent.Add(1)
-		s.call.in.recordSize(s.ctx, s.call.in.reqSize, s.call.st, m)
+		recordSize(s.ctx, s.call.in.reqSize, s.call.st, m)
 	}
 	return err
 }
@@ -253,7 +257,7 @@ func (s *clientStream) RecvMsg(m any) error {
 	switch {
 	case err == nil:
 		s.recv.Add(1)
-		s.call.in.recordSize(s.ctx, s.call.in.rspSize, s.call.st, m)
+		recordSize(s.ctx, s.call.in.rspSize, s.call.st, m)
 		if !s.call.st.streamsRsp {
 			s.finish(nil)
 		}
@@ -287,13 +291,13 @@ type serverSide struct {
 // with a span of ours: calls made with it are a client's.
 type serving struct{}
 
-func (s *serverSide) begin(ctx context.Context, m *spec.Method) (context.Context, *call) {
+func (s *serverSide) begin(ctx context.Context, m *spec.Method) (context.Context, call) {
 	st := s.methods.get(m)
 	start := time.Now()
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		ctx = s.prop.Extract(ctx, incoming(md))
 	}
-	ctx, span := s.tracer.Start(ctx, st.name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(st.attrs...), trace.WithTimestamp(start))
+	ctx, span := s.tracer.Start(ctx, st.name, st.start...)
 	if span.IsRecording() {
 		if p, ok := server.PeerFromContext(ctx); ok {
 			if a, ok := p.Addr.(*net.TCPAddr); ok {
@@ -304,18 +308,18 @@ func (s *serverSide) begin(ctx context.Context, m *spec.Method) (context.Context
 	if s.mark {
 		ctx = context.WithValue(ctx, serving{}, true)
 	}
-	return ctx, &call{in: &s.instruments, st: st, span: span, start: start}
+	return ctx, call{in: &s.instruments, st: st, span: span, start: start}
 }
 
 func (s *serverSide) WrapUnary(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
 	return func(ctx context.Context, req, rsp any) error {
 		ctx, cl := s.begin(ctx, m)
-		s.recordSize(ctx, s.reqSize, cl.st, req)
+		recordSize(ctx, s.reqSize, cl.st, req)
 		err := next(ctx, req, rsp)
 		var rsps int64
 		if err == nil {
 			rsps = 1
-			s.recordSize(ctx, s.rspSize, cl.st, rsp)
+			recordSize(ctx, s.rspSize, cl.st, rsp)
 		}
 		// A server receives the requests and sends the responses: its
 		// requests_per_rpc counts what it received.
@@ -342,7 +346,7 @@ func (s *serverSide) WrapStreamingHandler(m *spec.Method, next interceptor.Strea
 type serverStream struct {
 	interceptor.ServerStream
 	ctx        context.Context
-	call       *call
+	call       call
 	sent, recv atomic.Int64
 }
 
@@ -352,7 +356,7 @@ func (s *serverStream) SendMsg(m any) error {
 	err := s.ServerStream.SendMsg(m)
 	if err == nil {
 		s.sent.Add(1)
-		s.call.in.recordSize(s.ctx, s.call.in.rspSize, s.call.st, m)
+		recordSize(s.ctx, s.call.in.rspSize, s.call.st, m)
 	}
 	return err
 }
@@ -361,7 +365,7 @@ func (s *serverStream) RecvMsg(m any) error {
 	err := s.ServerStream.RecvMsg(m)
 	if err == nil {
 		s.recv.Add(1)
-		s.call.in.recordSize(s.ctx, s.call.in.reqSize, s.call.st, m)
+		recordSize(s.ctx, s.call.in.reqSize, s.call.st, m)
 	}
 	return err
 }
