@@ -161,6 +161,8 @@ func (g *testGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, 
 		return status.New(status.InvalidArgument, "name is required")
 	case "boom":
 		return status.New(status.Internal, "boom")
+	case "code-99":
+		return status.New(99, "a code gRPC does not have")
 	case "relay":
 		rsp, err := g.relay.SayHello(ctx, &greeterpb.HelloRequest{Name: "ann"})
 		if err != nil {

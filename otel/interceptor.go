@@ -88,13 +88,6 @@ func (st *method) recordOptions(c status.Code) []metric.RecordOption {
 	return []metric.RecordOption{metric.WithAttributeSet(set)}
 }
 
-func (st *method) record(c status.Code) []metric.RecordOption {
-	if c <= maxCode {
-		return st.rec[c]
-	}
-	return st.recordOptions(c)
-}
-
 // instruments are one side's metrics, named as semconv's rpcconv names
 // them; they record with options made once per method and code, as
 // rpcconv's own Record methods allocate an option per measurement.
@@ -145,11 +138,16 @@ type call struct {
 // responses (as the client sees them).
 func (c *call) end(ctx context.Context, err error, reqs, rsps int64) {
 	code := status.CodeOf(err)
+	if code > maxCode {
+		// A code beyond gRPC's is Unknown, as gRPC says; recording it as
+		// it is would let a peer make a metric series per code it sends.
+		code = status.Unknown
+	}
 	c.span.SetAttributes(semconv.RPCGRPCStatusCodeKey.Int(int(code)))
 	if code != status.OK && (!c.in.serverFaults || serverFault(code)) {
 		c.span.SetStatus(codes.Error, status.Convert(err).Message())
 	}
-	rec := c.st.record(code)
+	rec := c.st.rec[code]
 	c.in.duration.Record(ctx, float64(time.Since(c.start))/float64(time.Millisecond), rec...)
 	c.in.reqsPerCall.Record(ctx, reqs, rec...)
 	c.in.rspsPerCall.Record(ctx, rsps, rec...)
