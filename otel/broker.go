@@ -10,6 +10,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/protoc-gen-micro/micro/internal/brokerkit"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 )
 
@@ -62,6 +63,10 @@ func (b *tracedBroker) Subscribe(topic string, h broker.Handler, opts ...broker.
 	name := "process " + topic
 	attrs := []attribute.KeyValue{b.system, semconv.MessagingDestinationName(topic),
 		semconv.MessagingOperationName("process"), semconv.MessagingOperationTypeProcess}
+	// Read as every broker reads them, to name the queue group.
+	if q := brokerkit.NewSubscribeOptions(opts...).Queue; q != "" {
+		attrs = append(attrs, semconv.MessagingConsumerGroupName(q))
+	}
 	return b.Broker.Subscribe(topic, func(ctx context.Context, msg *broker.Message) error {
 		ctx = b.prop.Extract(ctx, propagation.MapCarrier(msg.Header))
 		ctx, span := b.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))

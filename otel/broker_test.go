@@ -51,7 +51,7 @@ func TestEvents(t *testing.T) {
 				}
 				got <- rsp.Message
 				return nil
-			})
+			}, broker.WithQueue("greeters"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestEvents(t *testing.T) {
 			checkAttrs(t, ps, append(common, attribute.String("messaging.operation.name", "publish"),
 				attribute.String("messaging.operation.type", "send"))...)
 			checkAttrs(t, cs, append(common, attribute.String("messaging.operation.name", "process"),
-				attribute.String("messaging.operation.type", "process"))...)
+				attribute.String("messaging.operation.type", "process"), attribute.String("messaging.consumer.group.name", "greeters"))...)
 
 			// A failed delivery fails both spans.
 			if err := events.Publish(ctx, &greeterpb.HelloReply{Message: "fail"}); err == nil {

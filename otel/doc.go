@@ -34,8 +34,9 @@
 //     context is injected into the message headers, and a consumer span
 //     "process TOPIC" around each delivery, its child, with
 //     messaging.system (the broker's name), messaging.destination.name,
-//     messaging.operation.name and .type, messaging.message.id and
-//     messaging.message.body.size.
+//     messaging.operation.name and .type, messaging.message.id,
+//     messaging.message.body.size and, for a queue group,
+//     messaging.consumer.group.name.
 //
 // Client and server interceptors for a client or server used without a
 // service are ClientInterceptor and ServerInterceptor; a broker used without
