@@ -27,7 +27,9 @@ import (
 
 // ClientInterceptor returns an interceptor for a client (client.WithInterceptors):
 // it makes a client span for each call, injects its context into the
-// call's metadata and records the client metrics.
+// call's metadata and records the client metrics. A service gives one list
+// of interceptors to both its server and client: instrument it with
+// Instrument instead.
 func ClientInterceptor(opts ...Option) interceptor.Interceptor {
 	c := newConfig(opts)
 	return newClientSide(&c)
@@ -36,6 +38,7 @@ func ClientInterceptor(opts ...Option) interceptor.Interceptor {
 // ServerInterceptor returns an interceptor for a server (server.WithInterceptors):
 // it makes a server span for each call, the child of the caller's span
 // when the call's metadata carries one, and records the server metrics.
+// For a service, use Instrument.
 func ServerInterceptor(opts ...Option) interceptor.Interceptor {
 	c := newConfig(opts)
 	return newServerSide(&c, false)
@@ -198,18 +201,20 @@ func (c *clientSide) begin(ctx context.Context, m *spec.Method) (context.Context
 }
 
 func (c *clientSide) WrapUnary(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
-	return func(ctx context.Context, req, rsp any) error {
-		ctx, cl := c.begin(ctx, m)
-		recordSize(ctx, c.reqSize, cl.st, req)
-		err := next(ctx, req, rsp)
-		var rsps int64
-		if err == nil {
-			rsps = 1
-			recordSize(ctx, c.rspSize, cl.st, rsp)
-		}
-		cl.end(ctx, err, 1, rsps)
-		return err
+	return func(ctx context.Context, req, rsp any) error { return c.unary(ctx, m, next, req, rsp) }
+}
+
+func (c *clientSide) unary(ctx context.Context, m *spec.Method, next interceptor.UnaryFunc, req, rsp any) error {
+	ctx, cl := c.begin(ctx, m)
+	recordSize(ctx, c.reqSize, cl.st, req)
+	err := next(ctx, req, rsp)
+	var rsps int64
+	if err == nil {
+		rsps = 1
+		recordSize(ctx, c.rspSize, cl.st, rsp)
 	}
+	cl.end(ctx, err, 1, rsps)
+	return err
 }
 
 func (c *clientSide) WrapStreamingClient(m *spec.Method, next interceptor.StreamingClientFunc) interceptor.StreamingClientFunc {
@@ -310,20 +315,22 @@ func (s *serverSide) begin(ctx context.Context, m *spec.Method) (context.Context
 }
 
 func (s *serverSide) WrapUnary(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
-	return func(ctx context.Context, req, rsp any) error {
-		ctx, cl := s.begin(ctx, m)
-		recordSize(ctx, s.reqSize, cl.st, req)
-		err := next(ctx, req, rsp)
-		var rsps int64
-		if err == nil {
-			rsps = 1
-			recordSize(ctx, s.rspSize, cl.st, rsp)
-		}
-		// A server receives the requests and sends the responses: its
-		// requests_per_rpc counts what it received.
-		cl.end(ctx, err, 1, rsps)
-		return err
+	return func(ctx context.Context, req, rsp any) error { return s.unary(ctx, m, next, req, rsp) }
+}
+
+func (s *serverSide) unary(ctx context.Context, m *spec.Method, next interceptor.UnaryFunc, req, rsp any) error {
+	ctx, cl := s.begin(ctx, m)
+	recordSize(ctx, s.reqSize, cl.st, req)
+	err := next(ctx, req, rsp)
+	var rsps int64
+	if err == nil {
+		rsps = 1
+		recordSize(ctx, s.rspSize, cl.st, rsp)
 	}
+	// A server receives the requests and sends the responses: its
+	// requests_per_rpc counts what it received.
+	cl.end(ctx, err, 1, rsps)
+	return err
 }
 
 func (s *serverSide) WrapStreamingClient(_ *spec.Method, next interceptor.StreamingClientFunc) interceptor.StreamingClientFunc {
@@ -379,14 +386,13 @@ type serviceInterceptor struct {
 }
 
 func (s *serviceInterceptor) WrapUnary(m *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc {
-	served, made := s.server.WrapUnary(m, next), s.client.WrapUnary(m, next)
 	return func(ctx context.Context, req, rsp any) error {
 		if ctx.Value(serving{}) == nil {
 			if _, ok := server.PeerFromContext(ctx); ok {
-				return served(ctx, req, rsp)
+				return s.server.unary(ctx, m, next, req, rsp)
 			}
 		}
-		return made(ctx, req, rsp)
+		return s.client.unary(ctx, m, next, req, rsp)
 	}
 }
 
