@@ -62,10 +62,17 @@ type method struct {
 	streamsRsp bool
 }
 
+// maxMethods bounds the methods a side caches. Generated code declares
+// one *spec.Method per method, but a program making Methods per call must
+// not grow the cache without end: beyond the bound, a method's state is
+// made for each call.
+const maxMethods = 4096
+
 // methods caches each *spec.Method's method: a client wraps per call.
 type methods struct {
 	kind trace.SpanKind
 	m    sync.Map
+	n    atomic.Int32 // entries in m, about
 }
 
 func (ms *methods) get(m *spec.Method) *method {
@@ -82,7 +89,13 @@ func (ms *methods) get(m *spec.Method) *method {
 	for c := range st.rec {
 		st.rec[c] = st.recordOptions(status.Code(c))
 	}
-	v, _ := ms.m.LoadOrStore(m, st)
+	if ms.n.Load() >= maxMethods {
+		return st
+	}
+	v, loaded := ms.m.LoadOrStore(m, st)
+	if !loaded {
+		ms.n.Add(1)
+	}
 	return v.(*method)
 }
 
