@@ -3,11 +3,14 @@ package otelmicro
 import (
 	"context"
 	"maps"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/semconv/v1.37.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/protoc-gen-micro/micro/internal/brokerkit"
@@ -23,8 +26,15 @@ func WrapBroker(b broker.Broker, opts ...Option) broker.Broker {
 	return wrapBroker(b, &c)
 }
 
+// A failed instrument is a no-op; the meter provider reports why.
 func wrapBroker(b broker.Broker, c *config) broker.Broker {
-	return &tracedBroker{Broker: b, tracer: c.tracer(), prop: c.prop, system: semconv.MessagingSystemKey.String(b.String())}
+	m := c.meter()
+	sent, _ := messagingconv.NewClientSentMessages(m)
+	opDur, _ := messagingconv.NewClientOperationDuration(m)
+	consumed, _ := messagingconv.NewClientConsumedMessages(m)
+	procDur, _ := messagingconv.NewProcessDuration(m)
+	return &tracedBroker{Broker: b, tracer: c.tracer(), prop: c.prop, system: semconv.MessagingSystemKey.String(b.String()),
+		sent: sent.Inst(), opDur: opDur.Inst(), consumed: consumed.Inst(), procDur: procDur.Inst()}
 }
 
 type tracedBroker struct {
@@ -32,15 +42,29 @@ type tracedBroker struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	system attribute.KeyValue
+
+	sent, consumed metric.Int64Counter
+	opDur, procDur metric.Float64Histogram
+}
+
+// measure records one message sent or processed with attrs, taking d.
+func measure(ctx context.Context, n metric.Int64Counter, h metric.Float64Histogram, d time.Duration, attrs []attribute.KeyValue, err error) {
+	if err != nil {
+		attrs = append(attrs[:len(attrs):len(attrs)], semconv.ErrorType(err))
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(attrs...))
+	n.Add(ctx, 1, opt)
+	h.Record(ctx, d.Seconds(), opt)
 }
 
 // Publish publishes msg with a copy of its headers that carries the span's
 // context: a typed Publisher shares one header map between its messages.
 func (b *tracedBroker) Publish(ctx context.Context, topic string, msg *broker.Message, opts ...broker.PublishOption) error {
-	ctx, span := b.tracer.Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-		b.system, semconv.MessagingDestinationName(topic),
-		semconv.MessagingOperationName("publish"), semconv.MessagingOperationTypeSend,
-		semconv.MessagingMessageBodySize(len(msg.Body))))
+	start := time.Now()
+	attrs := []attribute.KeyValue{b.system, semconv.MessagingDestinationName(topic),
+		semconv.MessagingOperationName("publish"), semconv.MessagingOperationTypeSend}
+	ctx, span := b.tracer.Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attrs...), trace.WithAttributes(semconv.MessagingMessageBodySize(len(msg.Body))))
 	defer span.End()
 	h := make(propagation.MapCarrier, len(msg.Header)+2)
 	maps.Copy(h, msg.Header)
@@ -56,6 +80,7 @@ func (b *tracedBroker) Publish(ctx context.Context, topic string, msg *broker.Me
 		span.SetAttributes(semconv.ErrorType(err))
 		span.SetStatus(codes.Error, err.Error())
 	}
+	measure(ctx, b.sent, b.opDur, time.Since(start), attrs, err)
 	return err
 }
 
@@ -68,6 +93,7 @@ func (b *tracedBroker) Subscribe(topic string, h broker.Handler, opts ...broker.
 		attrs = append(attrs, semconv.MessagingConsumerGroupName(q))
 	}
 	return b.Broker.Subscribe(topic, func(ctx context.Context, msg *broker.Message) error {
+		start := time.Now()
 		ctx = b.prop.Extract(ctx, propagation.MapCarrier(msg.Header))
 		ctx, span := b.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 		defer span.End()
@@ -78,6 +104,7 @@ func (b *tracedBroker) Subscribe(topic string, h broker.Handler, opts ...broker.
 			span.SetAttributes(semconv.ErrorType(err))
 			span.SetStatus(codes.Error, err.Error())
 		}
+		measure(ctx, b.consumed, b.procDur, time.Since(start), attrs, err)
 		return err
 	}, opts...)
 }

@@ -101,6 +101,15 @@ func TestEvents(t *testing.T) {
 			if len(failed) != 2 || failed[0] != "consumer process greeter.greeted" || failed[1] != "producer publish greeter.greeted" {
 				t.Fatalf("spans with an error status: %q, want the consumer's then the producer's", failed)
 			}
+
+			// One message sent and processed, then one that failed.
+			topic := attribute.String("messaging.destination.name", "greeter.greeted")
+			for _, metric := range []string{"messaging.client.sent.messages", "messaging.client.operation.duration",
+				"messaging.client.consumed.messages", "messaging.process.duration"} {
+				if total, failed := tel.counted(t, metric, attribute.String("messaging.system", name), topic); total != 2 || failed != 1 {
+					t.Errorf("%s: %d messages, %d of them failed; want 2 and 1", metric, total, failed)
+				}
+			}
 		})
 	}
 }

@@ -37,6 +37,10 @@
 //     messaging.operation.name and .type, messaging.message.id,
 //     messaging.message.body.size and, for a queue group,
 //     messaging.consumer.group.name.
+//   - Event metrics: messaging.client.sent.messages and
+//     messaging.client.operation.duration (seconds) for each Publish,
+//     messaging.client.consumed.messages and messaging.process.duration
+//     for each delivery, with error.type when it failed.
 //
 // Client and server interceptors for a client or server used without a
 // service are ClientInterceptor and ServerInterceptor; a broker used without

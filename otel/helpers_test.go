@@ -235,3 +235,40 @@ func startGreeterIn(t *testing.T, tel *telemetry, reg registry.Registry) (servic
 	})
 	return srv, greeterpb.NewGreeterService("greeter", caller.Client())
 }
+
+// counted returns the sum of counter name, or the count of histogram name,
+// over the data points whose attributes include want, and of those, the
+// part whose attributes have an error.type.
+func (tel *telemetry) counted(t *testing.T, name string, want ...attribute.KeyValue) (total, failed int64) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := tel.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	add := func(set attribute.Set, n int64) {
+		if hasAll(set, want) {
+			total += n
+			if _, ok := set.Value("error.type"); ok {
+				failed += n
+			}
+		}
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					add(dp.Attributes, dp.Value)
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					add(dp.Attributes, int64(dp.Count))
+				}
+			}
+		}
+	}
+	return total, failed
+}
