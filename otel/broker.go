@@ -49,10 +49,13 @@ type tracedBroker struct {
 
 // measure records one message sent or processed with attrs, taking d.
 func measure(ctx context.Context, n metric.Int64Counter, h metric.Float64Histogram, d time.Duration, attrs []attribute.KeyValue, err error) {
+	// A copy: NewSet sorts what it is given, and attrs is shared by a
+	// subscription's concurrent deliveries.
+	kv := append(make([]attribute.KeyValue, 0, len(attrs)+1), attrs...)
 	if err != nil {
-		attrs = append(attrs[:len(attrs):len(attrs)], semconv.ErrorType(err))
+		kv = append(kv, semconv.ErrorType(err))
 	}
-	opt := metric.WithAttributeSet(attribute.NewSet(attrs...))
+	opt := metric.WithAttributeSet(attribute.NewSet(kv...))
 	n.Add(ctx, 1, opt)
 	h.Record(ctx, d.Seconds(), opt)
 }

@@ -113,3 +113,54 @@ func TestEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedHeader: a typed Publisher encoding JSON shares one header map
+// between its messages; each message still carries its own publisher's
+// span, and the shared map is left as it was.
+func TestSharedHeader(t *testing.T) {
+	leakcheck.Check(t)
+	tel := newTelemetry(t)
+	b := otelmicro.WrapBroker(brokermemory.NewBroker(), tel.opts...)
+	traces := make(chan trace.TraceID, 2)
+	_, err := broker.Subscribe(b, "shared", func(ctx context.Context, m *greeterpb.HelloReply) error {
+		msg, _ := broker.MessageFromContext(ctx)
+		if msg.Header["content-type"] != "application/json" {
+			t.Errorf("content-type %q", msg.Header["content-type"])
+		}
+		traces <- trace.SpanContextFromContext(ctx).TraceID()
+		return nil
+	}, broker.WithConcurrency(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Disconnect()
+	pub := broker.NewPublisher[*greeterpb.HelloReply](b, "shared", broker.WithContentType("json"))
+	ctx := testContext(t)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- pub.Publish(ctx, &greeterpb.HelloReply{Message: "hi"}) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	producers := tel.ended("publish shared", trace.SpanKindProducer)
+	if len(producers) != 2 || producers[0].SpanContext().TraceID() == producers[1].SpanContext().TraceID() {
+		t.Fatalf("want two producer spans in two traces: %s", tel.names())
+	}
+	got := map[trace.TraceID]bool{<-traces: true, <-traces: true}
+	for _, p := range producers {
+		if !got[p.SpanContext().TraceID()] {
+			t.Errorf("no delivery continued the trace of producer span %s: got %v", p.SpanContext().TraceID(), got)
+		}
+	}
+	for _, c := range tel.ended("process shared", trace.SpanKindConsumer) {
+		if c.Parent().SpanID() != producers[0].SpanContext().SpanID() && c.Parent().SpanID() != producers[1].SpanContext().SpanID() {
+			t.Errorf("consumer span's parent %s is neither producer", c.Parent().SpanID())
+		}
+	}
+}
