@@ -242,3 +242,38 @@ func TestStreams(t *testing.T) {
 		t.Errorf("statuses of an unimplemented stream: client %v, server %v; want Error", cs.Status(), ss.Status())
 	}
 }
+
+// TestConcurrentCalls: calls from many goroutines share the interceptors'
+// per-method state; each is counted once.
+func TestConcurrentCalls(t *testing.T) {
+	leakcheck.Check(t)
+	tel := newTelemetry(t)
+	_, g := startGreeter(t, tel)
+	ctx := testContext(t)
+	const workers, calls = 8, 20
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range calls {
+				if _, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "ann"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"rpc.client.duration", "rpc.server.duration"} {
+		if dp := tel.histogram(t, name, rpcAttrs("SayHello", status.OK)...); dp.Count != workers*calls {
+			t.Errorf("%s: count %d, want %d", name, dp.Count, workers*calls)
+		}
+	}
+	if n := len(tel.ended(sayHello, trace.SpanKindServer)); n != workers*calls {
+		t.Errorf("%d server spans, want %d", n, workers*calls)
+	}
+}
