@@ -36,6 +36,7 @@ type options struct {
 	server           server.Server // given; nil when the service creates one
 	client           client.Client // given; nil when the service creates one
 	broker           broker.Broker // given; nil for the built-in one
+	brokerWrappers   []func(broker.Broker) broker.Broker
 	tlsConfig        *tls.Config
 	registerTTL      time.Duration
 	registerInterval time.Duration
@@ -146,6 +147,15 @@ func WithClient(c client.Client) Option { return func(o *options) { o.client = c
 // built-in one on the service's own server, client and registry, made when
 // first asked for.
 func WithBroker(b broker.Broker) Option { return func(o *options) { o.broker = b } }
+
+// WithBrokerWrapper adds a wrapper around the broker the service uses,
+// whichever it is: given with WithBroker, named by MICRO_BROKER, or the
+// built-in one. Broker returns the wrapped broker, and the service connects
+// and disconnects it; wrappers apply in the order given, the first
+// outermost. Set it before Broker is first called.
+func WithBrokerWrapper(w func(broker.Broker) broker.Broker) Option {
+	return func(o *options) { o.brokerWrappers = append(o.brokerWrappers, w) }
+}
 
 // WithTLSConfig makes the service's server and client use TLS with c: the
 // server presents c.Certificates and, for mutual TLS, verifies clients

@@ -263,15 +263,19 @@ func (s *service) Broker() broker.Broker {
 	if s.brk != nil {
 		return s.brk
 	}
-	if s.opts.broker != nil {
-		s.brk = s.opts.broker
-		return s.brk
+	b := s.opts.broker
+	if b == nil {
+		// The built-in broker's deliveries are the service's plumbing, not
+		// its calls: they use the server and client without the
+		// interceptors.
+		b = direct.NewBroker(direct.WithRegistry(s.opts.registry),
+			direct.WithServer(s.rawServerLocked()), direct.WithClient(s.rawClientLocked()),
+			direct.WithLogger(s.opts.log()))
 	}
-	// The built-in broker's deliveries are the service's plumbing, not its
-	// calls: they use the server and client without the interceptors.
-	s.brk = direct.NewBroker(direct.WithRegistry(s.opts.registry),
-		direct.WithServer(s.rawServerLocked()), direct.WithClient(s.rawClientLocked()),
-		direct.WithLogger(s.opts.log()))
+	for i := len(s.opts.brokerWrappers) - 1; i >= 0; i-- {
+		b = s.opts.brokerWrappers[i](b)
+	}
+	s.brk = b
 	return s.brk
 }
 
