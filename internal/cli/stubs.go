@@ -1,0 +1,6 @@
+package cli
+
+var describeCmd = &command{name: "describe"}
+var callCmd = &command{name: "call"}
+var healthCmd = &command{name: "health"}
+var publishCmd = &command{name: "publish"}
