@@ -32,6 +32,7 @@ generate: plugin
 		$(GO) test ./internal/codegen -run . -update; \
 	fi
 	$(GO) test ./runtime/broker/internal/brokerpb -run . -count=1 -update
+	$(GO) test ./internal/grpcapi -run TestGenerated -count=1 -update
 	cd interop && $(GO) generate ./...
 	cd bench && $(GO) generate ./...
 	cd conformance && $(GO) run ./internal/gen
