@@ -17,6 +17,7 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/selector"
+	"github.com/protoc-gen-micro/micro/runtime/status"
 
 	// The registries MICRO_REGISTRY names without a plug-in.
 	_ "github.com/protoc-gen-micro/micro/runtime/registry/mdns"
@@ -206,5 +207,8 @@ func mdnsInterfaces() []string {
 
 // notFound is the error for a service of which no node was found.
 func (e *env) notFound(service string, waited time.Duration, err error) error {
+	if st, ok := status.FromError(err); ok {
+		err = errors.New(st.Message()) // the registry's words, without the RPC's
+	}
 	return fmt.Errorf("no node of %q found in %s after %v: %w", service, e.where(), waited.Round(time.Millisecond), err)
 }
