@@ -110,7 +110,7 @@ FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn 
 	./internal/transport:FuzzMetadata ./internal/wire:FuzzMessage ./internal/wire:FuzzUnmarshalStatus \
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
 	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT ./gomicro/errors:FuzzParse \
-	./runtime/registry/mdns:FuzzPacket ./runtime/registry/mdns:FuzzDecodeTXT \
+	./runtime/registry/mdns:FuzzPacket ./runtime/registry/mdns:FuzzDecodeTXT ./runtime/reflection:FuzzRequest \
 	./plugins/etcd:FuzzDecode ./plugins/nats:FuzzDecodeHeader
 
 # Go 1.26's fuzzing coordinator can fail a target with a bare "context
