@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"flag"
@@ -115,16 +117,25 @@ func (c *caller) request(js string, n int) (*dynamicpb.Message, error) {
 	return req, nil
 }
 
+// print prints a response: indented, or with -o json on one line.
+// protojson varies its whitespace on purpose; encoding/json makes it
+// stable for scripts and tests.
 func (c *caller) print(m proto.Message) error {
-	o := protojson.MarshalOptions{Resolver: c.types}
-	if c.e.output == "text" {
-		o.Multiline, o.Indent = true, "  "
-	}
-	b, err := o.Marshal(m)
+	b, err := protojson.MarshalOptions{Resolver: c.types}.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = c.e.stdout.Write(append(b, '\n'))
+	var out bytes.Buffer
+	if c.e.output == "text" {
+		err = json.Indent(&out, b, "", "  ")
+	} else {
+		err = json.Compact(&out, b)
+	}
+	if err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = c.e.stdout.Write(out.Bytes())
 	return err
 }
 
@@ -196,6 +207,15 @@ func (c *caller) recvAll(st interface{ RecvMsg(any) error }) error {
 	}
 }
 
+// recvOne prints the one response of a client stream.
+func (c *caller) recvOne(st interface{ RecvMsg(any) error }) error {
+	rsp := dynamicpb.NewMessage(c.md.Output())
+	if err := st.RecvMsg(rsp); err != nil {
+		return c.failed(err)
+	}
+	return c.print(rsp)
+}
+
 func (c *caller) clientStream(ctx context.Context, body *string) error {
 	var first *dynamicpb.Message
 	if body != nil {
@@ -213,7 +233,11 @@ func (c *caller) clientStream(ctx context.Context, body *string) error {
 	// answer each before the next is read.
 	bad := make(chan error, 1)
 	go c.sendAll(st, first, bad)
-	err = c.recvAll(st)
+	if c.m.StreamType == spec.ClientStream {
+		err = c.recvOne(st)
+	} else {
+		err = c.recvAll(st)
+	}
 	select {
 	case b := <-bad:
 		return b // a bad request line ended the call
