@@ -181,8 +181,10 @@ func lookup(name string) *command {
 	return nil
 }
 
-// registryFlags are the service settings the commands take as flags too.
-var registryFlags = []string{"registry", "registry_address", "broker", "broker_address", "tls_cert", "tls_key", "tls_ca"}
+// settingFlags are the service settings the commands take as flags too;
+// only publish uses a broker.
+var settingFlags = []string{"registry", "registry_address", "tls_cert", "tls_key", "tls_ca"}
+var brokerFlags = []string{"broker", "broker_address"}
 
 func newFlagSet(c *command, o *opts, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("micro "+c.name, flag.ContinueOnError)
@@ -193,7 +195,7 @@ func newFlagSet(c *command, o *opts, out io.Writer) *flag.FlagSet {
 		c.flags(fs, o)
 	}
 	for _, s := range envconfig.Settings {
-		if slices.Contains(registryFlags, s.Flag) {
+		if slices.Contains(settingFlags, s.Flag) || c == publishCmd && slices.Contains(brokerFlags, s.Flag) {
 			fs.String(s.Flag, "", s.Usage+" (env "+s.Env+")")
 		}
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -155,7 +154,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	for {
 		res, err := w.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, registry.ErrWatcherStopped) && ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return nil // interrupted or -timeout: the normal end
 			}
 			return fmt.Errorf("watching %s: %w", e.where(), err)
