@@ -18,9 +18,11 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/protoc-gen-micro/micro/internal/envconfig"
 	"github.com/protoc-gen-micro/micro/runtime/status"
@@ -53,7 +55,7 @@ func usagef(format string, args ...any) error {
 // status code. what says which call it was.
 func rpcError(what string, err error) error {
 	st := status.Convert(err)
-	return &exitError{exitRPC + int(st.Code()), fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())}
+	return &exitError{exitRPC + int(st.Code()), fmt.Errorf("%s: %s: %s", what, st.Code(), printable(st.Message()))}
 }
 
 // exitCode is the exit status err calls for.
@@ -260,4 +262,16 @@ func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
 	fmt.Fprint(w, "\n", exitHelp)
+}
+
+// printable returns s as it is when every rune of it prints plainly, and
+// quoted otherwise: registry records and error messages come from peers,
+// and a terminal must not run the escape sequences they may hold.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

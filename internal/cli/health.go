@@ -120,7 +120,7 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 			if h.Error != "" {
 				st = "error: " + h.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Node, h.Version, h.Address, st)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(h.Node), printable(h.Version), printable(h.Address), st)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -128,12 +128,12 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 	}
 	for _, h := range results {
 		if h.Error != "" {
-			return &exitError{h.code, fmt.Errorf("checking %s at %s: %s", h.Node, h.Address, h.Error)}
+			return &exitError{h.code, fmt.Errorf("checking %s at %s: %s", printable(h.Node), printable(h.Address), h.Error)}
 		}
 	}
 	for _, h := range results {
 		if h.Status != "SERVING" {
-			return fmt.Errorf("%s at %s is %s", h.Node, h.Address, h.Status)
+			return fmt.Errorf("%s at %s is %s", printable(h.Node), printable(h.Address), h.Status)
 		}
 	}
 	return nil
@@ -150,7 +150,7 @@ func check(ctx context.Context, cli client.Client, service, hservice string, tim
 	if err != nil {
 		st := status.Convert(err)
 		h.Status, h.code = st.Code().String(), exitRPC+int(st.Code())
-		h.Error = fmt.Sprintf("%s: %s", st.Code(), st.Message())
+		h.Error = fmt.Sprintf("%s: %s", st.Code(), printable(st.Message()))
 		if st.Code() == status.Unimplemented {
 			h.Error += " (the server may have health checking off)"
 		}

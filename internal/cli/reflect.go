@@ -146,11 +146,11 @@ func (r *reflector) failed(err error) error {
 	}
 	switch st.Code() {
 	case status.Unimplemented:
-		return fmt.Errorf("server reflection is not available on %s (Unimplemented: %s): %s", where, st.Message(), reflectionOff)
+		return fmt.Errorf("server reflection is not available on %s (Unimplemented: %s): %s", where, printable(st.Message()), reflectionOff)
 	case status.Unavailable, status.DeadlineExceeded, status.Canceled:
-		return fmt.Errorf("server reflection on %s failed: %s: %s", where, st.Code(), st.Message())
+		return fmt.Errorf("server reflection on %s failed: %s: %s", where, st.Code(), printable(st.Message()))
 	}
-	return fmt.Errorf("server reflection on %s failed: %s: %s; %s", where, st.Code(), st.Message(), reflectionOff)
+	return fmt.Errorf("server reflection on %s failed: %s: %s; %s", where, st.Code(), printable(st.Message()), reflectionOff)
 }
 
 // answer is what micro takes from a ServerReflectionResponse.
@@ -186,7 +186,7 @@ func readAnswer(rsp *dynamicpb.Message) answer {
 	case "error_response":
 		code := status.Code(v.Get(v.Descriptor().Fields().ByName("error_code")).Int())
 		msg := v.Get(v.Descriptor().Fields().ByName("error_message")).String()
-		return answer{err: status.New(code, msg)}
+		return answer{err: status.New(code, printable(msg))}
 	}
 	return answer{err: fmt.Errorf("unexpected reflection answer %s", which.Name())}
 }

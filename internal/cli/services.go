@@ -60,10 +60,10 @@ func runServices(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintln(tw, "SERVICE\tVERSION\tNODE\tADDRESS\tMETADATA")
 	for _, s := range svcs {
 		if len(s.Nodes) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\n", s.Name, s.Version, formatMetadata(s.Metadata))
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\n", printable(s.Name), printable(s.Version), formatMetadata(s.Metadata))
 		}
 		for _, n := range s.Nodes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Version, n.ID, n.Address, formatMetadata(n.Metadata))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(s.Name), printable(s.Version), printable(n.ID), printable(n.Address), formatMetadata(n.Metadata))
 		}
 	}
 	return tw.Flush()
@@ -93,7 +93,7 @@ func formatMetadata(md map[string]string) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		fmt.Fprintf(&b, "%s=%s", k, md[k])
+		fmt.Fprintf(&b, "%s=%s", printable(k), printable(md[k]))
 	}
 	return b.String()
 }
@@ -178,11 +178,11 @@ func printEvent(e *env, res *registry.Result) error {
 		word = string(res.Action)
 	}
 	if len(s.Nodes) == 0 {
-		_, err := fmt.Fprintf(e.stdout, "%s %s %s\n", word, s.Name, s.Version)
+		_, err := fmt.Fprintf(e.stdout, "%s %s %s\n", word, printable(s.Name), printable(s.Version))
 		return err
 	}
 	for _, n := range s.Nodes {
-		if _, err := fmt.Fprintf(e.stdout, "%s %s %s %s %s\n", word, s.Name, s.Version, n.ID, n.Address); err != nil {
+		if _, err := fmt.Fprintf(e.stdout, "%s %s %s %s %s\n", word, printable(s.Name), printable(s.Version), printable(n.ID), printable(n.Address)); err != nil {
 			return err
 		}
 	}
