@@ -205,8 +205,13 @@ func TestFiles(t *testing.T) {
 		}
 		// The schemas of health and reflection come from their private
 		// registry, with our comments.
-		if got := s.files(s.ask("file_by_filename", grpcapi.HealthFile, 0)); !slices.Equal(got, []string{grpcapi.HealthFile}) {
+		rsp := s.ask("file_by_filename", grpcapi.HealthFile, 0)
+		if got := s.files(rsp); !slices.Equal(got, []string{grpcapi.HealthFile}) {
 			t.Errorf("%s: %v", grpcapi.HealthFile, got)
+		}
+		out := rsp.Get(field(rsp, "file_descriptor_response")).Message()
+		if b := out.Get(field(out, "file_descriptor_proto")).List().Get(0).Bytes(); !strings.Contains(string(b), "Sent by Watch for a name the server does not know") {
+			t.Errorf("%s is served without its comments", grpcapi.HealthFile)
 		}
 		s.wantError(s.ask("file_by_filename", "no/such.proto", 0), status.NotFound)
 	}

@@ -40,6 +40,8 @@ type options struct {
 	registerInterval time.Duration
 	ctx              context.Context
 	signal           bool
+	health           bool // register grpc.health.v1.Health
+	reflection       bool // register server reflection
 	beforeStart      []func() error
 	afterStart       []func() error
 	beforeStop       []func() error
@@ -60,7 +62,7 @@ type options struct {
 type Option func(*options)
 
 func newOptions(opts ...Option) options {
-	o := options{signal: true}
+	o := options{signal: true, health: true, reflection: true}
 	applyOptions(&o, opts)
 	return o
 }
@@ -151,6 +153,16 @@ func WithContext(ctx context.Context) Option { return func(o *options) { o.ctx =
 
 // WithSignal sets whether Run stops on SIGINT or SIGTERM; true by default.
 func WithSignal(b bool) Option { return func(o *options) { o.signal = b } }
+
+// WithHealth sets whether the service serves the gRPC health checking
+// protocol (grpc.health.v1.Health, see package health); true by default.
+// Service.Health returns its statuses either way.
+func WithHealth(b bool) Option { return func(o *options) { o.health = b } }
+
+// WithReflection sets whether the service serves gRPC server reflection
+// (see package reflection), which lets grpcurl and similar tools list and
+// call its services without .proto files; true by default.
+func WithReflection(b bool) Option { return func(o *options) { o.reflection = b } }
 
 // WithBeforeStart adds a hook run before the server starts.
 func WithBeforeStart(fn func() error) Option {

@@ -12,6 +12,20 @@
 // context; it deregisters before draining the server, so that clients stop
 // picking the node before it stops answering.
 //
+// Every service also serves the gRPC health checking protocol and server
+// reflection (turn them off with WithHealth and WithReflection), so that
+// grpc-health-probe, load balancers and grpcurl work with nothing
+// configured. They are served on the server without the service's
+// interceptors, like the built-in broker's deliveries, and are not
+// advertised in the registry. The health statuses follow the service's
+// life: the server as a whole ("") and every service registered on the
+// server are SERVING once Start has registered the node, and everything is
+// NOT_SERVING the moment Stop begins, before deregistering and draining,
+// while the server still answers. Stop also ends open Watch calls (after
+// they are sent NOT_SERVING) so that they do not hold the drain open for
+// its grace period. Set statuses of your own through Health once the
+// service has started, e.g. in a WithAfterStart hook.
+//
 // service is the convenience layer on top; it adds no behaviour to calls.
 // Serving is the server package's job, calling the client's, and finding
 // nodes the registry's and selector's.
@@ -32,10 +46,13 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/advertise"
 	"github.com/protoc-gen-micro/micro/internal/chain"
+	"github.com/protoc-gen-micro/micro/internal/grpcapi"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/direct"
 	"github.com/protoc-gen-micro/micro/runtime/client"
+	"github.com/protoc-gen-micro/micro/runtime/health"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
+	"github.com/protoc-gen-micro/micro/runtime/reflection"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/server"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
@@ -70,6 +87,9 @@ type Service interface {
 	// Start starts the server, registers the service and runs the hooks.
 	// If any step fails, what was started is stopped again.
 	Start() error
+	// Health returns the statuses the service's health server reports;
+	// see the package documentation for how they follow Start and Stop.
+	Health() *health.Server
 	// Stop deregisters the service, drains and stops the server, closes
 	// the client the service created and runs the hooks. Every step runs;
 	// the first error is returned.
@@ -79,10 +99,13 @@ type Service interface {
 // NewService returns a service configured by opts. It creates neither the
 // server nor the client; Server, Client and Start do, when first needed.
 func NewService(opts ...Option) Service {
+	hs := health.NewServer()
+	hs.SetServingStatus("", health.NotServing) // until Start has registered the node
 	return &service{
 		opts:   newOptions(opts...),
 		nodeID: newUUID(),
 		done:   make(chan struct{}),
+		health: hs,
 	}
 }
 
@@ -104,6 +127,7 @@ type service struct {
 	// made with; nil until then.
 	builtWith *built
 	brk       broker.Broker // the broker in use once asked for; nil until needed
+	health    *health.Server
 
 	life  sync.Mutex // serialises Start and Stop, guards state and run
 	state state
@@ -138,6 +162,8 @@ type running struct {
 }
 
 func (s *service) Name() string { return s.options().name }
+
+func (s *service) Health() *health.Server { return s.health }
 
 func (s *service) Registry() registry.Registry { return s.options().registry }
 
@@ -343,6 +369,9 @@ func (s *service) Start() error {
 		}
 	}
 	srv := s.Server()
+	if err := s.registerBuiltins(&o); err != nil {
+		return fmt.Errorf("service %s: %w", o.name, err)
+	}
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("service %s: starting server: %w", o.name, err)
 	}
@@ -366,6 +395,12 @@ func (s *service) Start() error {
 	}
 	go s.refresh(o.ctx, r, o.registerTTL, o.registerInterval)
 	s.run, s.state = r, started
+	for _, desc := range srv.Services() {
+		if !builtin(desc.Name) {
+			s.health.SetServingStatus(desc.Name, health.Serving)
+		}
+	}
+	s.health.SetServingStatus("", health.Serving)
 	node := r.service.Nodes[0]
 	slog.Info("service started",
 		"service", o.name, "version", o.version,
@@ -440,6 +475,11 @@ func (s *service) stopLocked(o options, hooks bool) error {
 			first = err
 		}
 	}
+	// NOT_SERVING first, while the server still answers: health checkers
+	// and watchers hear it before the node leaves the registry and before
+	// the drain's GOAWAY. It also ends open Watch calls, which would
+	// otherwise hold the drain open for the whole grace period.
+	s.health.Shutdown()
 	if hooks {
 		for _, hook := range o.beforeStop {
 			keep(hook())
@@ -525,6 +565,9 @@ func (s *service) refresh(ctx context.Context, r *running, ttl, interval time.Du
 func (s *service) describe(o *options, srv server.Server) *registry.Service {
 	var endpoints []*registry.Endpoint
 	for _, desc := range srv.Services() {
+		if builtin(desc.Name) {
+			continue // every node serves them; not worth the registry's space
+		}
 		for _, m := range desc.Methods {
 			if m.Method == nil {
 				continue
@@ -546,6 +589,39 @@ func (s *service) describe(o *options, srv server.Server) *registry.Service {
 			Metadata: map[string]string{"protocol": "grpc", "transport": "http2"},
 		}},
 	}
+}
+
+// registerBuiltins registers health and reflection with the server, as
+// enabled, unless a service of that name is registered already (the
+// user's own, or from an earlier Start that failed).
+func (s *service) registerBuiltins(o *options) error {
+	s.mu.Lock()
+	srv := s.rawServerLocked()
+	s.mu.Unlock()
+	has := map[string]bool{}
+	for _, desc := range srv.Services() {
+		has[desc.Name] = true
+	}
+	if o.health && !has[grpcapi.HealthService] {
+		if err := health.Register(srv, s.health); err != nil {
+			return err
+		}
+	}
+	if o.reflection && !has[grpcapi.ReflectionV1Service] && !has[grpcapi.ReflectionV1AlphaService] {
+		if err := reflection.Register(srv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// builtin says a service is one of those registerBuiltins registers.
+func builtin(name string) bool {
+	switch name {
+	case grpcapi.HealthService, grpcapi.ReflectionV1Service, grpcapi.ReflectionV1AlphaService:
+		return true
+	}
+	return false
 }
 
 // advertised is the address to register for a server listening on listen:
