@@ -17,7 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/netns"
+	"github.com/protoc-gen-micro/micro/internal/testcert"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
+	"github.com/protoc-gen-micro/micro/runtime/server"
 )
 
 // The tests build micro and the greeter example's server and auditor,
@@ -28,35 +33,23 @@ func TestMain(m *testing.M) { netns.RunInNamespace(m) }
 // bound caps every wait: a process's output line, a command's run.
 const bound = 60 * time.Second
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// binDir holds the programs TestCLI built.
+var binDir string
 
-// binaries builds micro, the greeter server and the auditor once per test
-// binary run, with the module cache the test was built from (there is no
-// network in the namespace, so nothing may be downloaded).
-func binaries(t *testing.T) string {
+// build builds micro, the greeter server and the auditor into dir with the
+// module cache the test was built from (there is no network in the
+// namespace, so nothing may be downloaded).
+func build(t *testing.T, dir string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "micro-cli-test")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator),
-			"github.com/protoc-gen-micro/micro/cmd/micro",
-			"github.com/protoc-gen-micro/micro/examples/greeter/server",
-			"github.com/protoc-gen-micro/micro/examples/greeter/auditor")
-		cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+		"github.com/protoc-gen-micro/micro/cmd/micro",
+		"github.com/protoc-gen-micro/micro/examples/greeter/server",
+		"github.com/protoc-gen-micro/micro/examples/greeter/auditor")
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return binDir
+	binDir = dir
 }
 
 // proc is a process whose output lines the test reads.
@@ -71,8 +64,15 @@ type proc struct {
 // start runs bin with args and env added, killed when the test ends.
 func start(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
+	return startWith(t, nil, bin, env, args...)
+}
+
+// startWith is start with stdin as the process's standard input.
+func startWith(t *testing.T, stdin io.Reader, bin string, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w
@@ -128,6 +128,42 @@ func (p *proc) expect(t *testing.T, re string) []string {
 	}
 }
 
+// pipe returns an OS pipe for a process's standard input: unlike an
+// io.Pipe, the process reads it directly, so it can exit while the test
+// still holds the writing end open.
+func pipe(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(bound):
+		t.Fatalf("%s did not exit", p.cmd.Path)
+	}
+	for l := range p.lines {
+		p.mu.Lock()
+		p.seen = append(p.seen, l)
+		p.mu.Unlock()
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// output is what the process printed, once it has exited.
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.seen, "\n")
+}
+
 // stop sends SIGTERM and waits for the process to end.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
@@ -155,7 +191,7 @@ func micro(t *testing.T, stdin io.Reader, env []string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binaries(t), "micro"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "micro"), args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
@@ -188,7 +224,7 @@ func want(t *testing.T, r result, code int, contains ...string) {
 // greeter starts a greeter server of version and returns its address.
 func greeter(t *testing.T, version, instance string, extra ...string) (*proc, string) {
 	t.Helper()
-	p := start(t, filepath.Join(binaries(t), "server"), []string{"MICRO_SERVER_VERSION=" + version},
+	p := start(t, filepath.Join(binDir, "server"), []string{"MICRO_SERVER_VERSION=" + version},
 		append([]string{"-address", "127.0.0.1:0", "-instance", instance}, extra...)...)
 	addr := p.expect(t, `^greeter: serving on (\S+)$`)[1]
 	return p, addr
@@ -197,7 +233,8 @@ func greeter(t *testing.T, version, instance string, extra ...string) (*proc, st
 // TestCLI runs each command against two greeter servers (v1 and v2) and
 // an auditor subscribed to greeter.greeted.
 func TestCLI(t *testing.T) {
-	bin := binaries(t)
+	build(t, t.TempDir())
+	bin := binDir
 	auditor := start(t, filepath.Join(bin, "auditor"), nil, "-instance", "auditor-1")
 	auditor.expect(t, "subscribed to greeter.greeted")
 	_, addr1 := greeter(t, "v1", "one")
@@ -275,6 +312,176 @@ func TestCLI(t *testing.T) {
 		w.expect(t, `^\{"action":"delete","service":\{"name":"greeter.auditor"`)
 	})
 
+	t.Run("health", func(t *testing.T) {
+		r := micro(t, nil, nil, "health", "greeter")
+		want(t, r, 0, "NODE", "STATUS")
+		for _, w := range []string{addr1, addr2} {
+			if !regexp.MustCompile(`(?m)^greeter-\S+ +v[12] +` + regexp.QuoteMeta(w) + ` +SERVING$`).MatchString(r.stdout) {
+				t.Errorf("no SERVING line for the node at %s\n%s", w, r)
+			}
+		}
+		r = micro(t, nil, nil, "health", "greeter", "-o", "json")
+		want(t, r, 0)
+		var nodes []struct{ Address, Status string }
+		if err := json.Unmarshal([]byte(r.stdout), &nodes); err != nil || len(nodes) != 2 {
+			t.Fatalf("-o json: %v, %d nodes\n%s", err, len(nodes), r)
+		}
+		for _, n := range nodes {
+			if n.Status != "SERVING" {
+				t.Errorf("node %s is %s", n.Address, n.Status)
+			}
+		}
+		want(t, micro(t, nil, nil, "health", "greeter", "-service", "greeter.v1.Greeter", "-address", addr1), 0, "SERVING")
+		want(t, micro(t, nil, nil, "health", "greeter", "-service", "no.such.Service", "-address", addr1), 64+5, "NotFound")
+	})
+
+	t.Run("describe", func(t *testing.T) {
+		r := micro(t, nil, nil, "describe", "greeter")
+		want(t, r, 0, "service greeter.v1.Greeter {",
+			"rpc SayHello(greeter.v1.HelloRequest) returns (greeter.v1.HelloReply);  // unary",
+			"rpc LotsOfReplies(greeter.v1.HelloRequest) returns (stream greeter.v1.HelloReply);  // server_stream",
+			"rpc LotsOfGreetings(stream greeter.v1.HelloRequest) returns (greeter.v1.HelloReply);  // client_stream",
+			"rpc Chat(stream greeter.v1.HelloRequest) returns (stream greeter.v1.HelloReply);  // bidi_stream",
+			"service grpc.health.v1.Health {",
+			"message greeter.v1.HelloRequest {\n  string name = 1;\n}")
+		for _, sym := range []string{"greeter.v1.Greeter.SayHello", "Greeter.SayHello", "SayHello", "/greeter.v1.Greeter/SayHello"} {
+			r := micro(t, nil, nil, "describe", "greeter", sym, "-o", "json")
+			want(t, r, 0)
+			var d struct {
+				Methods []struct{ Name, Stream, Idempotency, Input string }
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || len(d.Methods) != 1 {
+				t.Fatalf("describe %s -o json: %v\n%s", sym, err, r)
+			}
+			if m := d.Methods[0]; m.Name != "greeter.v1.Greeter.SayHello" || m.Stream != "unary" || m.Idempotency != "NO_SIDE_EFFECTS" || m.Input != "greeter.v1.HelloRequest" {
+				t.Errorf("describe %s: %+v", sym, m)
+			}
+		}
+		want(t, micro(t, nil, nil, "describe", "greeter", "HelloReply"), 0, "message greeter.v1.HelloReply {\n  string message = 1;\n}")
+		want(t, micro(t, nil, nil, "describe", "greeter", "ServerReflectionInfo"), 2, "is ambiguous",
+			"grpc.reflection.v1.ServerReflection.ServerReflectionInfo, grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo")
+		want(t, micro(t, nil, nil, "describe", "greeter", "Nope"), 1, `no symbol "Nope"`, "greeter.v1.Greeter.Chat")
+		want(t, micro(t, nil, nil, "describe", "greeter", "--address", addr2, "Greeter"), 0, "service greeter.v1.Greeter {")
+	})
+
+	t.Run("call unary", func(t *testing.T) {
+		r := micro(t, nil, nil, "call", "greeter", "SayHello", `{"name":"Alice"}`)
+		want(t, r, 0)
+		if !regexp.MustCompile(`^\{\n  "message": "Hello Alice from (one|two)"\n\}\n$`).MatchString(r.stdout) {
+			t.Errorf("unexpected response\n%s", r)
+		}
+		r = micro(t, nil, nil, "call", "greeter", "greeter.v1.Greeter.SayHello", `{"name":"Alice"}`, "-o", "json", "-H", "x-caller:ops", "--address", addr2)
+		want(t, r, 0)
+		if r.stdout != `{"message":"Hello Alice (asked by ops) from two"}`+"\n" {
+			t.Errorf("-o json, -H and --address: got %q", r.stdout)
+		}
+		want(t, micro(t, nil, nil, "call", "greeter", "SayHello", `{"name":""}`), 64+3, "InvalidArgument: name is required")
+		want(t, micro(t, nil, nil, "call", "greeter", "SayHello", `{"nom":"x"}`), 1, "is not a greeter.v1.HelloRequest in JSON")
+		want(t, micro(t, nil, nil, "call", "greeter", "Greet", `{}`), 1, `no method "Greet"`, "greeter.v1.Greeter.SayHello")
+		want(t, micro(t, nil, nil, "call", "greeter", "SayHello", `{"name":"x"}`, "--address", "127.0.0.1:1"), 1, "127.0.0.1:1", "connection refused")
+	})
+
+	t.Run("load balanced", func(t *testing.T) {
+		// Each call picks a node as a client's selector does: over a few
+		// calls, both nodes answer (all 30 on one: odds of 2 in 2^30).
+		seen := map[string]bool{}
+		for i := 0; i < 30 && len(seen) < 2; i++ {
+			r := micro(t, nil, nil, "call", "greeter", "SayHello", `{"name":"lb"}`, "-o", "json")
+			want(t, r, 0)
+			if m := regexp.MustCompile(`from (one|two)`).FindStringSubmatch(r.stdout); m != nil {
+				seen[m[1]] = true
+			}
+		}
+		if len(seen) != 2 {
+			t.Errorf("30 calls were answered by %v only", seen)
+		}
+	})
+
+	t.Run("call server stream", func(t *testing.T) {
+		r := micro(t, nil, nil, "call", "greeter", "LotsOfReplies", `{"name":"Bob"}`, "-o", "json")
+		want(t, r, 0)
+		if want := "{\"message\":\"1: Hello Bob\"}\n{\"message\":\"2: Bonjour Bob\"}\n{\"message\":\"3: Hallo Bob\"}\n"; r.stdout != want {
+			t.Errorf("got %q, want %q", r.stdout, want)
+		}
+	})
+
+	t.Run("call client stream", func(t *testing.T) {
+		r := micro(t, strings.NewReader("{\"name\":\"a\"}\n\n{\"name\":\"b\"}\n"), nil, "call", "greeter", "LotsOfGreetings", "-o", "json")
+		want(t, r, 0)
+		if r.stdout != `{"message":"Hello a, b"}`+"\n" {
+			t.Errorf("got %q", r.stdout)
+		}
+		r = micro(t, nil, nil, "call", "greeter", "LotsOfGreetings", `{"name":"solo"}`, "-o", "json")
+		want(t, r, 0, `{"message":"Hello solo"}`)
+		r = micro(t, strings.NewReader("{\"name\":\"a\"}\nnot json\n"), nil, "call", "greeter", "LotsOfGreetings")
+		want(t, r, 1, "line 2 of standard input is not a greeter.v1.HelloRequest")
+	})
+
+	t.Run("call bidi", func(t *testing.T) {
+		// Each answer is printed before the next request is written:
+		// responses are printed as they arrive.
+		in, w := pipe(t)
+		p := startWith(t, in, filepath.Join(bin, "micro"), nil, "call", "greeter", "Chat", "-o", "json")
+		for _, name := range []string{"a", "b", "c"} {
+			fmt.Fprintf(w, "{\"name\":%q}\n", name)
+			p.expect(t, `^\{"message":"Hello `+name+`"\}$`)
+		}
+		w.Close()
+		if code := p.wait(t); code != 0 {
+			t.Errorf("exit status %d\n%s", code, p.output())
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		// A client stream whose input never ends outlives -timeout.
+		in, w := pipe(t)
+		p := startWith(t, in, filepath.Join(bin, "micro"), nil, "call", "--timeout", "3s", "greeter", "LotsOfGreetings")
+		fmt.Fprintln(w, `{"name":"late"}`)
+		if code := p.wait(t); code != 64+4 {
+			t.Errorf("exit status %d, want %d (64 + DeadlineExceeded)\n%s", code, 64+4, p.output())
+		}
+		if !strings.Contains(p.output(), "DeadlineExceeded") {
+			t.Errorf("output does not say DeadlineExceeded\n%s", p.output())
+		}
+	})
+
+	t.Run("publish typed", func(t *testing.T) {
+		r := micro(t, nil, nil, "publish", "greeter.greeted", `{"message":"as proto"}`, "--type", "greeter.v1.HelloReply")
+		want(t, r, 0, "published to greeter.greeted", "protobuf greeter.v1.HelloReply")
+		auditor.expect(t, `auditor-1 handled event \S+: "as proto"`)
+		want(t, micro(t, nil, nil, "publish", "greeter.greeted", `{"name":"x"}`, "--type", "greeter.v1.HelloReply"), 1, "is not a greeter.v1.HelloReply in JSON")
+		want(t, micro(t, nil, nil, "publish", "greeter.greeted", `{}`, "--type", "no.such.Message"), 1, "knows message no.such.Message")
+	})
+
+	t.Run("mutual TLS", func(t *testing.T) {
+		// micro takes MICRO_TLS_* as the service does. This server
+		// registers as a third greeter while the test runs.
+		ca := testcert.NewCA(t)
+		cert, key, caFile := ca.WriteFiles(t, ca.Issue(t, "greeter"))
+		env := []string{"MICRO_TLS_CERT=" + cert, "MICRO_TLS_KEY=" + key, "MICRO_TLS_CA=" + caFile}
+		p := start(t, filepath.Join(bin, "server"), env, "-address", "127.0.0.1:0", "-instance", "tls")
+		addr := p.expect(t, `^greeter: serving on (\S+)$`)[1]
+		r := micro(t, nil, env, "call", "--address", addr, "greeter", "SayHello", `{"name":"Tess"}`, "-o", "json")
+		want(t, r, 0, `{"message":"Hello Tess from tls"}`)
+		want(t, micro(t, nil, nil, "call", "--address", addr, "greeter", "SayHello", `{"name":"Tess"}`), 1, "server reflection on "+addr+" failed")
+		p.stop(t) // says goodbye to mDNS: the later tests see two greeters again
+	})
+
+	t.Run("reflection and health off", func(t *testing.T) {
+		// A bare runtime/server, registered by hand: no reflection, no
+		// health service.
+		plain := netns.Start(t, "TestHelperPlainServer")
+		addr := plain.Expect(t, "serving ", bound)
+		for _, args := range [][]string{
+			{"describe", "plain"},
+			{"call", "plain", "SayHello", "{}"},
+			{"describe", "--address", addr, "plain"},
+		} {
+			want(t, micro(t, nil, nil, args...), 1, "server reflection is not available on", "Unimplemented", "the server may have reflection off")
+		}
+		want(t, micro(t, nil, nil, "health", "plain"), 64+12, "Unimplemented", "the server may have health checking off", addr)
+	})
+
 	t.Run("usage and configuration errors", func(t *testing.T) {
 		want(t, micro(t, nil, nil), 2, "Usage:")
 		want(t, micro(t, nil, nil, "frobnicate"), 2, `no command "frobnicate"`)
@@ -290,4 +497,29 @@ func TestCLI(t *testing.T) {
 		want(t, micro(t, nil, []string{"MICRO_REGISTRY_ADRESS=x"}, "services"), 2,
 			"unknown environment variable MICRO_REGISTRY_ADRESS")
 	})
+}
+
+// TestHelperPlainServer serves the greeter's methods (unimplemented) on a
+// bare runtime/server, which serves neither reflection nor health, and
+// registers it in mDNS as "plain" until its standard input closes.
+func TestHelperPlainServer(t *testing.T) {
+	if !netns.IsHelper() {
+		t.Skip("helper process for TestCLI")
+	}
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
+	if err := greeterpb.RegisterGreeterHandler(srv, greeterpb.UnimplementedGreeterHandler{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	r := mdns.NewRegistry()
+	defer r.Close()
+	node := &registry.Service{Name: "plain", Version: "v0", Nodes: []*registry.Node{{ID: "plain-1", Address: srv.Address()}}}
+	if err := r.Register(context.Background(), node, 0); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("serving " + srv.Address())
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
