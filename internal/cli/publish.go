@@ -147,7 +147,7 @@ func (e *env) messageFrom(ctx context.Context, service, address, name string) (p
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
+	defer r.done()
 	if err := r.fetchSymbol(name); err != nil {
 		return nil, err
 	}

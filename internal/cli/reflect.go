@@ -43,6 +43,10 @@ const (
 	maxFileBytes = 16 << 20
 	// maxServices bounds the services a list_services answer may name.
 	maxServices = 1000
+	// reflectionTimeout bounds a reflection session when -timeout does
+	// not bound it sooner: a server that never answers does not hold
+	// micro forever.
+	reflectionTimeout = 30 * time.Second
 )
 
 // reflector asks one node's reflection service for the schemas of the
@@ -52,6 +56,7 @@ type reflector struct {
 	service string
 	address string // the node to ask; "" for one the selector picks
 	ctx     context.Context
+	cancel  context.CancelFunc
 	method  *spec.Method // v1, or v1alpha for servers without v1
 	stream  client.Stream
 	set     fileSet
@@ -67,7 +72,8 @@ func (e *env) newReflector(ctx context.Context, service, address string) (*refle
 	if address == "" {
 		address = e.address
 	}
-	return &reflector{e: e, service: service, address: address, ctx: ctx, started: time.Now()}, nil
+	ctx, cancel := context.WithTimeout(ctx, reflectionTimeout)
+	return &reflector{e: e, service: service, address: address, ctx: ctx, cancel: cancel, started: time.Now()}, nil
 }
 
 func (r *reflector) callOpts() []client.CallOption {
@@ -77,6 +83,7 @@ func (r *reflector) callOpts() []client.CallOption {
 	return nil
 }
 
+// close ends the reflection stream.
 func (r *reflector) close() {
 	if r.stream != nil {
 		_ = r.stream.Close()
@@ -84,8 +91,14 @@ func (r *reflector) close() {
 	}
 }
 
+// done ends the session.
+func (r *reflector) done() {
+	r.close()
+	r.cancel()
+}
+
 // reflectionOff explains a node that does not answer reflection.
-const reflectionOff = "the server may have reflection off (runtime/service serves grpc.reflection.v1 unless turned off), or be another gRPC server without it"
+const reflectionOff = "the server may have reflection off (a runtime/service serves it unless given service.WithReflection(false)), or be a gRPC server without it"
 
 // ask sends req (a field of ServerReflectionRequest set to value) and
 // returns the answer, opening the stream first; a server without the v1
@@ -352,7 +365,7 @@ func (e *env) fetchSchema(ctx context.Context, service string, extra ...string) 
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
+	defer r.done()
 	names, err := r.listServices()
 	if err != nil {
 		return nil, err
