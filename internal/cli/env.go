@@ -167,6 +167,9 @@ func (e *env) close() {
 // find: for mDNS, the interfaces it queries.
 func (e *env) where() string {
 	name := e.cfg.Registry()
+	if name == "memory" {
+		return "the memory registry (it holds only its own process's services: none, for micro)"
+	}
 	if name != "mdns" {
 		if addr := e.cfg["MICRO_REGISTRY_ADDRESS"]; addr != "" {
 			return fmt.Sprintf("the %s registry at %s", name, addr)
