@@ -240,8 +240,9 @@ MICRO_REGISTRY (mdns, the default, or memory), MICRO_REGISTRY_ADDRESS,
 MICRO_BROKER (direct, the default, or memory), MICRO_BROKER_ADDRESS,
 MICRO_TLS_CERT, MICRO_TLS_KEY, MICRO_TLS_CA and MICRO_MDNS_INTERFACES, or
 the flags of the same names (-registry, -broker, -tls_ca...). A plug-in
-registry or broker (etcd, nats) must be compiled into micro: build a
-micro whose main imports the plug-in and calls cli.Main.
+registry or broker (etcd, nats) must be compiled into micro: this build
+has none. Such a micro is a main inside this repository's module tree
+that imports the plug-in and calls internal/cli's Main.
 `
 
 func mainUsage(w io.Writer) {

@@ -56,7 +56,7 @@ func (e *env) registry() (registry.Registry, error) {
 	r, err := registry.New(e.cfg.Registry(), e.cfg["MICRO_REGISTRY_ADDRESS"])
 	if err != nil {
 		if strings.Contains(err.Error(), "not a known registry") {
-			err = fmt.Errorf("MICRO_REGISTRY: %w; this micro knows only the registries compiled into it: build a micro whose main imports the plug-in (e.g. plugins/etcd) and calls cli.Main", err)
+			err = fmt.Errorf("MICRO_REGISTRY: %w; this micro knows only the registries compiled into it: a plug-in registry (e.g. plugins/etcd) must be compiled in, with a main in this repository that imports it and calls internal/cli's Main", err)
 		}
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (e *env) broker() (broker.Broker, error) {
 	b, err := e.cfg.Broker()
 	var unknown *envconfig.UnknownBrokerError
 	if errors.As(err, &unknown) {
-		return nil, fmt.Errorf("%w; this micro knows only the brokers compiled into it: build a micro whose main imports the plug-in (e.g. plugins/nats) and calls cli.Main", err)
+		return nil, fmt.Errorf("%w; this micro knows only the brokers compiled into it: a plug-in broker (e.g. plugins/nats) must be compiled in, with a main in this repository that imports it and calls internal/cli's Main", err)
 	}
 	if err != nil {
 		return nil, err
