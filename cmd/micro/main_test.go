@@ -357,6 +357,10 @@ func TestCLI(t *testing.T) {
 				t.Errorf("describe %s: %+v", sym, m)
 			}
 		}
+		want(t, micro(t, nil, nil, "describe", "greeter", "Health.Check"), 0,
+			"rpc Check(grpc.health.v1.HealthCheckRequest) returns (grpc.health.v1.HealthCheckResponse);",
+			"  grpc.health.v1.HealthCheckResponse.ServingStatus status = 1;",
+			"enum grpc.health.v1.HealthCheckResponse.ServingStatus {", "  SERVING = 1;")
 		want(t, micro(t, nil, nil, "describe", "greeter", "HelloReply"), 0, "message greeter.v1.HelloReply {\n  string message = 1;\n}")
 		want(t, micro(t, nil, nil, "describe", "greeter", "ServerReflectionInfo"), 2, "is ambiguous",
 			"grpc.reflection.v1.ServerReflection.ServerReflectionInfo, grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo")
