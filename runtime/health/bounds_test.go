@@ -5,8 +5,24 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/protoc-gen-micro/micro/internal/grpcapi"
 	"github.com/protoc-gen-micro/micro/runtime/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
+
+// TestStatusValues: the statuses are the schema's enum numbers.
+func TestStatusValues(t *testing.T) {
+	for st, want := range map[Status]protoreflect.EnumNumber{Unknown: grpcapi.StatusUnknown, Serving: grpcapi.StatusServing,
+		NotServing: grpcapi.StatusNotServing, ServiceUnknown: grpcapi.StatusServiceUnknown} {
+		if protoreflect.EnumNumber(st) != want {
+			t.Errorf("%v is %d, the schema says %d", st, st, want)
+		}
+		enum := grpcapi.NewResponse(grpcapi.HealthCheck).Descriptor().Fields().ByName("status").Enum()
+		if v := enum.Values().ByNumber(want); v == nil || string(v.Name()) != st.String() {
+			t.Errorf("%v: the schema's value %d is %v", st, want, v)
+		}
+	}
+}
 
 // TestWatchersBound opens the default number of watchers, of distinct
 // names, and one more: the one more is refused, and once a watcher ends

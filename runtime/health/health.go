@@ -35,10 +35,10 @@ type Status int32
 // The statuses. ServiceUnknown is only ever sent to a watcher of a service
 // without a status; Check answers NOT_FOUND for it instead.
 const (
-	Unknown        Status = Status(grpcapi.StatusUnknown)
-	Serving        Status = Status(grpcapi.StatusServing)
-	NotServing     Status = Status(grpcapi.StatusNotServing)
-	ServiceUnknown Status = Status(grpcapi.StatusServiceUnknown)
+	Unknown        Status = 0
+	Serving        Status = 1
+	NotServing     Status = 2
+	ServiceUnknown Status = 3
 )
 
 // String returns the status's name in the protocol, e.g. "NOT_SERVING".

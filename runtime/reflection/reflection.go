@@ -10,7 +10,7 @@
 // Schemas come from protoregistry.GlobalFiles, where generated .pb.go files
 // register theirs, and, for the health and reflection services themselves,
 // from their private registry (see package health). reflection answers
-// questions about schemas; it does not serve, check or call anything.
+// questions about schemas; it neither checks health nor calls anything.
 package reflection
 
 import (
