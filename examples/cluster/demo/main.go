@@ -179,6 +179,40 @@ func (d *cluster) start(h *host, name string, args ...string) (*demo.Proc, error
 	return p, nil
 }
 
+// micro runs the micro command, with the etcd plug-in, on h: it must list
+// both greeter nodes and call one by name.
+func (d *cluster) micro(h *host) error {
+	run := func(args ...string) (string, error) {
+		cmd := h.command(d.bin, append([]string{"micro"}, args...)...)
+		cmd.Env = append(os.Environ(), "MICRO_REGISTRY=etcd", "MICRO_REGISTRY_ADDRESS="+dcAddr+":2379")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		out, err := cmd.CombinedOutput()
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			fmt.Printf("%-6s %-10s %s\n", h.name, "micro", line)
+		}
+		if err != nil {
+			return "", fmt.Errorf("micro %s: %w", strings.Join(args, " "), err)
+		}
+		return string(out), nil
+	}
+	fmt.Println("demo-cluster: micro on host3, through etcd: services, then a call by name")
+	out, err := run("services", "greeter", "--timeout", "10s")
+	if err != nil {
+		return err
+	}
+	if n := strings.Count(out, "\ngreeter "); n != 2 {
+		return fmt.Errorf("micro services listed %d greeter nodes, want 2", n)
+	}
+	out, err = run("call", "greeter", "SayHello", `{"name":"micro"}`, "--timeout", "10s")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "Hello micro from greeter-") {
+		return fmt.Errorf("micro call answered %q", out)
+	}
+	return nil
+}
+
 // stopAll stops every process still running, by PID, the last started
 // first (the data centre last), then the namespaces' holders.
 func (d *cluster) stopAll() {
@@ -262,6 +296,9 @@ func (d *cluster) run() error {
 		return err
 	}
 	if _, err := sub.WaitFor(reSubscribed, 30*time.Second); err != nil {
+		return err
+	}
+	if err := d.micro(hosts[2]); err != nil {
 		return err
 	}
 	fmt.Println("demo-cluster: the client on host3 knows only the name \"greeter\"; steady load begins")
