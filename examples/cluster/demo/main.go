@@ -188,7 +188,7 @@ func (d *cluster) micro(h *host) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, err := cmd.CombinedOutput()
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			fmt.Printf("%-6s %-10s %s\n", h.name, "micro", line)
+			fmt.Printf("  %-6s %-10s | %s\n", h.name, "micro", line)
 		}
 		if err != nil {
 			return "", fmt.Errorf("micro %s: %w", strings.Join(args, " "), err)
