@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -40,11 +39,10 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/examples/greeter/handler"
 	otelmicro "github.com/protoc-gen-micro/micro/otel"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
-	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/service"
-	"github.com/protoc-gen-micro/micro/runtime/status"
 )
 
 func main() {
@@ -111,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	svc := service.NewService(service.WithName("greeter"), service.WithAddress(*addr), withFlags,
 		service.WithContext(ctx), service.WithSignal(false), otelmicro.Instrument())
-	var g Greeter
+	var g handler.Greeter
 	if *events {
 		g.Events = broker.NewPublisher[*greeterpb.HelloReply](svc.Broker(), "greeter.greeted", broker.WithRequireSubscribers())
 	}
@@ -150,74 +148,4 @@ func prometheusAddress(getenv func(string) string) string {
 		port = "9464"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// Greeter implements greeterpb.GreeterHandler as examples/greeter/server
-// does.
-type Greeter struct {
-	greeterpb.UnimplementedGreeterHandler
-
-	// Events, when set, receives a "greeted" event for every group
-	// LotsOfGreetings greets.
-	Events *broker.Publisher[*greeterpb.HelloReply]
-}
-
-// SayHello greets one person.
-func (g Greeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
-	if in.Name == "" {
-		return status.New(status.InvalidArgument, "name is required")
-	}
-	who := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok && md.Value("x-caller") != "" {
-		who = " (asked by " + md.Value("x-caller") + ")"
-	}
-	out.Message = "Hello " + in.Name + who
-	return nil
-}
-
-// LotsOfReplies greets one person three times.
-func (g Greeter) LotsOfReplies(ctx context.Context, in *greeterpb.HelloRequest, stream greeterpb.Greeter_LotsOfRepliesHandlerStream) error {
-	for i, greeting := range []string{"Hello", "Bonjour", "Hallo"} {
-		if err := stream.Send(&greeterpb.HelloReply{Message: fmt.Sprintf("%d: %s %s", i+1, greeting, in.Name)}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// LotsOfGreetings greets everyone it was sent at once.
-func (g Greeter) LotsOfGreetings(ctx context.Context, stream greeterpb.Greeter_LotsOfGreetingsHandlerStream) error {
-	var names []string
-	for {
-		in, err := stream.Recv()
-		if err == io.EOF {
-			reply := &greeterpb.HelloReply{Message: "Hello " + strings.Join(names, ", ")}
-			if g.Events != nil {
-				if err := g.Events.Publish(ctx, reply); err != nil {
-					return err
-				}
-			}
-			return stream.SendAndClose(reply)
-		}
-		if err != nil {
-			return err
-		}
-		names = append(names, in.Name)
-	}
-}
-
-// Chat greets each person as they arrive.
-func (g Greeter) Chat(ctx context.Context, stream greeterpb.Greeter_ChatHandlerStream) error {
-	for {
-		in, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(&greeterpb.HelloReply{Message: "Hello " + in.Name}); err != nil {
-			return err
-		}
-	}
 }
