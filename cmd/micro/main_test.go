@@ -20,6 +20,7 @@ import (
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/netns"
 	"github.com/protoc-gen-micro/micro/internal/testcert"
+	"github.com/protoc-gen-micro/micro/runtime/health"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
 	"github.com/protoc-gen-micro/micro/runtime/server"
@@ -486,6 +487,14 @@ func TestCLI(t *testing.T) {
 		want(t, micro(t, nil, nil, "health", "plain"), 64+12, "Unimplemented", "the server may have health checking off", addr)
 	})
 
+	t.Run("health not serving", func(t *testing.T) {
+		sick := netns.Start(t, "TestHelperNotServing")
+		addr := sick.Expect(t, "serving ", bound)
+		r := micro(t, nil, nil, "health", "sick")
+		want(t, r, 1, "sick-1", addr, "NOT_SERVING", "sick-1 at "+addr+" is NOT_SERVING")
+		want(t, micro(t, nil, nil, "health", "sick", "-service", "greeter.v1.Greeter"), 0, "SERVING")
+	})
+
 	t.Run("usage and configuration errors", func(t *testing.T) {
 		want(t, micro(t, nil, nil), 2, "Usage:")
 		want(t, micro(t, nil, nil, "frobnicate"), 2, `no command "frobnicate"`)
@@ -503,6 +512,40 @@ func TestCLI(t *testing.T) {
 	})
 }
 
+// serveRegistered starts srv, registers it in mDNS as name (one node,
+// name-1) and serves until standard input closes.
+func serveRegistered(t *testing.T, srv server.Server, name string) {
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	r := mdns.NewRegistry()
+	defer r.Close()
+	node := &registry.Service{Name: name, Version: "v0", Nodes: []*registry.Node{{ID: name + "-1", Address: srv.Address()}}}
+	if err := r.Register(context.Background(), node, 0); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("serving " + srv.Address())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// TestHelperNotServing serves health on a bare runtime/server, with the
+// server as a whole NOT_SERVING and greeter.v1.Greeter SERVING, registered
+// in mDNS as "sick" until its standard input closes.
+func TestHelperNotServing(t *testing.T) {
+	if !netns.IsHelper() {
+		t.Skip("helper process for TestCLI")
+	}
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
+	hs := health.NewServer()
+	hs.SetServingStatus("", health.NotServing)
+	hs.SetServingStatus("greeter.v1.Greeter", health.Serving)
+	if err := health.Register(srv, hs); err != nil {
+		t.Fatal(err)
+	}
+	serveRegistered(t, srv, "sick")
+}
+
 // TestHelperPlainServer serves the greeter's methods (unimplemented) on a
 // bare runtime/server, which serves neither reflection nor health, and
 // registers it in mDNS as "plain" until its standard input closes.
@@ -514,16 +557,5 @@ func TestHelperPlainServer(t *testing.T) {
 	if err := greeterpb.RegisterGreeterHandler(srv, greeterpb.UnimplementedGreeterHandler{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	r := mdns.NewRegistry()
-	defer r.Close()
-	node := &registry.Service{Name: "plain", Version: "v0", Nodes: []*registry.Node{{ID: "plain-1", Address: srv.Address()}}}
-	if err := r.Register(context.Background(), node, 0); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Println("serving " + srv.Address())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	serveRegistered(t, srv, "plain")
 }
