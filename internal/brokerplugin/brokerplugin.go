@@ -7,6 +7,7 @@ package brokerplugin
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -15,8 +16,9 @@ import (
 )
 
 // Factory creates a broker that talks to the broker server at address
-// (MICRO_BROKER_ADDRESS), or to its default when address is "".
-type Factory func(address string) (broker.Broker, error)
+// (MICRO_BROKER_ADDRESS), or to its default when address is "", and logs
+// to log (the service's, naming it and its node).
+type Factory func(address string, log *slog.Logger) (broker.Broker, error)
 
 var (
 	mu        sync.RWMutex

@@ -53,7 +53,7 @@ func (e *env) registry() (registry.Registry, error) {
 	if err := e.cfg.CheckRegistryAddress(); err != nil {
 		return nil, err
 	}
-	r, err := registry.New(e.cfg.Registry(), e.cfg["MICRO_REGISTRY_ADDRESS"])
+	r, err := e.cfg.NewRegistry(slog.Default())
 	if err != nil {
 		if strings.Contains(err.Error(), "not a known registry") {
 			err = fmt.Errorf("MICRO_REGISTRY: %w; this micro knows only the registries compiled into it: a plug-in registry (e.g. plugins/etcd) must be compiled in, with a main in this repository that imports it and calls internal/cli's Main", err)
@@ -125,7 +125,7 @@ func (e *env) broker() (broker.Broker, error) {
 	if e.brk != nil {
 		return e.brk, nil
 	}
-	b, err := e.cfg.Broker()
+	b, err := e.cfg.Broker(slog.Default())
 	var unknown *envconfig.UnknownBrokerError
 	if errors.As(err, &unknown) {
 		return nil, fmt.Errorf("%w; this micro knows only the brokers compiled into it: a plug-in broker (e.g. plugins/nats) must be compiled in, with a main in this repository that imports it and calls internal/cli's Main", err)

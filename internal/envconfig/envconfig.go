@@ -19,8 +19,11 @@ import (
 	"strings"
 
 	"github.com/protoc-gen-micro/micro/internal/brokerplugin"
+	"github.com/protoc-gen-micro/micro/internal/regplugin"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/broker/memory"
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
 )
 
 // Setting is one setting read from a flag and its environment variable.
@@ -133,7 +136,7 @@ func (c Config) CheckRegistryAddress() error {
 // broker, which the caller builds over its own server, client and
 // registry. A plug-in (such as plugins/nats) is known once its package is
 // imported.
-func (c Config) Broker() (broker.Broker, error) {
+func (c Config) Broker(log *slog.Logger) (broker.Broker, error) {
 	name, addr := c["MICRO_BROKER"], c["MICRO_BROKER_ADDRESS"]
 	switch name {
 	case "", "direct":
@@ -148,13 +151,31 @@ func (c Config) Broker() (broker.Broker, error) {
 		return memory.NewBroker(), nil
 	}
 	if f, ok := brokerplugin.Lookup(name); ok {
-		b, err := f(addr)
+		b, err := f(addr, log)
 		if err != nil {
 			return nil, fmt.Errorf("MICRO_BROKER=%s: %w", name, err)
 		}
 		return b, nil
 	}
 	return nil, &UnknownBrokerError{Name: name, Known: KnownBrokers()}
+}
+
+// NewRegistry returns the registry MICRO_REGISTRY names (mDNS by default),
+// logging to log; see registry.New for its error. Check the address with
+// CheckRegistryAddress first.
+func (c Config) NewRegistry(log *slog.Logger) (registry.Registry, error) {
+	name := c.Registry()
+	if name == "mdns" {
+		return mdns.NewRegistry(mdns.WithLogger(log)), nil
+	}
+	if f, ok := regplugin.Lookup(name); ok {
+		if r, err := f(c["MICRO_REGISTRY_ADDRESS"], log); err == nil {
+			return r, nil
+		}
+		// registry.New fails the same way, and returns with its error a
+		// registry that fails every call with it.
+	}
+	return registry.New(name, c["MICRO_REGISTRY_ADDRESS"])
 }
 
 // KnownBrokers names the brokers MICRO_BROKER can choose in this program.

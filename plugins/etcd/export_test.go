@@ -1,6 +1,13 @@
 package etcd
 
-import "github.com/protoc-gen-micro/micro/runtime/registry"
+import (
+	"log/slog"
+
+	"github.com/protoc-gen-micro/micro/runtime/registry"
+)
+
+// LoggerOf returns where r logs.
+func LoggerOf(r registry.Registry) *slog.Logger { return r.(*etcdRegistry).opts.logger }
 
 // HoldWatch makes r's cache stop watching etcd, and returns once it has;
 // resume makes it watch again from the revision after the last it applied.

@@ -1,11 +1,13 @@
 package etcd_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
-	_ "github.com/protoc-gen-micro/micro/plugins/etcd" // as a user selects it
+	"github.com/protoc-gen-micro/micro/internal/logtest"
+	"github.com/protoc-gen-micro/micro/plugins/etcd"
 	"github.com/protoc-gen-micro/micro/runtime/registry"
 	"github.com/protoc-gen-micro/micro/runtime/registry/registrytest"
 	micro "github.com/protoc-gen-micro/micro/runtime/service"
@@ -13,7 +15,8 @@ import (
 
 // A service run with MICRO_REGISTRY=etcd and MICRO_REGISTRY_ADDRESS
 // registers in etcd, where another process's registry finds it, and
-// leaves when it stops.
+// leaves when it stops. The registry logs through the service's logger,
+// naming the service and node.
 func TestServiceFromEnvironment(t *testing.T) {
 	leakcheck.Check(t)
 	t.Setenv("MICRO_REGISTRY", "etcd")
@@ -23,9 +26,14 @@ func TestServiceFromEnvironment(t *testing.T) {
 	other := newRegistry(t, "")
 	w := registrytest.Watch(t, other, "env-greeter")
 
-	svc := micro.NewService(micro.WithSignal(false))
+	var logs logtest.Recorder
+	svc := micro.NewService(micro.WithSignal(false), micro.WithLogger(logs.Logger(slog.LevelInfo)))
 	if got := svc.Registry().String(); got != "etcd" {
 		t.Fatalf("MICRO_REGISTRY=etcd gave registry %q", got)
+	}
+	etcd.LoggerOf(svc.Registry()).Info("registry/etcd: probe")
+	if recs := logs.Records(t); len(recs) != 1 || recs[0]["service"] != "env-greeter" || !strings.HasPrefix(recs[0]["node"].(string), "env-greeter-") {
+		t.Fatalf("the registry logged %v; want one line naming service env-greeter and its node", recs)
 	}
 	if err := svc.Start(); err != nil {
 		t.Fatal(err)

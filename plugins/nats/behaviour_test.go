@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/protoc-gen-micro/micro/internal/brokerplugin"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/logtest"
 	"github.com/protoc-gen-micro/micro/internal/testcert"
 	"github.com/protoc-gen-micro/micro/runtime/broker"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
@@ -575,16 +577,23 @@ func TestPluginFactory(t *testing.T) {
 	if !ok {
 		t.Fatal(`brokerplugin.Lookup("nats") found nothing`)
 	}
-	if b, err := f(""); err != nil || b.(*natsBroker).o.urls[0] != DefaultURL {
+	if b, err := f("", slog.Default()); err != nil || b.(*natsBroker).o.urls[0] != DefaultURL {
 		t.Fatalf(`factory(""): %v, %v; want a broker for %s`, b, err, DefaultURL)
 	}
 	t.Setenv("MICRO_REGISTRY", "memory")
 	t.Setenv("MICRO_BROKER", "nats")
 	t.Setenv("MICRO_BROKER_ADDRESS", srv.url())
-	svc := service.NewService(service.WithName("natstest"), service.WithAddress("127.0.0.1:0"), service.WithSignal(false))
+	var logs logtest.Recorder
+	svc := service.NewService(service.WithName("natstest"), service.WithAddress("127.0.0.1:0"), service.WithSignal(false),
+		service.WithLogger(logs.Logger(slog.LevelInfo)))
 	b := svc.Broker()
 	if b.String() != "nats" {
 		t.Fatalf("MICRO_BROKER=nats gave %q", b.String())
+	}
+	// The broker logs through the service's logger, naming it and its node.
+	b.(*natsBroker).o.logger.Info("broker/nats: probe")
+	if recs := logs.Records(t); len(recs) != 1 || recs[0]["service"] != "natstest" || !strings.HasPrefix(recs[0]["node"].(string), "natstest-") {
+		t.Fatalf("the broker logged %v; want one line naming service natstest and its node", recs)
 	}
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)

@@ -106,11 +106,11 @@ import (
 )
 
 func init() {
-	brokerplugin.Register("nats", func(address string) (broker.Broker, error) {
+	brokerplugin.Register("nats", func(address string, log *slog.Logger) (broker.Broker, error) {
 		if address == "" {
 			address = DefaultURL
 		}
-		return NewBroker(WithURL(address)), nil
+		return NewBroker(WithURL(address), WithLogger(log)), nil
 	})
 }
 
@@ -149,6 +149,9 @@ func NewBroker(opts ...Option) broker.Broker {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
 	if len(o.urls) == 0 {
 		o.urls = []string{DefaultURL}
 	}
@@ -184,7 +187,7 @@ func (b *natsBroker) connLocked() (*natsgo.Conn, error) {
 			if s != nil {
 				subject = s.Subject
 			}
-			slog.Warn("broker/nats: asynchronous error", "subject", subject, "err", err)
+			b.o.logger.Warn("broker/nats: asynchronous error", "subject", subject, "err", err)
 		}),
 	}
 	if b.o.name != "" {
@@ -252,7 +255,7 @@ func (b *natsBroker) Disconnect() error {
 	b.async.Wait()
 	if nc != nil {
 		if err := nc.FlushTimeout(time.Second); err != nil && !errors.Is(err, natsgo.ErrConnectionClosed) {
-			slog.Debug("broker/nats: flushing before closing", "err", err)
+			b.o.logger.Debug("broker/nats: flushing before closing", "err", err)
 		}
 		nc.Close()
 	}
@@ -399,7 +402,7 @@ func (b *natsBroker) publishJetStream(ctx context.Context, js jetstream.JetStrea
 		if onError != nil {
 			onError(err)
 		} else {
-			slog.Warn("broker/nats: asynchronous publication failed", "topic", topic, "id", id, "err", err)
+			b.o.logger.Warn("broker/nats: asynchronous publication failed", "topic", topic, "id", id, "err", err)
 		}
 	}()
 	return nil

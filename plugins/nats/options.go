@@ -2,6 +2,7 @@ package nats
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -34,7 +35,14 @@ type options struct {
 	maxDeliver       int
 	ackWait          time.Duration
 	backOff          []time.Duration
+	logger           *slog.Logger
 }
+
+// WithLogger sets where the broker logs (messages it drops, refuses or
+// dead-letters, and asynchronous errors); slog.Default() by default. A
+// service that chooses the broker by MICRO_BROKER gives it its own, which
+// names the service and node.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithURL sets the server to connect to, e.g. "nats://127.0.0.1:4222"
 // (DefaultURL when none is given). Several, or a comma-separated list,

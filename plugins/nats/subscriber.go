@@ -249,7 +249,7 @@ func handlerContext(w *wireMsg, limit time.Duration) (context.Context, context.C
 func (s *subscriber) onCore(m *natsgo.Msg) {
 	w, err := decodeHeader(m.Header)
 	if err != nil {
-		slog.Warn("broker/nats: dropped a message", "subject", m.Subject, "err", err)
+		s.b.o.logger.Warn("broker/nats: dropped a message", "subject", m.Subject, "err", err)
 		return
 	}
 	if !s.admit() {
@@ -259,7 +259,7 @@ func (s *subscriber) onCore(m *natsgo.Msg) {
 		m.Respond(nil)
 	}
 	msg := &broker.Message{ID: w.id, Topic: s.topic, Header: w.header, Body: m.Data, Attempt: 1}
-	a := &coreAck{}
+	a := &coreAck{log: s.b.o.logger}
 	if s.o.ManualAck {
 		brokerkit.SetAcknowledger(msg, a)
 	}
@@ -272,14 +272,17 @@ func (s *subscriber) onCore(m *natsgo.Msg) {
 			return
 		}
 		if a.settle() && err != nil {
-			slog.Warn("broker/nats: handler failed; core NATS does not redeliver", "topic", s.topic, "id", msg.ID, "err", err)
+			s.b.o.logger.Warn("broker/nats: handler failed; core NATS does not redeliver", "topic", s.topic, "id", msg.ID, "err", err)
 		}
 	})
 }
 
 // coreAck settles a core NATS message once: there is nothing to tell the
 // server, so Nack only logs.
-type coreAck struct{ once sync.Once }
+type coreAck struct {
+	once sync.Once
+	log  *slog.Logger
+}
 
 func (a *coreAck) settle() (first bool) {
 	a.once.Do(func() { first = true })
@@ -297,7 +300,7 @@ func (a *coreAck) Nack(reason error) error {
 	if !a.settle() {
 		return broker.ErrSettled
 	}
-	slog.Warn("broker/nats: message refused; core NATS does not redeliver", "err", reason)
+	a.log.Warn("broker/nats: message refused; core NATS does not redeliver", "err", reason)
 	return nil
 }
 
@@ -305,13 +308,13 @@ func (a *coreAck) Nack(reason error) error {
 func (s *subscriber) onJetStream(jm jetstream.Msg) {
 	md, err := jm.Metadata()
 	if err != nil {
-		slog.Warn("broker/nats: JetStream message without metadata", "subject", jm.Subject(), "err", err)
+		s.b.o.logger.Warn("broker/nats: JetStream message without metadata", "subject", jm.Subject(), "err", err)
 		jm.Term()
 		return
 	}
 	w, err := decodeHeader(jm.Headers())
 	if err != nil {
-		slog.Warn("broker/nats: terminated a message", "subject", jm.Subject(), "err", err)
+		s.b.o.logger.Warn("broker/nats: terminated a message", "subject", jm.Subject(), "err", err)
 		jm.TermWithReason(err.Error())
 		return
 	}
@@ -395,9 +398,9 @@ func (s *subscriber) deadLetter(jm jetstream.Msg, msg *broker.Message, reason er
 		return err
 	}
 	if _, err := s.b.js.PublishMsg(ctx, &natsgo.Msg{Subject: deadLetterPrefix + s.topic, Header: h, Data: msg.Body}); err != nil {
-		slog.Error("broker/nats: could not dead-letter a message; the server will not deliver it again", "topic", s.topic, "id", msg.ID, "err", err)
+		s.b.o.logger.Error("broker/nats: could not dead-letter a message; the server will not deliver it again", "topic", s.topic, "id", msg.ID, "err", err)
 		return err
 	}
-	slog.Warn("broker/nats: message dead-lettered", "topic", s.topic, "id", msg.ID, "deliveries", msg.Attempt, "err", reason)
+	s.b.o.logger.Warn("broker/nats: message dead-lettered", "topic", s.topic, "id", msg.ID, "deliveries", msg.Attempt, "err", reason)
 	return jm.TermWithReason("dead-lettered")
 }

@@ -234,7 +234,7 @@ func TestConfigBrokerAndLogLevel(t *testing.T) {
 // registered it, and MICRO_BROKER_ADDRESS reaches its factory.
 func TestConfigBrokerPlugin(t *testing.T) {
 	var gotAddr string
-	brokerplugin.Register("plugtest", func(addr string) (broker.Broker, error) {
+	brokerplugin.Register("plugtest", func(addr string, _ *slog.Logger) (broker.Broker, error) {
 		gotAddr = addr
 		return brokermemory.NewBroker(), nil
 	})

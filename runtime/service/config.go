@@ -6,8 +6,6 @@ import (
 	"log/slog"
 
 	"github.com/protoc-gen-micro/micro/internal/envconfig"
-	"github.com/protoc-gen-micro/micro/runtime/registry"
-	"github.com/protoc-gen-micro/micro/runtime/registry/mdns"
 )
 
 // The settings a service reads from the command line (see WithFlags) and
@@ -43,11 +41,7 @@ func resolve(o *options, environ []string) {
 	if o.registry == nil && o.registryErr == nil {
 		// With its error, New returns a registry that fails every call
 		// with it, so a client-only program is told too.
-		if name := c.Registry(); name == "mdns" {
-			o.registry = mdns.NewRegistry(mdns.WithLogger(o.log()))
-		} else {
-			o.registry, o.registryErr = registry.New(name, c["MICRO_REGISTRY_ADDRESS"])
-		}
+		o.registry, o.registryErr = c.NewRegistry(o.log())
 		o.created = o.registry
 	}
 	fillDefaults(o)
@@ -68,7 +62,7 @@ func apply(c envconfig.Config, o *options) error {
 		return fmt.Errorf("service: %w", err)
 	}
 	if o.broker == nil {
-		b, err := c.Broker()
+		b, err := c.Broker(o.log())
 		if err != nil {
 			return fmt.Errorf("service: %w", err)
 		}
