@@ -107,7 +107,7 @@ test: fmt-check vet api-check protoc-check
 FUZZTIME ?= 5s
 FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn \
 	./internal/transport:FuzzRecvBuffer ./internal/transport:FuzzDecodeTimeout \
-	./internal/transport:FuzzMetadata ./internal/wire:FuzzMessage ./internal/wire:FuzzUnmarshalStatus \
+	./internal/transport:FuzzMetadata ./internal/transport:FuzzSniff ./internal/wire:FuzzMessage ./internal/wire:FuzzUnmarshalStatus \
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
 	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT ./gomicro/errors:FuzzParse \
 	./runtime/registry/mdns:FuzzPacket ./runtime/registry/mdns:FuzzDecodeTXT ./runtime/reflection:FuzzRequest \

@@ -49,6 +49,13 @@ type ServerConfig struct {
 	BaseContext context.Context
 	// ErrorLog receives connection-level errors; dropped when nil.
 	ErrorLog func(msg string, err error)
+	// HTTP1 takes over the connections that are not HTTP/2: a TLS
+	// connection that negotiated ALPN http/1.1, or one whose first bytes
+	// differ from the client preface (they are replayed to whoever reads
+	// the connection it is given). The server forgets the connection once
+	// HTTP1 returns, so HTTP1 should hand it on quickly. When nil, HTTP/1.x
+	// requests get 505 as from grpc-go.
+	HTTP1 func(net.Conn)
 }
 
 // Limits bounds the resources a client can make a server hold; zero
@@ -149,6 +156,9 @@ func NewServer(cfg ServerConfig) *Server {
 		conns:     map[*serverConn]struct{}{},
 	}
 }
+
+// Config returns the server's configuration with the defaults filled in.
+func (s *Server) Config() ServerConfig { return s.cfg }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("transport: server closed")

@@ -137,6 +137,9 @@ func (sc *serverConn) serve() {
 	// them) must arrive in time: a connection that dribbles them in holds
 	// a socket and buffers.
 	sc.conn.SetDeadline(timeNow().Add(sc.cfg.HandshakeTimeout))
+	if !sc.prelude() {
+		return
+	}
 	if err := readPreface(sc.conn, sc.br); err != nil {
 		sc.conn.Close()
 		return

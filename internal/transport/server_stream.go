@@ -100,7 +100,7 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 	case "content-type":
 		sub, ok := wire.Subtype(f.Value)
 		if !ok {
-			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q", f.Value))
+			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q (Connect and gRPC-Web are served over HTTP/1.1 only, for now)", f.Value))
 			return
 		}
 		c, ok := codec.Get(sub)
