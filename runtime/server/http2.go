@@ -18,6 +18,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/internal/chain"
 	"github.com/protoc-gen-micro/micro/internal/transport"
+	"github.com/protoc-gen-micro/micro/internal/webrpc"
 	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/compress"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
@@ -26,7 +27,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/status"
 )
 
-// NewServer returns a server speaking gRPC over HTTP/2.
+// NewServer returns a server speaking gRPC over HTTP/2 and, on the same
+// port, Connect and gRPC-Web over HTTP/1.1.
 func NewServer(opts ...Option) Server {
 	o := options{address: ":0", gracePeriod: 10 * time.Second}
 	for _, opt := range opts {
@@ -47,6 +49,7 @@ type rpcServer struct {
 	services []*ServiceDesc
 	methods  atomic.Pointer[methodTable] // replaced whole on Handle, read lock-free per call
 	tr       *transport.Server
+	http1    *http1Server
 	addr     string
 	serveErr chan error
 }
@@ -62,6 +65,7 @@ type methodHandler struct {
 	desc   *MethodDesc
 	unary  interceptor.UnaryFunc
 	stream interceptor.StreamingHandlerFunc
+	web    *webrpc.Method // the same handlers, for HTTP/1.1
 }
 
 // streamHandler returns the innermost handler of a streaming method: for a
@@ -135,6 +139,7 @@ func (s *rpcServer) Handle(desc *ServiceDesc, impl any, opts ...HandlerOption) e
 			}
 			h.stream = chain.StreamingHandler(ics, md.Method, streamHandler(md, impl))
 		}
+		h.web = &webrpc.Method{Spec: md.Method, NewRequest: md.NewRequest, NewResponse: md.NewResponse, Unary: h.unary, Stream: h.stream}
 		next.byPath[md.Method.Procedure] = h
 	}
 	s.methods.Store(next)
@@ -167,10 +172,11 @@ func (s *rpcServer) Start() error {
 	}
 	if s.opts.tlsConfig != nil {
 		cfg := s.opts.tlsConfig.Clone()
-		cfg.NextProtos = []string{"h2"}
+		cfg.NextProtos = []string{"h2", "http/1.1"}
 		ln = tls.NewListener(ln, cfg)
 	}
 	log := s.opts.logger
+	h1ln := newConnListener(ln.Addr())
 	s.tr = transport.NewServer(transport.ServerConfig{
 		Handler:              s,
 		MaxRecvMsgSize:       s.opts.maxRecvMsgSize,
@@ -180,7 +186,19 @@ func (s *rpcServer) Start() error {
 		ErrorLog: func(msg string, err error) {
 			log.Debug("micro server: "+msg, "err", err)
 		},
+		HTTP1: h1ln.handOff,
 	})
+	h1 := s.opts.http1Handler
+	if h1 == nil {
+		h1 = webrpc.NewHandler(webrpc.Config{
+			Lookup:          s.webLookup,
+			MaxRecvMsgSize:  s.opts.maxRecvMsgSize,
+			SendCompression: s.opts.sendCompression,
+			AllowedOrigins:  s.opts.corsOrigins,
+			Log:             log,
+		})
+	}
+	s.http1 = newHTTP1Server(h1ln, s.tr.Config(), h1, log)
 	s.addr = ln.Addr().String()
 	s.serveErr = make(chan error, 1)
 	go func(tr *transport.Server, errc chan error) { errc <- tr.Serve(ln) }(s.tr, s.serveErr)
@@ -189,15 +207,21 @@ func (s *rpcServer) Start() error {
 
 func (s *rpcServer) Stop() error {
 	s.mu.Lock()
-	tr, errc := s.tr, s.serveErr
-	s.tr = nil
+	tr, h1, errc := s.tr, s.http1, s.serveErr
+	s.tr, s.http1 = nil, nil
 	s.mu.Unlock()
 	if tr == nil {
 		return nil
 	}
+	// Both protocols drain at once, within the one grace period.
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.gracePeriod)
 	defer cancel()
+	h1err := make(chan error, 1)
+	go func() { h1err <- h1.shutdown(ctx) }()
 	err := tr.Shutdown(ctx)
+	if herr := <-h1err; err == nil {
+		err = herr
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, transport.ErrServerClosed) && err == nil {
 		err = serr
 	}

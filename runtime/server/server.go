@@ -1,5 +1,6 @@
 // Package server serves registered RPC handlers over the gRPC HTTP/2
-// protocol.
+// protocol and, on the same port, Connect and gRPC-Web over HTTP/1.1 (for
+// curl, browsers and HTTP/1.1-only proxies).
 //
 // Generated code registers a service with a method table (ServiceDesc): for
 // each method its name, stream type, idempotency, request and response
@@ -14,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
@@ -74,7 +76,7 @@ type Stream = interceptor.ServerStream
 type Limits struct {
 	// MaxHeaderListSize bounds a request's header block (names, values
 	// and 32 bytes a field); 64 KiB by default. Larger requests fail with
-	// RESOURCE_EXHAUSTED.
+	// RESOURCE_EXHAUSTED, or over HTTP/1.1 with 431.
 	MaxHeaderListSize uint32
 	// InitialWindowSize is each call's receive window, returned as the
 	// handler reads; 64 KiB by default. A larger message is admitted
@@ -91,13 +93,16 @@ type Limits struct {
 	// senders stalled by flow control.
 	MaxBufferedRequestBytes int64
 	// HandshakeTimeout bounds a new connection's TLS handshake, preface
-	// and first SETTINGS; 10 s by default.
+	// and first SETTINGS, or its first bytes and then, over HTTP/1.1, each
+	// request's line and headers; 10 s by default.
 	HandshakeTimeout time.Duration
 	// WriteTimeout disconnects a client that does not read what it is
-	// sent for that long; 30 s by default, never when negative.
+	// sent for that long, or over HTTP/1.1 that stalls its request body;
+	// 30 s by default, never when negative.
 	WriteTimeout time.Duration
 	// IdleTimeout closes, with GOAWAY, a connection without calls for that
-	// long; 5 min by default, never when negative.
+	// long (an HTTP/1.1 one, between requests); 5 min by default, never
+	// when negative.
 	IdleTimeout time.Duration
 	// MaxConnectionAge drains a connection after that long (±10%), so that
 	// clients reconnect and rebalance; never by default.
@@ -131,6 +136,8 @@ type options struct {
 	gracePeriod          time.Duration
 	interceptors         []interceptor.Interceptor
 	logger               *slog.Logger
+	corsOrigins          []string
+	http1Handler         http.Handler // tests only: serves HTTP/1.1 instead of webrpc
 }
 
 // handlerOptions are the settings of one registered service.
@@ -178,11 +185,19 @@ func WithAddress(addr string) Option { return serverOption(func(o *options) { o.
 // gives its server a logger that names the service and node.
 func WithLogger(l *slog.Logger) Option { return serverOption(func(o *options) { o.logger = l }) }
 
-// WithTLSConfig serves TLS with ALPN h2 instead of cleartext HTTP/2 with
-// prior knowledge. For mutual TLS, set ClientCAs and ClientAuth (e.g.
+// WithTLSConfig serves TLS, with ALPN h2 and http/1.1, instead of
+// cleartext. For mutual TLS, set ClientCAs and ClientAuth (e.g.
 // tls.RequireAndVerifyClientCert); handlers find the verified certificate
 // with PeerFromContext.
 func WithTLSConfig(c *tls.Config) Option { return serverOption(func(o *options) { o.tlsConfig = c }) }
+
+// WithCORS lets web pages from these origins ("*" for any, or e.g.
+// "https://app.example.com") call the server with Connect and gRPC-Web: it
+// answers their preflight requests and exposes the protocols' headers to
+// them. Without it, browsers call only from the server's own origin.
+func WithCORS(origins ...string) Option {
+	return serverOption(func(o *options) { o.corsOrigins = append([]string(nil), origins...) })
+}
 
 // WithMaxRecvMsgSize bounds a received message; 4 MiB by default.
 func WithMaxRecvMsgSize(n int) Option {
@@ -191,7 +206,9 @@ func WithMaxRecvMsgSize(n int) Option {
 
 // WithMaxConcurrentStreams sets the limit advertised per connection, which
 // also bounds the handlers running for one connection, including those of
-// calls the client already reset; 256 by default.
+// calls the client already reset; 256 by default. Over HTTP/1.1, where a
+// connection runs one call at a time, it bounds the handlers running at
+// once server-wide; as many more calls wait, and further ones get 503.
 func WithMaxConcurrentStreams(n uint32) Option {
 	return serverOption(func(o *options) { o.maxConcurrentStreams = n })
 }

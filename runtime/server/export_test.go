@@ -1,0 +1,29 @@
+package server
+
+import "net/http"
+
+// WithHTTP1Handler serves HTTP/1.1 with h instead of webrpc's handler, so
+// that the HTTP/1.1 limits are tested with handlers that block, stream or
+// read as a test needs.
+func WithHTTP1Handler(h http.Handler) Option {
+	return serverOption(func(o *options) { o.http1Handler = h })
+}
+
+// HTTP1Pending returns how many HTTP/1.1 requests run or wait for a slot.
+func HTTP1Pending(s Server) int64 {
+	rs := s.(*rpcServer)
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.http1 == nil {
+		return 0
+	}
+	return rs.http1.hs.Handler.(*http1Limiter).pending.Load()
+}
+
+// OnHTTP1Shutdown calls f when Stop starts draining the HTTP/1.1 side.
+func OnHTTP1Shutdown(s Server, f func()) {
+	rs := s.(*rpcServer)
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.http1.hs.RegisterOnShutdown(f)
+}
