@@ -5,7 +5,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/gomicro/internal/endpoint"
 	"github.com/protoc-gen-micro/micro/gomicro/metadata"
-	"github.com/protoc-gen-micro/micro/internal/transport"
+	"github.com/protoc-gen-micro/micro/internal/callctx"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 )
@@ -72,7 +72,7 @@ func (r *request) Body() any        { return r.body }
 func (r *request) Stream() bool     { return r.stream }
 
 func (r *request) ContentType() string {
-	if st, ok := transport.ServerStreamFromContext(r.ctx); ok {
+	if st, ok := callctx.FromContext(r.ctx); ok {
 		return "application/" + st.Codec().Name()
 	}
 	return "application/proto"

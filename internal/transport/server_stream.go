@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/callctx"
 	"github.com/protoc-gen-micro/micro/internal/mdctx"
 	"github.com/protoc-gen-micro/micro/internal/wire"
 
@@ -299,6 +300,8 @@ func (st *ServerStream) Value(key any) any {
 	switch key {
 	case serverStreamKey{}:
 		return st
+	case callctx.Key{}:
+		return callctx.Call(st)
 	case mdctx.IncomingKey{}:
 		return mdctx.Source(st)
 	}

@@ -67,3 +67,7 @@ func decodeTimeout(s string) (time.Duration, error) {
 	}
 	return time.Duration(v) * unit, nil
 }
+
+// ParseTimeout parses a grpc-timeout value; internal/webrpc reads
+// gRPC-Web's with it.
+func ParseTimeout(s string) (time.Duration, error) { return decodeTimeout(s) }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/callctx"
 	"github.com/protoc-gen-micro/micro/internal/chain"
 	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/internal/webrpc"
@@ -77,7 +78,7 @@ func streamHandler(md *MethodDesc, impl any) interceptor.StreamingHandlerFunc {
 		return func(ctx context.Context, st Stream) error { return call(impl, ctx, nil, st) }
 	}
 	return func(ctx context.Context, st Stream) error {
-		ts, ok := transport.ServerStreamFromContext(ctx)
+		ts, ok := callctx.FromContext(ctx)
 		if !ok {
 			return status.New(status.Internal, "server: a stream interceptor replaced the call's context with one not derived from it")
 		}
@@ -295,7 +296,7 @@ func (s *rpcServer) Serve(st *transport.ServerStream) {
 // recvOne reads the single request of a unary or server-streaming call
 // from s, which is st or, for a server-streaming call, the stream the
 // interceptors wrapped around it.
-func recvOne(st *transport.ServerStream, s Stream, req any) error {
+func recvOne(st callctx.Call, s Stream, req any) error {
 	if err := s.RecvMsg(req); err != nil {
 		if err == io.EOF {
 			return status.Errorf(status.Unimplemented, "grpc: no request message for %s, which takes exactly one", st.Method())
@@ -311,7 +312,7 @@ func recvOne(st *transport.ServerStream, s Stream, req any) error {
 // SetHeader sets response headers from a unary handler's context; they are
 // sent with the response.
 func SetHeader(ctx context.Context, md metadata.MD) error {
-	st, ok := transport.ServerStreamFromContext(ctx)
+	st, ok := callctx.FromContext(ctx)
 	if !ok {
 		return errors.New("server: SetHeader: context is not a call's")
 	}
@@ -320,7 +321,7 @@ func SetHeader(ctx context.Context, md metadata.MD) error {
 
 // SendHeader sends response headers now from a handler's context.
 func SendHeader(ctx context.Context, md metadata.MD) error {
-	st, ok := transport.ServerStreamFromContext(ctx)
+	st, ok := callctx.FromContext(ctx)
 	if !ok {
 		return errors.New("server: SendHeader: context is not a call's")
 	}
@@ -330,7 +331,7 @@ func SendHeader(ctx context.Context, md metadata.MD) error {
 // SetTrailer sets trailers from a handler's context; they are sent with the
 // status.
 func SetTrailer(ctx context.Context, md metadata.MD) error {
-	st, ok := transport.ServerStreamFromContext(ctx)
+	st, ok := callctx.FromContext(ctx)
 	if !ok {
 		return errors.New("server: SetTrailer: context is not a call's")
 	}
@@ -350,7 +351,7 @@ type Peer struct {
 
 // PeerFromContext returns the client of the call of a handler's context.
 func PeerFromContext(ctx context.Context) (Peer, bool) {
-	st, ok := transport.ServerStreamFromContext(ctx)
+	st, ok := callctx.FromContext(ctx)
 	if !ok {
 		return Peer{}, false
 	}
