@@ -488,3 +488,30 @@ func TestStopHTTP1InFlight(t *testing.T) {
 	}
 	expectEOF(t, c)
 }
+
+// TestTLSHandshakeBounded: with both protocols on the TLS port, a client
+// that stalls its handshake, or finishes it without ALPN and then says
+// only the first byte of the preface, is closed at HandshakeTimeout.
+func TestTLSHandshakeBounded(t *testing.T) {
+	leakcheck.Check(t)
+	ca := testcert.NewCA(t)
+	srv := startServer(t, server.WithHTTP1Handler(whoAmI),
+		server.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "slow").TLS}}),
+		server.WithLimits(server.Limits{HandshakeTimeout: 200 * time.Millisecond}))
+	stalled := rawHTTP1(t, srv.Address())
+	stalled.Write([]byte{0x16, 0x03, 0x01}) // a TLS record header, cut short
+	expectEOF(t, stalled)
+
+	tc, err := tls.Dial("tcp", srv.Address(), &tls.Config{RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.Write([]byte("P"))
+	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, tc)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the server did not close the connection")
+	}
+}
