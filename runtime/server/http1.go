@@ -42,6 +42,16 @@ func newHTTP1Server(ln *connListener, cfg transport.ServerConfig, h http.Handler
 	if cfg.IdleTimeout > 0 {
 		hs.IdleTimeout = cfg.IdleTimeout
 	}
+	if d := cfg.WriteTimeout; d > 0 {
+		// What net/http writes before a handler runs (the answer to a
+		// malformed request) gets a fresh deadline, not the one the last
+		// response left on a kept-alive connection.
+		hs.ConnState = func(c net.Conn, st http.ConnState) {
+			if st == http.StateActive {
+				c.SetWriteDeadline(time.Now().Add(d))
+			}
+		}
+	}
 	s := &http1Server{ln: ln, hs: hs, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
