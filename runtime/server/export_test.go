@@ -27,3 +27,15 @@ func OnHTTP1Shutdown(s Server, f func()) {
 	defer rs.mu.Unlock()
 	rs.http1.hs.RegisterOnShutdown(f)
 }
+
+// HTTP1Fresh returns how many HTTP/1.1 connections have not yet sent a
+// whole request.
+func HTTP1Fresh(s Server) int {
+	rs := s.(*rpcServer)
+	rs.mu.Lock()
+	h := rs.http1
+	rs.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.fresh)
+}

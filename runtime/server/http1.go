@@ -24,6 +24,13 @@ type http1Server struct {
 	ln   *connListener
 	hs   *http.Server
 	done chan struct{} // closed when hs.Serve has returned
+
+	// fresh are the connections that have not yet sent a whole request.
+	// net/http's Shutdown waits 5 s for them; ours closes them at once,
+	// as the transport closes connections that have not sent the preface.
+	mu       sync.Mutex
+	fresh    map[net.Conn]struct{}
+	stopping bool
 }
 
 // newHTTP1Server returns the HTTP/1.1 side of a server whose transport
@@ -42,17 +49,16 @@ func newHTTP1Server(ln *connListener, cfg transport.ServerConfig, h http.Handler
 	if cfg.IdleTimeout > 0 {
 		hs.IdleTimeout = cfg.IdleTimeout
 	}
-	if d := cfg.WriteTimeout; d > 0 {
-		// What net/http writes before a handler runs (the answer to a
-		// malformed request) gets a fresh deadline, not the one the last
-		// response left on a kept-alive connection.
-		hs.ConnState = func(c net.Conn, st http.ConnState) {
-			if st == http.StateActive {
-				c.SetWriteDeadline(time.Now().Add(d))
-			}
+	s := &http1Server{ln: ln, hs: hs, done: make(chan struct{}), fresh: map[net.Conn]struct{}{}}
+	hs.ConnState = func(c net.Conn, st http.ConnState) {
+		s.track(c, st)
+		if d := cfg.WriteTimeout; d > 0 && st == http.StateActive {
+			// What net/http writes before a handler runs (the answer
+			// to a malformed request) gets a fresh deadline, not the
+			// one the last response left on a kept-alive connection.
+			c.SetWriteDeadline(time.Now().Add(d))
 		}
 	}
-	s := &http1Server{ln: ln, hs: hs, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		hs.Serve(ln)
@@ -65,12 +71,33 @@ func newHTTP1Server(ln *connListener, cfg transport.ServerConfig, h http.Handler
 // whatever is left.
 func (s *http1Server) shutdown(ctx context.Context) error {
 	s.ln.Close() // even if Serve has not started: handOff must not wait
+	s.mu.Lock()
+	s.stopping = true
+	for c := range s.fresh {
+		c.Close()
+	}
+	s.mu.Unlock()
 	err := s.hs.Shutdown(ctx)
 	if err != nil {
 		s.hs.Close()
 	}
 	<-s.done
 	return err
+}
+
+// track keeps the set of connections that have not sent a whole request,
+// and closes one that arrives while stopping.
+func (s *http1Server) track(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case st == http.StateNew && s.stopping:
+		c.Close()
+	case st == http.StateNew:
+		s.fresh[c] = struct{}{}
+	default:
+		delete(s.fresh, c)
+	}
 }
 
 // connListener is the net.Listener net/http accepts the handed-over

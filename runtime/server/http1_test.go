@@ -515,3 +515,21 @@ func TestTLSHandshakeBounded(t *testing.T) {
 		t.Fatal("the server did not close the connection")
 	}
 }
+
+// TestStopHTTP1Fresh: a connection that has sent part of a request when
+// Stop starts is closed at once, rather than after net/http's 5 s for new
+// connections, which would overrun a shorter grace period.
+func TestStopHTTP1Fresh(t *testing.T) {
+	leakcheck.Check(t)
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithHTTP1Handler(whoAmI), server.WithGracePeriod(2*time.Second))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := rawHTTP1(t, srv.Address())
+	io.WriteString(c, "GET /half HTTP/1.1\r\nHost: x\r\n")
+	waitFor(t, func() bool { return server.HTTP1Fresh(srv) == 1 })
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	expectEOF(t, c)
+}
