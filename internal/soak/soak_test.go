@@ -1,6 +1,7 @@
 package soak_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -870,4 +871,79 @@ var attackList = []attack{
 		}
 		return r.answer()
 	}},
+	// HTTP/1.1, on the same port, through net/http and webrpc.
+	{"HTTP/1.1 slowloris", func(r *rawConn) string {
+		// One byte of a request line every 100 ms: the handshake timeout
+		// (net/http's ReadHeaderTimeout) closes the connection.
+		line := "POST " + greeterpb.GreeterSayHelloProcedure + " HTTP/1.1\r\nHost: soak\r\nX-Slow: "
+		deadline := time.Now().Add(2*limits.HandshakeTimeout + time.Second)
+		r.c.SetWriteDeadline(deadline)
+		for i := 0; time.Now().Before(deadline); i++ {
+			b := byte('v')
+			if i < len(line) {
+				b = line[i]
+			}
+			if _, err := r.c.Write([]byte{b}); err != nil {
+				return "closed"
+			}
+			r.c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := r.c.Read(make([]byte, 64)); err != nil {
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					return "closed"
+				}
+			}
+		}
+		return "held"
+	}},
+	{"HTTP/1.1 huge header", func(r *rawConn) string {
+		fmt.Fprintf(r.c, "POST %s HTTP/1.1\r\nHost: soak\r\nX-Big: %s\r\n\r\n", greeterpb.GreeterSayHelloProcedure, strings.Repeat("v", 80<<10))
+		return r.http1Answer()
+	}},
+	{"HTTP/1.1 handler held", func(r *rawConn) string {
+		body := `{"name":"sleep"}`
+		fmt.Fprintf(r.c, "POST %s HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			greeterpb.GreeterSayHelloProcedure, len(body), body)
+		return r.http1Answer()
+	}},
+	{"HTTP/1.1 stalled body", func(r *rawConn) string {
+		fmt.Fprintf(r.c, "POST %s HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":",
+			greeterpb.GreeterSayHelloProcedure)
+		return r.http1Answer()
+	}},
+	{"HTTP/1.1 server stream never read", func(r *rawConn) string {
+		// 16 replies of 512 KiB to a client that reads none.
+		msg := envelope(false, []byte(`{"name":"`+strings.Repeat("r", 512<<10)+`"}`))
+		fmt.Fprintf(r.c, "POST %s HTTP/1.1\r\nHost: soak\r\nContent-Type: application/connect+json\r\nContent-Length: %d\r\n\r\n",
+			greeterpb.GreeterLotsOfRepliesProcedure, len(msg))
+		r.c.Write(msg)
+		// Read nothing for longer than the server's write timeout, then
+		// drain: a server that gave up has closed the connection; one
+		// that still waits has sent the rest and keeps it open.
+		time.Sleep(limits.WriteTimeout + time.Second)
+		r.c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := io.Copy(io.Discard, r.c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return "held"
+		}
+		return "closed"
+	}},
+}
+
+// http1Answer reads the status line of an HTTP/1.1 answer: "HTTP <code>",
+// "closed" or "held".
+func (r *rawConn) http1Answer() string {
+	line, err := bufio.NewReader(r.c).ReadString('\n')
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return "held"
+		}
+		return "closed"
+	}
+	if f := strings.Fields(line); len(f) >= 2 {
+		return "HTTP " + f[1]
+	}
+	return "bad status line " + strconv.Quote(line)
 }
