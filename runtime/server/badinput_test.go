@@ -117,6 +117,10 @@ func TestBadInput(t *testing.T) {
 			rc.headers(id, false, grpcHeaders(path, "content-type", "application/json", "te", ""))
 			rc.data(id, true, []byte(`{"name":"a"}`))
 		}, "415", "13", "HTTP/1.1 only"},
+		{"gRPC-Web over HTTP/2", func(id uint32) {
+			rc.headers(id, false, grpcHeaders(path, "content-type", "application/grpc-web+proto"))
+			rc.data(id, true, envelope(0, helloBytes(t, "a")))
+		}, "415", "13", "HTTP/1.1 only"},
 		{"unknown codec", func(id uint32) {
 			rc.headers(id, false, grpcHeaders(path, "content-type", "application/grpc+yaml"))
 			rc.data(id, true, envelope(0, nil))
