@@ -37,6 +37,7 @@ import (
 type testGreeter struct {
 	handler.Greeter
 	entered chan struct{}
+	exited  chan error // "wait" sends its context's error when it returns
 }
 
 func (g *testGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
@@ -54,6 +55,9 @@ func (g *testGreeter) SayHello(ctx context.Context, in *greeterpb.HelloRequest, 
 			g.entered <- struct{}{}
 		}
 		<-ctx.Done()
+		if g.exited != nil {
+			g.exited <- ctx.Err()
+		}
 		return status.New(status.Internal, "the handler's context ended: "+ctx.Err().Error())
 	case "meta":
 		md, _ := metadata.FromIncomingContext(ctx)
@@ -111,6 +115,11 @@ func lookup(impl greeterpb.GreeterHandler, ics ...interceptor.Interceptor) func(
 			}
 		default:
 			wm.Stream = func(ctx context.Context, st interceptor.ServerStream) error { return md.Stream(impl, ctx, nil, st) }
+		}
+		if wm.Stream != nil {
+			for j := len(ics) - 1; j >= 0; j-- {
+				wm.Stream = ics[j].WrapStreamingHandler(md.Method, wm.Stream)
+			}
 		}
 		table[md.Method.Procedure] = wm
 	}

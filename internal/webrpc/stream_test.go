@@ -2,6 +2,7 @@ package webrpc_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"io"
@@ -11,6 +12,10 @@ import (
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/webrpc"
+	"github.com/protoc-gen-micro/micro/runtime/interceptor"
+	"github.com/protoc-gen-micro/micro/runtime/metadata"
+	"github.com/protoc-gen-micro/micro/runtime/server"
+	"github.com/protoc-gen-micro/micro/runtime/spec"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -225,5 +230,81 @@ func TestGRPCOverHTTP1Refused(t *testing.T) {
 	rsp, _ := do(t, p, "POST", sayHello, "application/grpc", envelope(0, nil))
 	if rsp.StatusCode != http.StatusHTTPVersionNotSupported {
 		t.Fatalf("gRPC over HTTP/1.1: %d", rsp.StatusCode)
+	}
+}
+
+// streamMeta is an interceptor that, around every streaming handler, sends
+// a header through the context's call and sets a trailer through the
+// stream, as server.SendHeader and stream.SetTrailer users do.
+type streamMeta struct {
+	interceptor.UnaryInterceptorFunc
+}
+
+func (streamMeta) WrapStreamingHandler(_ *spec.Method, next interceptor.StreamingHandlerFunc) interceptor.StreamingHandlerFunc {
+	return func(ctx context.Context, st interceptor.ServerStream) error {
+		if err := server.SendHeader(ctx, metadata.Pairs("x-early", "h")); err != nil {
+			return err
+		}
+		err := next(ctx, st)
+		st.SetTrailer(metadata.Pairs("x-done", "yes", "x-raw-bin", "\x00\xff"))
+		return err
+	}
+}
+
+func TestStreamMetadata(t *testing.T) {
+	g := &testGreeter{}
+	ics := []interceptor.Interceptor{streamMeta{func(_ *spec.Method, next interceptor.UnaryFunc) interceptor.UnaryFunc { return next }}}
+	for _, p := range start(t, g, webrpc.Config{Lookup: lookup(g, ics...)}) {
+		t.Run(p.name, func(t *testing.T) {
+			rsp, b := do(t, p, "POST", "/greeter.v1.Greeter/LotsOfReplies", "application/connect+json", envelope(0, []byte(`{"name":"M"}`)))
+			fs := frames(t, b)
+			var end endStream
+			decodeJSON(t, fs[len(fs)-1].body, &end)
+			if rsp.Header.Get("X-Early") != "h" || len(fs) != 4 || end.Error != nil ||
+				end.Metadata["x-done"][0] != "yes" || end.Metadata["x-raw-bin"][0] != base64.RawStdEncoding.EncodeToString([]byte("\x00\xff")) {
+				t.Fatalf("connect: %v %s", rsp.Header, b)
+			}
+			rsp, b = do(t, p, "POST", "/greeter.v1.Greeter/LotsOfReplies", "application/grpc-web+json", envelope(0, []byte(`{"name":"M"}`)))
+			fs = frames(t, b)
+			if tr := webTrailers(t, fs[len(fs)-1]); rsp.Header.Get("X-Early") != "h" || tr["x-done"] != "yes" || tr["grpc-status"] != "0" {
+				t.Fatalf("grpc-web: %v %v", rsp.Header, tr)
+			}
+			// An error after the headers went out is in the end of stream.
+			rsp, b = do(t, p, "POST", "/greeter.v1.Greeter/LotsOfReplies", "application/connect+json", envelope(0, []byte(`{"name":`)))
+			fs = frames(t, b)
+			decodeJSON(t, fs[len(fs)-1].body, &end)
+			if rsp.StatusCode != 200 || rsp.Header.Get("X-Early") != "h" || end.Error == nil || end.Error.Code != "invalid_argument" || end.Metadata["x-done"][0] != "yes" {
+				t.Fatalf("error: %d %v %s", rsp.StatusCode, rsp.Header, b)
+			}
+		})
+	}
+}
+
+// TestClientGoesAway: a client that cancels its request ends the
+// handler's context.
+func TestClientGoesAway(t *testing.T) {
+	g := &testGreeter{entered: make(chan struct{}, 1), exited: make(chan error, 1)}
+	for _, p := range start(t, g, webrpc.Config{}) {
+		t.Run(p.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "POST", p.url+sayHello, strings.NewReader(`{"name":"wait"}`))
+			req.Header.Set("Content-Type", "application/json")
+			done := make(chan error, 1)
+			go func() {
+				rsp, err := p.client.Do(req)
+				if err == nil {
+					rsp.Body.Close()
+				}
+				done <- err
+			}()
+			<-g.entered
+			cancel()
+			if err := <-g.exited; err != context.Canceled {
+				t.Fatalf("handler's context ended with %v", err)
+			}
+			if err := <-done; err == nil {
+				t.Fatal("the canceled request succeeded")
+			}
+		})
 	}
 }
