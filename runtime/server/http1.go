@@ -196,7 +196,7 @@ func (l *http1Limiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// What net/http writes once the handler returns (the rest of the
 	// buffered response, the last chunk) gets a deadline of its own.
-	defer rc.SetWriteDeadline(time.Now().Add(l.timeout))
+	defer func() { rc.SetWriteDeadline(time.Now().Add(l.timeout)) }()
 	l.next.ServeHTTP(dw, r)
 }
 
