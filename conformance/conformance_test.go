@@ -31,9 +31,11 @@ func TestConformance(t *testing.T) {
 	// so that the runtime is checked for races under the suite's traffic.
 	goBuild(t, bin, raceEnabled, "./cmd/server", "./cmd/client")
 
-	for _, mode := range []string{"server", "client"} {
-		t.Run(mode, func(t *testing.T) {
-			runSuite(t, filepath.Join(bin, "connectconformance"), mode, filepath.Join(bin, mode))
+	// server is the gRPC profile, server-web the Connect and gRPC-Web
+	// one (config/server-web.yaml), both against the same server.
+	for _, run := range []struct{ name, mode string }{{"server", "server"}, {"server-web", "server"}, {"client", "client"}} {
+		t.Run(run.name, func(t *testing.T) {
+			runSuite(t, filepath.Join(bin, "connectconformance"), run.mode, run.name, filepath.Join(bin, run.mode))
 		})
 	}
 }
@@ -52,12 +54,13 @@ func goBuild(t *testing.T, dir string, race bool, pkgs ...string) {
 	}
 }
 
-// runSuite runs the runner in mode against program and checks its report.
-func runSuite(t *testing.T, runner, mode, program string) {
+// runSuite runs the runner in mode, with config/conf.yaml, against program
+// and checks its report.
+func runSuite(t *testing.T, runner, mode, conf, program string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, runner, "--mode", mode, "--conf", filepath.Join("config", mode+".yaml"), "--", program)
+	cmd := exec.CommandContext(ctx, runner, "--mode", mode, "--conf", filepath.Join("config", conf+".yaml"), "--", program)
 	out, runErr := cmd.CombinedOutput()
 	rep, err := parseReport(out)
 	if err != nil {

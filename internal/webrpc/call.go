@@ -56,7 +56,7 @@ type call struct {
 	sendComp    compress.Compressor
 	cors        bool // the origin is allowed: expose the response headers
 	get         *getQuery
-	body        io.Reader // the request body, through a ctxReader when the call has a deadline
+	body        io.Reader // the request body
 
 	// The receive side belongs to the handler's RecvMsg.
 	env       envelopeReader
@@ -566,50 +566,9 @@ func (c *call) newEnvelopeReader() {
 	c.env = envelopeReader{r: bufio.NewReaderSize(body, 4096), max: c.h.maxMsg}
 }
 
-// ctxReader reads the request body in a goroutine, so that a read the
-// handler waits on ends when the call's deadline passes, as net/http's
-// body reads do not. An abandoned read's goroutine ends when net/http
-// closes the body after the call (or the server's read timeout does).
-type ctxReader struct {
-	ctx  context.Context
-	r    io.Reader
-	res  chan readResult // buffered: an abandoned read's result is dropped
-	buf  []byte
-	busy bool
-}
-
-type readResult struct {
-	n   int
-	err error
-}
-
-// maxCtxRead bounds one read, and so the buffer a ctxReader holds.
-const maxCtxRead = 32 << 10
-
-func (cr *ctxReader) Read(p []byte) (int, error) {
-	if err := cr.ctx.Err(); err != nil {
-		return 0, err
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if !cr.busy {
-		n := min(len(p), maxCtxRead)
-		if cap(cr.buf) < n {
-			cr.buf = make([]byte, n)
-		}
-		buf := cr.buf[:n]
-		cr.busy = true
-		go func() {
-			n, err := cr.r.Read(buf)
-			cr.res <- readResult{n, err}
-		}()
-	}
-	select {
-	case res := <-cr.res:
-		cr.busy = false
-		return copy(p, cr.buf[:res.n]), res.err
-	case <-cr.ctx.Done():
-		return 0, cr.ctx.Err()
-	}
+// CallDeadliner is a request body whose reads set the connection's read
+// deadline themselves (the one-port server's, which bounds each read); the
+// handler gives it the call's deadline, which no read may pass.
+type CallDeadliner interface {
+	SetCallDeadline(t time.Time)
 }

@@ -243,8 +243,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 		// A read the handler waits on must end with the deadline, and
-		// the body's reads do not watch the context.
-		c.body = &ctxReader{ctx: ctx, r: r.Body, res: make(chan readResult, 1)}
+		// the body's reads do not watch the context: the connection's
+		// read deadline ends them. Not in a goroutine of our own, which
+		// would outlive the call and race net/http's draining of the
+		// body after it.
+		deadline, _ := ctx.Deadline()
+		if b, ok := r.Body.(CallDeadliner); ok {
+			b.SetCallDeadline(deadline)
+		} else {
+			c.rc.SetReadDeadline(deadline) // an error: reads just do not stop
+		}
 	}
 	c.ctx = ctx
 	if bad == nil {

@@ -236,10 +236,18 @@ type deadlineBody struct {
 	io.ReadCloser
 	rc      *http.ResponseController
 	timeout time.Duration
+	call    time.Time // the call's deadline, if it has one
 }
 
+// SetCallDeadline implements webrpc.CallDeadliner: no read waits past t.
+func (b *deadlineBody) SetCallDeadline(t time.Time) { b.call = t }
+
 func (b *deadlineBody) Read(p []byte) (int, error) {
-	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	d := time.Now().Add(b.timeout)
+	if !b.call.IsZero() && b.call.Before(d) {
+		d = b.call
+	}
+	b.rc.SetReadDeadline(d)
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
 		b.rc.SetReadDeadline(time.Time{})
