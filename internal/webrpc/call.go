@@ -57,6 +57,7 @@ type call struct {
 	cors        bool // the origin is allowed: expose the response headers
 	get         *getQuery
 	body        io.Reader // the request body
+	bodyDone    bool      // drainBodyLocked has run
 
 	// The receive side belongs to the handler's RecvMsg.
 	env       envelopeReader
@@ -452,12 +453,40 @@ func (c *call) finish(err error, rsp any) {
 			s = status.Convert(err)
 		}
 	}
+	c.drainBodyLocked()
 	if c.proto == connectStream {
 		c.writeHeaderLocked()
 		_ = c.writeEnvelopeLocked(flagEndStream, marshalEndStream(s, trailer))
 		return
 	}
 	c.finishGRPC(s, trailer)
+}
+
+// maxDrain bounds what drainBodyLocked reads of a request body the handler
+// left, as net/http bounds its own draining.
+const maxDrain = 256 << 10
+
+// drainBodyLocked reads what is left of a streaming call's HTTP/1.1
+// request body (the chunked encoding's last chunk, at least) before the
+// call's end is written, so that the connection can carry the next
+// request. With full duplex on, net/http does not drain the body before
+// the response; a body left half read makes the next request on the
+// connection unreadable (a 400 to a client that sent none). A body that
+// does not end within maxDrain closes the connection instead, when the
+// headers have not gone yet; otherwise net/http's own draining follows.
+func (c *call) drainBodyLocked() {
+	if c.r.ProtoMajor >= 2 || c.env.r == nil || c.bodyDone {
+		return
+	}
+	c.bodyDone = true
+	if c.wroteHeader {
+		// What was sent may be what the client waits for before it
+		// ends its body.
+		_ = c.rc.Flush()
+	}
+	if _, err := io.CopyN(io.Discard, c.env.r, maxDrain); err != io.EOF {
+		c.w.Header().Set("Connection", "close")
+	}
 }
 
 func (c *call) finishConnectUnary(s *status.Error, rsp any, trailer metadata.MD) {
