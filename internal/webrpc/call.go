@@ -58,6 +58,7 @@ type call struct {
 	get         *getQuery
 	body        io.Reader // the request body
 	bodyDone    bool      // drainBodyLocked has run
+	deadline    time.Time // the call's, if it has one
 
 	// The receive side belongs to the handler's RecvMsg.
 	env       envelopeReader
@@ -148,6 +149,12 @@ func (c *call) ctxStatus() *status.Error {
 	case nil:
 		return nil
 	case context.DeadlineExceeded:
+		return status.New(status.DeadlineExceeded, "deadline exceeded")
+	}
+	if c.expired() {
+		// The body's read deadline, which is the call's, can make
+		// net/http cancel the request a moment before the call's own
+		// timer fires.
 		return status.New(status.DeadlineExceeded, "deadline exceeded")
 	}
 	return status.New(status.Canceled, "the client went away")
@@ -430,7 +437,7 @@ func (c *call) finish(err error, rsp any) {
 	if err != nil {
 		s = status.Convert(err)
 	}
-	if c.ctx.Err() == context.DeadlineExceeded {
+	if err := c.ctx.Err(); err == context.DeadlineExceeded || err != nil && c.expired() {
 		s, rsp = status.New(status.DeadlineExceeded, "deadline exceeded"), nil
 	}
 	c.mu.Lock()
@@ -460,6 +467,11 @@ func (c *call) finish(err error, rsp any) {
 		return
 	}
 	c.finishGRPC(s, trailer)
+}
+
+// expired says the call had a deadline and it has passed.
+func (c *call) expired() bool {
+	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
 }
 
 // maxDrain bounds what drainBodyLocked reads of a request body the handler

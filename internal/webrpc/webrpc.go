@@ -248,6 +248,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// would outlive the call and race net/http's draining of the
 		// body after it.
 		deadline, _ := ctx.Deadline()
+		c.deadline = deadline
 		if b, ok := r.Body.(CallDeadliner); ok {
 			b.SetCallDeadline(deadline)
 		} else {
