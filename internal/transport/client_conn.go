@@ -379,7 +379,7 @@ func (cc *ClientConn) onField(f hpack.HeaderField) {
 	switch {
 	case f.Name == "":
 		why = "empty header name"
-	case !validFieldValue(f.Value):
+	case !wire.ValidFieldValue(f.Value):
 		why = fmt.Sprintf("header %q has a value HTTP/2 forbids", f.Name)
 	case f.Name[0] == ':':
 		switch {
@@ -395,7 +395,7 @@ func (cc *ClientConn) onField(f hpack.HeaderField) {
 		hb.status = true
 	default:
 		hb.regular = true
-		if !validFieldName(f.Name) {
+		if !wire.ValidFieldName(f.Name) {
 			why = fmt.Sprintf("header name %q is not a lower-case token", f.Name)
 		} else if connectionHeader(f.Name) {
 			why = fmt.Sprintf("connection-specific header %q", f.Name)
@@ -592,15 +592,15 @@ func (cc *ClientConn) checkHeaders(ctx context.Context, method string) error {
 		if reservedHeader(k) || k == "user-agent" {
 			return
 		}
-		if !validHeaderName(k) {
+		if !wire.ValidMetadataKey(k) {
 			bad = status.Errorf(status.Internal, "transport: metadata key %q is not a valid HTTP/2 header name", k)
 			return
 		}
-		if isBinHeader(k) {
+		if wire.IsBinHeader(k) {
 			size += len(k) + (len(v)*4+2)/3 + 32
 			return
 		}
-		if !validFieldValue(v) {
+		if !wire.ValidFieldValue(v) {
 			bad = status.Errorf(status.Internal, "transport: metadata value of %q contains a control character HTTP/2 forbids", k)
 			return
 		}

@@ -121,11 +121,11 @@ func (cs *ClientStream) writeHeaderFields(enc *hpack.Encoder, _ itemKind) bool {
 	}
 	mdctx.RangeOutgoing(cs.ctx, func(k, v string) {
 		k = lowerASCII(k)
-		if reservedHeader(k) || !validHeaderName(k) || k == "user-agent" {
+		if reservedHeader(k) || !wire.ValidMetadataKey(k) || k == "user-agent" {
 			return
 		}
-		if isBinHeader(k) {
-			v = encodeBin(v)
+		if wire.IsBinHeader(k) {
+			v = wire.EncodeBin(v)
 		}
 		enc.WriteField(hpack.HeaderField{Name: k, Value: v})
 	})
@@ -488,7 +488,7 @@ func (cs *ClientStream) parseStatus() *status.Error {
 	}
 	msg := wire.DecodeMessage(cs.grpcMessage)
 	if cs.details != "" {
-		raw, err := decodeBin(cs.details)
+		raw, err := wire.DecodeBin(cs.details)
 		if err == nil {
 			if d, err := wire.UnmarshalStatus([]byte(raw)); err == nil && d.Code() == code {
 				return d

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -333,11 +334,11 @@ func FuzzMetadata(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !isBinHeader(name) {
+		if !wire.IsBinHeader(name) {
 			return
 		}
 		raw := md[name][0]
-		if got, err := decodeBin(encodeBin(raw)); err != nil || got != raw {
+		if got, err := wire.DecodeBin(wire.EncodeBin(raw)); err != nil || got != raw {
 			t.Fatalf("binary value %q does not round-trip: %q, %v", raw, got, err)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"golang.org/x/net/http2/hpack"
 )
@@ -117,20 +118,20 @@ func TestDecodeBin(t *testing.T) {
 		{"aGVsbG8==", "", false},
 		{"-_8", "", false}, // URL alphabet is not accepted
 	} {
-		got, err := decodeBin(tc.in)
+		got, err := wire.DecodeBin(tc.in)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
-			t.Errorf("decodeBin(%q) = %q, %v; want %q ok=%v", tc.in, got, err, tc.want, tc.ok)
+			t.Errorf("wire.DecodeBin(%q) = %q, %v; want %q ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
 	}
 	// encodeBin is unpadded and decodeBin reverses it for every length.
 	for n := 0; n < 10; n++ {
 		v := strings.Repeat("\xfe", n)
-		enc := encodeBin(v)
+		enc := wire.EncodeBin(v)
 		if strings.Contains(enc, "=") {
-			t.Errorf("encodeBin(%d bytes) = %q is padded", n, enc)
+			t.Errorf("wire.EncodeBin(%d bytes) = %q is padded", n, enc)
 		}
-		if got, err := decodeBin(enc); err != nil || got != v {
-			t.Errorf("decodeBin(encodeBin(%d bytes)) = %q, %v", n, got, err)
+		if got, err := wire.DecodeBin(enc); err != nil || got != v {
+			t.Errorf("wire.DecodeBin(wire.EncodeBin(%d bytes)) = %q, %v", n, got, err)
 		}
 	}
 }
@@ -178,8 +179,8 @@ func TestHeaderNames(t *testing.T) {
 	for name, want := range map[string]bool{
 		"x-ok": true, "a.b_c-9": true, "": false, "Upper": false, "sp ace": false, "colon:": false, "ü": false,
 	} {
-		if got := validHeaderName(name); got != want {
-			t.Errorf("validHeaderName(%q) = %v", name, got)
+		if got := wire.ValidMetadataKey(name); got != want {
+			t.Errorf("wire.ValidMetadataKey(%q) = %v", name, got)
 		}
 	}
 }

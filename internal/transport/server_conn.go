@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -618,7 +619,7 @@ func fieldError(f hpack.HeaderField, hb *headerBlock) string {
 	if f.Name == "" {
 		return "empty header name"
 	}
-	if !validFieldValue(f.Value) {
+	if !wire.ValidFieldValue(f.Value) {
 		return fmt.Sprintf("header %q has a value HTTP/2 forbids", f.Name)
 	}
 	if f.Name[0] == ':' {
@@ -648,7 +649,7 @@ func fieldError(f hpack.HeaderField, hb *headerBlock) string {
 		return ""
 	}
 	hb.regular = true
-	if !validFieldName(f.Name) {
+	if !wire.ValidFieldName(f.Name) {
 		return fmt.Sprintf("header name %q is not a lower-case token", f.Name)
 	}
 	if connectionHeader(f.Name) {

@@ -441,7 +441,7 @@ func (st *ServerStream) SendMsg(m any) error {
 
 // SetHeader merges md into the response headers.
 func (st *ServerStream) SetHeader(md metadata.MD) error {
-	if err := checkMD(md); err != nil {
+	if err := wire.CheckMD(md, reservedHeader); err != nil {
 		return err
 	}
 	st.mu.Lock()
@@ -449,13 +449,13 @@ func (st *ServerStream) SetHeader(md metadata.MD) error {
 	if st.headerSent || st.finished {
 		return status.New(status.Internal, "transport: SetHeader after headers were sent")
 	}
-	st.header = mergeMD(st.header, md)
+	st.header = wire.MergeMD(st.header, md)
 	return nil
 }
 
 // SendHeader merges md into the response headers and sends them now.
 func (st *ServerStream) SendHeader(md metadata.MD) error {
-	if err := checkMD(md); err != nil {
+	if err := wire.CheckMD(md, reservedHeader); err != nil {
 		return err
 	}
 	st.mu.Lock()
@@ -463,7 +463,7 @@ func (st *ServerStream) SendHeader(md metadata.MD) error {
 		st.mu.Unlock()
 		return status.New(status.Internal, "transport: SendHeader called twice or after the call ended")
 	}
-	st.header = mergeMD(st.header, md)
+	st.header = wire.MergeMD(st.header, md)
 	st.headerSent = true
 	st.mu.Unlock()
 	st.conn.w.push(item{kind: itHeaders, ws: &st.ws})
@@ -474,7 +474,7 @@ func (st *ServerStream) SendHeader(md metadata.MD) error {
 // Metadata HTTP/2 cannot carry is left out and reported to the server's
 // ErrorLog (the method has no error to return).
 func (st *ServerStream) SetTrailer(md metadata.MD) {
-	if err := checkMD(md); err != nil {
+	if err := wire.CheckMD(md, reservedHeader); err != nil {
 		if log := st.conn.cfg.ErrorLog; log != nil {
 			log("SetTrailer for "+st.method, err)
 		}
@@ -482,22 +482,9 @@ func (st *ServerStream) SetTrailer(md metadata.MD) {
 	}
 	st.mu.Lock()
 	if !st.finished {
-		st.trailer = mergeMD(st.trailer, md)
+		st.trailer = wire.MergeMD(st.trailer, md)
 	}
 	st.mu.Unlock()
-}
-
-func mergeMD(dst, src metadata.MD) metadata.MD {
-	if len(src) == 0 {
-		return dst
-	}
-	if dst == nil {
-		dst = make(metadata.MD, len(src))
-	}
-	for k, v := range src {
-		dst[k] = append(dst[k], v...)
-	}
-	return dst
 }
 
 // Context returns the stream itself.
@@ -604,7 +591,7 @@ func (st *ServerStream) writeHeaderFields(enc *hpack.Encoder, kind itemKind) boo
 		enc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: wire.EncodeMessage(msg)})
 	}
 	if len(s.Details()) > 0 {
-		enc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBin(string(wire.MarshalStatus(s)))})
+		enc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: wire.EncodeBin(string(wire.MarshalStatus(s)))})
 	}
 	writeMD(enc, st.trailer)
 	return true

@@ -366,7 +366,7 @@ func exposeHeaders(h http.Header) {
 
 // SetHeader implements interceptor.ServerStream and callctx.Call.
 func (c *call) SetHeader(md metadata.MD) error {
-	if err := checkMD(md); err != nil {
+	if err := wire.CheckMD(md, reservedHeader); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -374,7 +374,7 @@ func (c *call) SetHeader(md metadata.MD) error {
 	if c.headerSent || c.finished {
 		return status.New(status.Internal, "webrpc: SetHeader after headers were sent")
 	}
-	c.header = mergeMD(c.header, md)
+	c.header = wire.MergeMD(c.header, md)
 	return nil
 }
 
@@ -382,7 +382,7 @@ func (c *call) SetHeader(md metadata.MD) error {
 // Connect unary response's headers go with its body, whose status is not
 // known yet: they are sealed now and sent then.
 func (c *call) SendHeader(md metadata.MD) error {
-	if err := checkMD(md); err != nil {
+	if err := wire.CheckMD(md, reservedHeader); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -390,7 +390,7 @@ func (c *call) SendHeader(md metadata.MD) error {
 		c.mu.Unlock()
 		return status.New(status.Internal, "webrpc: SendHeader called twice or after the call ended")
 	}
-	c.header = mergeMD(c.header, md)
+	c.header = wire.MergeMD(c.header, md)
 	c.headerSent = true
 	c.mu.Unlock()
 	if c.proto == connectUnary {
@@ -405,28 +405,15 @@ func (c *call) SendHeader(md metadata.MD) error {
 
 // SetTrailer implements interceptor.ServerStream and callctx.Call.
 func (c *call) SetTrailer(md metadata.MD) {
-	if err := checkMD(md); err != nil {
+	if err := wire.CheckMD(md, reservedHeader); err != nil {
 		c.h.log.Debug("webrpc: SetTrailer", "method", c.m.Spec.Procedure, "err", err)
 		return
 	}
 	c.mu.Lock()
 	if !c.finished {
-		c.trailer = mergeMD(c.trailer, md)
+		c.trailer = wire.MergeMD(c.trailer, md)
 	}
 	c.mu.Unlock()
-}
-
-func mergeMD(dst, src metadata.MD) metadata.MD {
-	if len(src) == 0 {
-		return dst
-	}
-	if dst == nil {
-		dst = make(metadata.MD, len(src))
-	}
-	for k, v := range src {
-		dst[k] = append(dst[k], v...)
-	}
-	return dst
 }
 
 // finish ends the call with err's status, after rsp, the response of a

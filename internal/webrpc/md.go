@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
-	"github.com/protoc-gen-micro/micro/runtime/status"
 )
 
 // reservedHeader reports whether a lower-case header name belongs to HTTP,
@@ -23,8 +23,6 @@ func reservedHeader(k string) bool {
 		strings.HasPrefix(k, "access-control-") || strings.HasPrefix(k, "trailer-")
 }
 
-func isBin(k string) bool { return strings.HasSuffix(k, "-bin") }
-
 // headerToMD turns a request's custom headers into metadata: lower-case
 // keys, -bin values base64-decoded (padded or not, as gRPC accepts). A -bin
 // value that is not base64 is left out, as the gRPC transport does.
@@ -35,11 +33,11 @@ func headerToMD(h http.Header) metadata.MD {
 		if reservedHeader(k) {
 			continue
 		}
-		bin := isBin(k)
+		bin := wire.IsBinHeader(k)
 		for _, v := range vs {
 			if bin {
-				d, ok := decodeBin(v)
-				if !ok {
+				d, err := wire.DecodeBin(v)
+				if err != nil {
 					continue
 				}
 				v = d
@@ -50,77 +48,21 @@ func headerToMD(h http.Header) metadata.MD {
 	return md
 }
 
-func decodeBin(v string) (string, bool) {
-	enc := base64.RawStdEncoding
-	if len(v)%4 == 0 && strings.HasSuffix(v, "=") {
-		enc = base64.StdEncoding
-	}
-	b, err := enc.DecodeString(v)
-	return string(b), err == nil
-}
-
 // rangeMD calls f with every key and value of md fit to send as a header:
 // reserved and invalid keys are skipped, -bin values base64-encoded.
 func rangeMD(md metadata.MD, f func(k, v string)) {
 	for k, vs := range md {
-		if reservedHeader(k) || !validName(k) {
+		if reservedHeader(k) || !wire.ValidMetadataKey(k) {
 			continue
 		}
-		bin := isBin(k)
+		bin := wire.IsBinHeader(k)
 		for _, v := range vs {
 			if bin {
 				v = base64.RawStdEncoding.EncodeToString([]byte(v))
-			} else if !validValue(v) {
+			} else if !wire.ValidFieldValue(v) {
 				continue
 			}
 			f(k, v)
 		}
 	}
-}
-
-// checkMD refuses metadata a handler cannot send as HTTP headers, as the
-// gRPC transport does.
-func checkMD(md metadata.MD) error {
-	for k, vs := range md {
-		if reservedHeader(k) {
-			continue
-		}
-		if !validName(k) {
-			return status.Errorf(status.Internal, "webrpc: metadata key %q is not a valid lower-case header name", k)
-		}
-		if isBin(k) {
-			continue
-		}
-		for _, v := range vs {
-			if !validValue(v) {
-				return status.Errorf(status.Internal, "webrpc: metadata value of %q contains a control character HTTP forbids", k)
-			}
-		}
-	}
-	return nil
-}
-
-// validName reports whether k is a lower-case HTTP token.
-func validName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-// validValue reports whether v is a header value: visible ASCII, spaces
-// and tabs (non-ASCII bytes are allowed, as HTTP allows obs-text).
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

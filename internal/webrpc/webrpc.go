@@ -501,7 +501,7 @@ func preflight(w http.ResponseWriter, r *http.Request) {
 	for _, v := range r.Header.Values("Access-Control-Request-Headers") {
 		for _, name := range strings.Split(v, ",") {
 			name = strings.ToLower(strings.TrimSpace(name))
-			if name == "" || !validName(name) || protocolHeader[name] {
+			if name == "" || !wire.ValidMetadataKey(name) || protocolHeader[name] {
 				continue
 			}
 			if n++; n > maxRequestedHeaders {
