@@ -52,6 +52,7 @@ type options struct {
 	flags            *flag.FlagSet // read at Start; see WithFlags
 	logger           *slog.Logger  // as given; see log
 	accessLog        bool
+	corsOrigins      []string
 	nodeID           string // the service's, copied here for log
 
 	// configErr is what is wrong with the environment or the flags; Start
@@ -116,6 +117,13 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // the attributes). Like WithInterceptors, it must be set before Server is
 // first called.
 func WithAccessLog() Option { return func(o *options) { o.accessLog = true } }
+
+// WithCORS lets web pages from these origins call the service's server
+// with Connect and gRPC-Web (see server.WithCORS). Like WithAddress, it
+// must be set before Server is first called.
+func WithCORS(origins ...string) Option {
+	return func(o *options) { o.corsOrigins = append(o.corsOrigins, origins...) }
+}
 
 // WithName sets the name clients call the service by. Required.
 func WithName(n string) Option { return func(o *options) { o.name = n } }

@@ -40,6 +40,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -154,6 +155,7 @@ type built struct {
 	tls          *tls.Config
 	interceptors int
 	accessLog    bool
+	cors         string // the origins, joined
 }
 
 // running is what Start set up and Stop tears down.
@@ -229,6 +231,9 @@ func (s *service) rawServerLocked() server.Server {
 		if s.opts.tlsConfig != nil {
 			opts = append(opts, server.WithTLSConfig(s.opts.tlsConfig))
 		}
+		if len(s.opts.corsOrigins) > 0 {
+			opts = append(opts, server.WithCORS(s.opts.corsOrigins...))
+		}
 		s.srv = server.NewServer(opts...)
 	}
 	s.markBuiltLocked()
@@ -279,7 +284,8 @@ func (s *service) markBuiltLocked() {
 
 // builtOf is what of o shapes the server, the client and their wrappers.
 func builtOf(o *options) built {
-	return built{address: o.address, registry: o.registry, tls: o.tlsConfig, interceptors: len(o.interceptors), accessLog: o.accessLog}
+	return built{address: o.address, registry: o.registry, tls: o.tlsConfig, interceptors: len(o.interceptors), accessLog: o.accessLog,
+		cors: strings.Join(o.corsOrigins, " ")}
 }
 
 func (s *service) Broker() broker.Broker {
@@ -322,7 +328,7 @@ func (s *service) checkLocked() error {
 	case o.name == "":
 		return errors.New("service: no name (use service.WithName or MICRO_SERVER_NAME)")
 	case s.builtWith != nil && *s.builtWith != builtOf(o):
-		return errors.New("service: WithAddress, WithRegistry, WithTLSConfig, WithInterceptors or WithAccessLog set after Server, Client or Broker was first called")
+		return errors.New("service: WithAddress, WithRegistry, WithTLSConfig, WithInterceptors, WithAccessLog or WithCORS set after Server, Client or Broker was first called")
 	}
 	return nil
 }
