@@ -31,9 +31,7 @@ func TestConformance(t *testing.T) {
 	// so that the runtime is checked for races under the suite's traffic.
 	goBuild(t, bin, raceEnabled, "./cmd/server", "./cmd/client")
 
-	// server is the gRPC profile, server-web the Connect and gRPC-Web
-	// one (config/server-web.yaml), both against the same server.
-	for _, run := range []struct{ name, mode string }{{"server", "server"}, {"server-web", "server"}, {"client", "client"}} {
+	for _, run := range []struct{ name, mode string }{{"server", "server"}, {"client", "client"}} {
 		t.Run(run.name, func(t *testing.T) {
 			runSuite(t, filepath.Join(bin, "connectconformance"), run.mode, run.name, filepath.Join(bin, run.mode))
 		})

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -21,9 +23,12 @@ import (
 )
 
 // TestConnectGoClientOnePort calls a started server, on its one port, with
-// connect-go's client: Connect and gRPC-Web over HTTP/1.1 (reaching
-// webrpc through the server's method table and interceptors) and gRPC over
-// HTTP/2 (reaching the transport), in cleartext and over TLS with ALPN.
+// connect-go's client in its three protocols over HTTP/1.1 and HTTP/2, in
+// cleartext (h2c) and over TLS with ALPN: gRPC over HTTP/2 reaches the
+// transport's fast path; the rest reach webrpc, through net/http for
+// HTTP/1.1 and the transport's web streams for HTTP/2, and the server's
+// method table and interceptors either way. Bidi streaming, which needs
+// HTTP/2, runs full duplex on every protocol over HTTP/2.
 func TestConnectGoClientOnePort(t *testing.T) {
 	leakcheck.Check(t)
 	ca := testcert.NewCA(t)
@@ -71,6 +76,12 @@ func TestConnectGoClientOnePort(t *testing.T) {
 				{"http1/connect-json", &http.Client{Transport: h1}, []connect.ClientOption{connect.WithProtoJSON()}},
 				{"http1/connect-proto-gzip", &http.Client{Transport: h1}, []connect.ClientOption{connect.WithSendGzip()}},
 				{"http1/grpcweb-proto", &http.Client{Transport: h1}, []connect.ClientOption{connect.WithGRPCWeb()}},
+				{"http1/grpc-proto", &http.Client{Transport: h1}, []connect.ClientOption{connect.WithGRPC()}},
+				{"h2/connect-json", &http.Client{Transport: h2}, []connect.ClientOption{connect.WithProtoJSON()}},
+				{"h2/connect-proto-gzip", &http.Client{Transport: h2}, []connect.ClientOption{connect.WithSendGzip()}},
+				{"h2/connect-get", &http.Client{Transport: h2}, []connect.ClientOption{connect.WithHTTPGet(), connect.WithIdempotency(connect.IdempotencyNoSideEffects)}},
+				{"h2/grpcweb-proto", &http.Client{Transport: h2}, []connect.ClientOption{connect.WithGRPCWeb()}},
+				{"h2/grpcweb-json-gzip", &http.Client{Transport: h2}, []connect.ClientOption{connect.WithGRPCWeb(), connect.WithProtoJSON(), connect.WithSendGzip()}},
 				{"h2/grpc-proto", &http.Client{Transport: h2}, []connect.ClientOption{connect.WithGRPC()}},
 			} {
 				t.Run(pr.name, func(t *testing.T) {
@@ -112,10 +123,32 @@ func TestConnectGoClientOnePort(t *testing.T) {
 					if crsp, err := up.CloseAndReceive(); err != nil || crsp.Msg.Message != "Hello a, b" {
 						t.Fatalf("client stream: %v, %v", crsp, err)
 					}
+					calls := int32(4)
+					if strings.HasPrefix(pr.name, "h2/") {
+						// Full duplex: each reply arrives before the
+						// next request is sent.
+						bidi := connect.NewClient[greeterpb.HelloRequest, greeterpb.HelloReply](pr.c, base+greeterpb.GreeterChatProcedure, pr.opts...).CallBidiStream(ctx)
+						for _, n := range []string{"x", "y"} {
+							if err := bidi.Send(&greeterpb.HelloRequest{Name: n}); err != nil {
+								t.Fatal(err)
+							}
+							if r, err := bidi.Receive(); err != nil || r.Message != "Hello "+n {
+								t.Fatalf("bidi: %v, %v", r, err)
+							}
+						}
+						if err := bidi.CloseRequest(); err != nil {
+							t.Fatal(err)
+						}
+						if _, err := bidi.Receive(); !errors.Is(err, io.EOF) {
+							t.Fatalf("bidi end: %v", err)
+						}
+						bidi.CloseResponse()
+						calls++
+					}
 					// The server's interceptors saw every call, whichever
 					// protocol carried it.
-					if n := intercepted.Load() - before; n != 4 {
-						t.Fatalf("the server's interceptor saw %d of 4 calls", n)
+					if n := intercepted.Load() - before; n != calls {
+						t.Fatalf("the server's interceptor saw %d of %d calls", n, calls)
 					}
 				})
 			}

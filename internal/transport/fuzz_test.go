@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -102,6 +103,19 @@ func serverSeeds() [][]byte {
 			msg = msg[n:]
 		}
 	})
+	add(func(c *conversation) { // web streams beside a gRPC call
+		c.headers(1, false, ":method", "POST", ":scheme", "http", ":path", "/w/echo?x=1", ":authority", "f",
+			"content-type", "application/json", "cookie", "a=1", "cookie", "b=2", "content-length", "7")
+		c.fr.WriteData(1, false, []byte(`{"a":`))
+		c.fr.WriteData(1, true, []byte(`1}`))
+		c.headers(3, true, ":method", "GET", ":scheme", "http", ":path", "/w/get?encoding=json&message=%7B%7D", ":authority", "f")
+		c.headers(5, true, ":method", "OPTIONS", ":scheme", "http", ":path", "*", ":authority", "f")
+		c.request(7, "/t/echo")
+		c.fr.WriteData(7, true, envelopeOf(nil))
+		c.headers(9, false, ":method", "POST", ":scheme", "http", ":path", "/w/trailers", ":authority", "f", "content-type", "application/grpc-web")
+		c.fr.WriteData(9, false, envelopeOf([]byte("x")))
+		c.fr.WriteRSTStream(9, http2.ErrCodeCancel)
+	})
 	add(func(c *conversation) { // settings, priority, goaway
 		c.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0}, http2.Setting{ID: http2.SettingMaxFrameSize, Val: 1 << 20})
 		c.fr.WriteSettingsAck()
@@ -119,7 +133,7 @@ func FuzzServerConn(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		srv := NewServer(ServerConfig{Handler: echoHandler{}, MaxRecvMsgSize: 1 << 20,
+		srv := NewServer(ServerConfig{Handler: echoHandler{}, Web: webEcho{}, MaxRecvMsgSize: 1 << 20,
 			Limits: Limits{MaxBufferedRequestBytes: 2 << 20, HandshakeTimeout: time.Second, WriteTimeout: time.Second}})
 		cEnd, sEnd := net.Pipe()
 		srv.ServeConn(sEnd)
@@ -143,6 +157,23 @@ func FuzzServerConn(f *testing.F) {
 			time.Sleep(time.Millisecond)
 		}
 	})
+}
+
+// webEcho is the web handler of the fuzzed server: it echoes a bounded
+// part of the body in two writes, flushes, and sets a trailer.
+type webEcho struct{}
+
+func (webEcho) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	w.Write(b[:len(b)/2])
+	http.NewResponseController(w).Flush()
+	w.Write(b[len(b)/2:])
+	w.Header().Set(http.TrailerPrefix+"X-Path", r.URL.Path)
 }
 
 // clientSeeds are what a server might answer to the call on stream 1.

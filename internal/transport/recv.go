@@ -156,6 +156,10 @@ type recvBuffer struct {
 	old    *[]byte
 	orphan *[]byte
 
+	// raw holds a web request's body: bytes, read by readRaw, rather
+	// than messages. Set before the first data arrives.
+	raw bool
+
 	eof     bool  // END_STREAM seen
 	err     error // the stream ended abnormally
 	closed  bool  // the stream is gone; drop further data
@@ -212,7 +216,10 @@ func (r *recvBuffer) deliver(data []byte, flowLen int64, end bool) (wholeReady b
 		drop += int64(len(data))
 	} else if len(data) > 0 {
 		r.appendLocked(data)
-		dropped := r.parseLocked()
+		var dropped int64
+		if !r.raw {
+			dropped = r.parseLocked()
+		}
 		r.buffered += int64(len(data)) - dropped
 		drop += dropped
 	}
@@ -295,7 +302,7 @@ func (r *recvBuffer) parseLocked() (dropped int64) {
 // returns the stream window increment to send.
 func (r *recvBuffer) admitCurLocked() uint32 {
 	have := r.unread() - r.parsed
-	if r.eof || r.tooBig >= 0 || have < headerSize || r.curState != curPlain || r.complete > 0 {
+	if r.raw || r.eof || r.tooBig >= 0 || have < headerSize || r.curState != curPlain || r.complete > 0 {
 		return r.grantLocked(false)
 	}
 	size := int64(headerSize + r.curLen)
@@ -462,17 +469,26 @@ func (r *recvBuffer) next(done <-chan struct{}, doneErr func() error) (rmsg, err
 			r.mu.Unlock()
 			return rmsg{}, err
 		}
-		if r.sig == nil {
-			r.sig = make(chan struct{}, 1)
-		}
-		sig := r.sig
-		r.mu.Unlock()
-		select {
-		case <-sig:
-		case <-done:
+		if !r.waitLocked(done) {
 			return rmsg{}, doneErr()
 		}
+	}
+}
+
+// waitLocked releases r.mu until the connection's reader delivers more or
+// done is closed; it reports whether it holds r.mu again (false: done).
+func (r *recvBuffer) waitLocked(done <-chan struct{}) bool {
+	if r.sig == nil {
+		r.sig = make(chan struct{}, 1)
+	}
+	sig := r.sig
+	r.mu.Unlock()
+	select {
+	case <-sig:
 		r.mu.Lock()
+		return true
+	case <-done:
+		return false
 	}
 }
 
@@ -540,4 +556,48 @@ func (r *recvBuffer) peerEnded() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.eof
+}
+
+// readRaw reads a raw buffer's bytes into p, waiting for some; it grants
+// the window they free. done aborts the wait. At the end of the stream it
+// returns io.EOF.
+func (r *recvBuffer) readRaw(p []byte, done <-chan struct{}, doneErr func() error) (int, error) {
+	r.mu.Lock()
+	for {
+		if n := r.unread(); n > 0 && !r.closed && len(p) > 0 {
+			k := copy(p, (*r.buf)[r.off:])
+			r.off += k
+			if r.off == len(*r.buf) {
+				putBuf(r.buf)
+				r.buf, r.off = nil, 0
+			} else if r.off > cap(*r.buf)/2 {
+				m := copy(*r.buf, (*r.buf)[r.off:])
+				*r.buf = (*r.buf)[:m]
+				r.off = 0
+			}
+			r.buffered -= int64(k)
+			inc := r.grantLocked(false)
+			r.mu.Unlock()
+			r.sendWindow(inc, r.cf.adjust(int64(k), 0, false))
+			return k, nil
+		}
+		switch {
+		case len(p) == 0:
+			r.mu.Unlock()
+			return 0, nil
+		case r.err != nil:
+			err := r.err
+			r.mu.Unlock()
+			return 0, err
+		case r.eof:
+			r.mu.Unlock()
+			return 0, io.EOF
+		case r.closed:
+			r.mu.Unlock()
+			return 0, io.ErrUnexpectedEOF
+		}
+		if !r.waitLocked(done) {
+			return 0, doneErr()
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,6 +57,12 @@ type ServerConfig struct {
 	// HTTP1 returns, so HTTP1 should hand it on quickly. When nil, HTTP/1.x
 	// requests get 505 as from grpc-go.
 	HTTP1 func(net.Conn)
+	// Web serves the HTTP/2 streams that are not gRPC (any content type
+	// but application/grpc and its +codec forms, or a method other than
+	// POST): Connect, gRPC-Web, CORS preflights. It runs under the same
+	// bounds as a gRPC handler. When nil they are refused with 415 or 405
+	// as by grpc-go.
+	Web http.Handler
 }
 
 // Limits bounds the resources a client can make a server hold; zero
@@ -331,7 +338,11 @@ const maxIdleWorkers = 256
 func (s *Server) worker(st *ServerStream) {
 	for {
 		sc := st.conn
-		s.cfg.Handler.Serve(st)
+		if st.web != nil {
+			s.serveWeb(st)
+		} else {
+			s.cfg.Handler.Serve(st)
+		}
 		sc.handlerDone()
 		if s.idle.Add(1) > maxIdleWorkers {
 			s.idle.Add(-1)

@@ -581,8 +581,13 @@ func (sc *serverConn) onHeaderFragment(frag []byte, end bool) error {
 		sc.mu.Unlock()
 		return streamError{http2.ErrCodeProtocol, hb.invalid}
 	}
+	st.classify(sc.srv.cfg.Web != nil)
 	if hb.truncated {
-		st.reject(200, status.Errorf(status.ResourceExhausted, "header list larger than %d bytes", sc.cfg.MaxHeaderListSize))
+		code := 200
+		if st.web != nil {
+			code = 431 // Request Header Fields Too Large
+		}
+		st.reject(code, status.Errorf(status.ResourceExhausted, "header list larger than %d bytes", sc.cfg.MaxHeaderListSize))
 	}
 	st.contentLength = hb.contentLength
 	if hb.end && st.contentLength > 0 {
@@ -687,7 +692,7 @@ func (sc *serverConn) startStream(st *ServerStream, end bool) error {
 	if end {
 		st.recv.deliver(nil, 0, true) // an empty END_STREAM: no error, and nobody waits yet
 	}
-	if st.rejectStatus == nil {
+	if st.rejectStatus == nil && st.web == nil {
 		whole, reject := sc.srv.cfg.Handler.Route(st)
 		if reject != nil {
 			// Answered like a malformed request: in turn, with no handler.

@@ -42,7 +42,13 @@ type ServerStream struct {
 	timeout      time.Duration
 	hasTimeout   bool
 	deadline     time.Time
-	sawMethod    bool
+	httpMethod   string // the request's :method
+	scheme       string
+	authority    string
+	rawCT        string // the request's content-type, grpc-timeout and grpc-encoding
+	rawTimeout   string
+	rawEnc       string
+	web          *webState // not gRPC: served by ServerConfig.Web
 	rejectHTTP   int
 	rejectStatus *status.Error
 	routeErr     *status.Error       // the handler's Route refused the stream
@@ -87,21 +93,57 @@ func newServerStream(sc *serverConn, id uint32) *ServerStream {
 	return st
 }
 
-// onField records one request header field.
+// onField records one request header field. The fields a gRPC request
+// gives meaning to are kept as sent and read by classify once the block
+// has ended, since the content type that says whether this is gRPC at all
+// may come after them.
 func (st *ServerStream) onField(f hpack.HeaderField) {
 	switch f.Name {
 	case ":method":
-		if f.Value != "POST" {
-			st.reject(405, status.Errorf(status.Internal, "grpc: %s method not allowed, use POST", f.Value))
-		}
-		st.sawMethod = true
+		st.httpMethod = f.Value
 	case ":path":
 		st.method = f.Value
-	case ":scheme", ":authority", "te", "grpc-message-type":
+	case ":scheme":
+		st.scheme = f.Value
+	case ":authority":
+		st.authority = f.Value
 	case "content-type":
-		sub, ok := wire.Subtype(f.Value)
-		if !ok {
-			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q (Connect and gRPC-Web are served over HTTP/1.1 only, for now)", f.Value))
+		st.rawCT = f.Value
+	case "grpc-timeout":
+		st.rawTimeout = f.Value
+	case "grpc-encoding":
+		st.rawEnc = f.Value
+	case "grpc-accept-encoding":
+		st.acceptEnc = f.Value
+	case "te", "grpc-message-type":
+	default:
+		if !reservedHeader(f.Name) {
+			st.fields = append(st.fields, f)
+		}
+	}
+}
+
+// classify reads the request's headers once they have all arrived: a
+// request that is not gRPC goes to the server's web handler when it has
+// one (see ServerConfig.Web); a gRPC one has its content type, deadline
+// and compression checked here, and is refused on the first fault.
+func (st *ServerStream) classify(web bool) {
+	sub, grpc := wire.Subtype(st.rawCT)
+	if st.rawCT == "" && st.httpMethod == "POST" {
+		grpc = true // as grpc-go: the content type defaults to application/grpc
+	}
+	if web && !grpc {
+		st.web = &webState{}
+		st.recv.raw = true
+		return
+	}
+	if st.httpMethod != "POST" {
+		st.reject(405, status.Errorf(status.Internal, "grpc: %s method not allowed, use POST", st.httpMethod))
+		return
+	}
+	if st.rawCT != "" {
+		if !grpc {
+			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q", st.rawCT))
 			return
 		}
 		c, ok := codec.Get(sub)
@@ -120,29 +162,22 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 		default:
 			st.contentType = "application/grpc+" + sub
 		}
-	case "grpc-timeout":
-		d, err := decodeTimeout(f.Value)
+	}
+	if st.rawTimeout != "" {
+		d, err := decodeTimeout(st.rawTimeout)
 		if err != nil {
 			st.reject(400, status.Errorf(status.Internal, "malformed grpc-timeout: %v", err))
 			return
 		}
 		st.timeout, st.hasTimeout = d, true
-	case "grpc-encoding":
-		if f.Value == wire.IdentityEncoding {
-			return
-		}
-		c, ok := compress.Get(f.Value)
+	}
+	if st.rawEnc != "" && st.rawEnc != wire.IdentityEncoding {
+		c, ok := compress.Get(st.rawEnc)
 		if !ok {
-			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", f.Value))
+			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", st.rawEnc))
 			return
 		}
 		st.recvComp = c
-	case "grpc-accept-encoding":
-		st.acceptEnc = f.Value
-	default:
-		if !reservedHeader(f.Name) {
-			st.fields = append(st.fields, f)
-		}
 	}
 }
 
@@ -297,6 +332,10 @@ func (st *ServerStream) Err() error {
 // Value answers the stream's own keys and defers to the server's base
 // context for the rest.
 func (st *ServerStream) Value(key any) any {
+	if st.web != nil {
+		// A web handler's request context: the gRPC call is not there.
+		return st.conn.srv.cfg.BaseContext.Value(key)
+	}
 	switch key {
 	case serverStreamKey{}:
 		return st
@@ -565,6 +604,9 @@ func (st *ServerStream) opened(uint32) bool { return true }
 // writer calls it after the stream's senders have published, under the
 // queue's lock, every field it reads.
 func (st *ServerStream) writeHeaderFields(enc *hpack.Encoder, kind itemKind) bool {
+	if st.web != nil {
+		return st.writeWebFields(enc, kind)
+	}
 	if kind == itHeaders || st.trailersOnly {
 		code := "200"
 		if st.rejectHTTP != 0 && st.rejectHTTP != 200 {

@@ -643,6 +643,9 @@ func (w *writer) writeStreamItem(it *item) bool {
 	}
 	if it.end {
 		w.endStream(ws)
+		if it.rstAfter {
+			w.check(w.fr.WriteRSTStream(ws.id, http2.ErrCodeNo))
+		}
 	}
 	ws.release(total, it.end)
 	return true

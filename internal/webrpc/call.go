@@ -34,7 +34,7 @@ const (
 	connectUnary           // POST application/<codec>, or GET
 	connectStream          // POST application/connect+<codec>
 	grpcWeb                // POST application/grpc-web[-text][+<codec>]
-	grpcPlain              // POST application/grpc[+<codec>], HTTP/2 only
+	grpcPlain              // POST application/grpc[+<codec>], with HTTP trailers
 )
 
 // call is one request as its handler sees it: the handler's context, its

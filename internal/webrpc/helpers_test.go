@@ -19,6 +19,7 @@ import (
 	"github.com/protoc-gen-micro/micro/examples/greeter/handler"
 	"github.com/protoc-gen-micro/micro/internal/callctx"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
+	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/internal/webrpc"
 	"github.com/protoc-gen-micro/micro/runtime/interceptor"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
@@ -160,32 +161,58 @@ func start(t *testing.T, g *testGreeter, cfg webrpc.Config) []peer {
 		mu    sync.Mutex
 		conns []net.Conn
 	)
-	tr2 := &http2.Transport{
-		AllowHTTP:          true,
-		DisableCompression: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err == nil {
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-			}
-			return c, err
-		},
+	newH2 := func() *http2.Transport {
+		tr := &http2.Transport{
+			AllowHTTP:          true,
+			DisableCompression: true,
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err == nil {
+					mu.Lock()
+					conns = append(conns, c)
+					mu.Unlock()
+				}
+				return c, err
+			},
+		}
+		t.Cleanup(tr.CloseIdleConnections)
+		return tr
 	}
 	t.Cleanup(func() {
-		tr2.CloseIdleConnections()
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
 	})
+	// The server's own HTTP/2 transport, serving the handler on its web
+	// streams, as the one-port server does.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := transport.NewServer(transport.ServerConfig{Handler: noGRPC{}, Web: h})
+	served := make(chan struct{})
+	go func() { defer close(served); ts.Serve(ln) }()
+	t.Cleanup(func() {
+		ts.Close()
+		<-served
+	})
 	return []peer{
 		{name: "http1", url: s1.URL, client: &http.Client{Transport: tr1}},
-		{name: "h2c", url: s2.URL, client: &http.Client{Transport: tr2}, h2: true},
+		{name: "h2c", url: s2.URL, client: &http.Client{Transport: newH2()}, h2: true},
+		{name: "transport", url: "http://" + ln.Addr().String(), client: &http.Client{Transport: newH2()}, h2: true},
 	}
 }
+
+// noGRPC is a transport handler with no gRPC methods.
+type noGRPC struct{}
+
+func (noGRPC) Route(*transport.ServerStream) (bool, *status.Error) {
+	return false, status.New(status.Unimplemented, "no gRPC here")
+}
+
+func (noGRPC) Serve(st *transport.ServerStream) { st.Finish(nil) }
 
 // do sends a request and returns the response with its body read.
 func do(t *testing.T, p peer, method, path, ct string, body []byte, hdr ...string) (*http.Response, []byte) {

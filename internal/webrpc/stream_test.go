@@ -225,11 +225,19 @@ func TestGRPCWebText(t *testing.T) {
 	}
 }
 
-func TestGRPCOverHTTP1Refused(t *testing.T) {
+// TestGRPCOverHTTP1 calls a unary method with plain gRPC over HTTP/1.1:
+// the status comes in chunked-encoding trailers.
+func TestGRPCOverHTTP1(t *testing.T) {
 	p := start(t, &testGreeter{}, webrpc.Config{})[0]
-	rsp, _ := do(t, p, "POST", sayHello, "application/grpc", envelope(0, nil))
-	if rsp.StatusCode != http.StatusHTTPVersionNotSupported {
-		t.Fatalf("gRPC over HTTP/1.1: %d", rsp.StatusCode)
+	m, _ := proto.Marshal(&greeterpb.HelloRequest{Name: "a"})
+	rsp, b := do(t, p, "POST", sayHello, "application/grpc", envelope(0, m))
+	if rsp.StatusCode != http.StatusOK || rsp.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("gRPC over HTTP/1.1: %d, trailers %v", rsp.StatusCode, rsp.Trailer)
+	}
+	fs := frames(t, b)
+	var out greeterpb.HelloReply
+	if len(fs) != 1 || proto.Unmarshal(fs[0].body, &out) != nil || out.Message != "Hello a" {
+		t.Fatalf("gRPC over HTTP/1.1: body %x", b)
 	}
 }
 

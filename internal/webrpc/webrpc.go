@@ -12,12 +12,14 @@
 //   - gRPC-Web: application/grpc-web(+proto|+json) and
 //     application/grpc-web-text, with the trailers as the last frame.
 //
-// Plain gRPC needs HTTP/2 trailers; it stays on internal/transport, and a
-// gRPC request that reaches this handler is refused. Bidi streaming needs
-// HTTP/2 too and is refused over HTTP/1.1 on every protocol.
+// Plain gRPC is served over HTTP/1.1 too, with chunked encoding and HTTP
+// trailers, for the clients that can; over HTTP/2 it stays on
+// internal/transport. Bidi streaming needs HTTP/2 and is refused over
+// HTTP/1.1 on every protocol.
 //
 // webrpc does not listen or sniff connections: the server hands it the
-// HTTP/1.1 (and, in tests, h2c) requests net/http parsed.
+// HTTP/1.1 requests net/http parsed and the HTTP/2 streams of its
+// transport that are not gRPC.
 package webrpc
 
 import (
@@ -176,13 +178,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p = connectUnary
 	} else {
 		p, sub, text = classify(r.Header.Get("Content-Type"))
-	}
-	if p == grpcPlain && r.ProtoMajor < 2 {
-		// gRPC needs HTTP/2's trailers; the one-port server sends it
-		// to the HTTP/2 transport, so this is an HTTP/1 client.
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(http.StatusHTTPVersionNotSupported)
-		return
 	}
 	m, ok := h.lookup(r.URL.Path)
 	if !ok {

@@ -2,10 +2,10 @@ package server
 
 import "net/http"
 
-// WithHTTP1Handler serves HTTP/1.1 with h instead of webrpc's handler, so
-// that the HTTP/1.1 limits are tested with handlers that block, stream or
-// read as a test needs.
-func WithHTTP1Handler(h http.Handler) Option {
+// WithWebHandler serves HTTP/1.1, and the HTTP/2 streams that are not
+// gRPC, with h instead of webrpc's handler, so that their limits are
+// tested with handlers that block, stream or read as a test needs.
+func WithWebHandler(h http.Handler) Option {
 	return serverOption(func(o *options) { o.http1Handler = h })
 }
 

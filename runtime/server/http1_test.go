@@ -25,7 +25,7 @@ import (
 // The tests in this file cover the HTTP/1.1 side of the server's one port:
 // that both protocols are served on it, in cleartext and over TLS, and
 // that each limit on what an HTTP/1.1 client can make the server hold is
-// enforced. Handlers given with WithHTTP1Handler stand in for webrpc's
+// enforced. Handlers given with WithWebHandler stand in for webrpc's
 // where a test needs one that blocks, streams or reads in its own way.
 
 // whoAmI answers an HTTP/1.1 request with its protocol and ALPN.
@@ -66,7 +66,7 @@ func post(t *testing.T, c *http.Client, url string) (int, string) {
 func TestOnePort(t *testing.T) {
 	leakcheck.Check(t)
 	t.Run("cleartext", func(t *testing.T) {
-		srv := startServer(t, server.WithHTTP1Handler(whoAmI))
+		srv := startServer(t, server.WithWebHandler(whoAmI))
 		wellBehaved(t, srv.Address())
 		code, body := post(t, http1Client(t, nil), "http://"+srv.Address()+"/x")
 		if code != 200 || body != "HTTP/1.1 cleartext /x" {
@@ -76,7 +76,7 @@ func TestOnePort(t *testing.T) {
 	})
 	t.Run("tls", func(t *testing.T) {
 		ca := testcert.NewCA(t)
-		srv := startServer(t, server.WithHTTP1Handler(whoAmI),
+		srv := startServer(t, server.WithWebHandler(whoAmI),
 			server.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "one port").TLS}}))
 		c := client.NewClient(client.WithTLSConfig(&tls.Config{RootCAs: ca.Pool}))
 		defer c.(io.Closer).Close()
@@ -140,7 +140,7 @@ func expectEOF(t *testing.T, c net.Conn) {
 // under it is served.
 func TestHTTP1HeaderLimit(t *testing.T) {
 	leakcheck.Check(t)
-	srv := startServer(t, server.WithHTTP1Handler(whoAmI), server.WithLimits(server.Limits{MaxHeaderListSize: 1024}))
+	srv := startServer(t, server.WithWebHandler(whoAmI), server.WithLimits(server.Limits{MaxHeaderListSize: 1024}))
 	c := rawHTTP1(t, srv.Address())
 	fmt.Fprintf(c, "GET /big HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("v", 8<<10))
 	rsp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -162,7 +162,7 @@ func TestHTTP1HeaderLimit(t *testing.T) {
 // nothing more, are closed once the handshake timeout passes.
 func TestHTTP1Slowloris(t *testing.T) {
 	leakcheck.Check(t)
-	srv := startServer(t, server.WithHTTP1Handler(whoAmI), server.WithLimits(server.Limits{HandshakeTimeout: 200 * time.Millisecond}))
+	srv := startServer(t, server.WithWebHandler(whoAmI), server.WithLimits(server.Limits{HandshakeTimeout: 200 * time.Millisecond}))
 	var wg sync.WaitGroup
 	closed := make(chan string, 20)
 	for i := 0; i < 10; i++ {
@@ -216,7 +216,7 @@ func TestHTTP1Slowloris(t *testing.T) {
 // connection is closed.
 func TestHTTP1Garbage(t *testing.T) {
 	leakcheck.Check(t)
-	srv := startServer(t, server.WithHTTP1Handler(whoAmI))
+	srv := startServer(t, server.WithWebHandler(whoAmI))
 	for _, tc := range []struct{ send, answer string }{
 		{"\x16\x03\x01\x00\xff\x01\x00\x00\r\n\r\n", ""},
 		{"\x00\x00\x00\x00\r\n\r\n", ""},
@@ -243,7 +243,7 @@ func TestHTTP1Garbage(t *testing.T) {
 // after IdleTimeout.
 func TestHTTP1IdleTimeout(t *testing.T) {
 	leakcheck.Check(t)
-	srv := startServer(t, server.WithHTTP1Handler(whoAmI), server.WithLimits(server.Limits{IdleTimeout: 100 * time.Millisecond}))
+	srv := startServer(t, server.WithWebHandler(whoAmI), server.WithLimits(server.Limits{IdleTimeout: 100 * time.Millisecond}))
 	c := rawHTTP1(t, srv.Address())
 	io.WriteString(c, "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
@@ -295,7 +295,7 @@ func TestHTTP1SlowReader(t *testing.T) {
 			}
 		}
 	})
-	srv := startServer(t, server.WithHTTP1Handler(h), server.WithMaxConcurrentStreams(1),
+	srv := startServer(t, server.WithWebHandler(h), server.WithMaxConcurrentStreams(1),
 		server.WithLimits(server.Limits{WriteTimeout: timeout}))
 
 	c := rawHTTP1(t, srv.Address())
@@ -349,7 +349,7 @@ func TestHTTP1StalledBody(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	srv := startServer(t, server.WithHTTP1Handler(h), server.WithMaxConcurrentStreams(1),
+	srv := startServer(t, server.WithWebHandler(h), server.WithMaxConcurrentStreams(1),
 		server.WithLimits(server.Limits{WriteTimeout: 200 * time.Millisecond}))
 	c := rawHTTP1(t, srv.Address())
 	io.WriteString(c, "POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
@@ -384,7 +384,7 @@ func TestHTTP1HandlerBound(t *testing.T) {
 		<-release
 		io.WriteString(w, "done")
 	})
-	srv := startServer(t, server.WithHTTP1Handler(h), server.WithMaxConcurrentStreams(slots))
+	srv := startServer(t, server.WithWebHandler(h), server.WithMaxConcurrentStreams(slots))
 	hc := http1Client(t, nil)
 	results := make(chan int, 2*slots)
 	for i := 0; i < 2*slots; i++ {
@@ -438,7 +438,7 @@ func TestStopHTTP1InFlight(t *testing.T) {
 		}
 		io.WriteString(w, "done")
 	})
-	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithHTTP1Handler(h))
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithWebHandler(h))
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +480,7 @@ func TestStopHTTP1InFlight(t *testing.T) {
 		entered <- struct{}{}
 		<-stuck
 	})
-	srv2 := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithHTTP1Handler(h2), server.WithGracePeriod(100*time.Millisecond))
+	srv2 := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithWebHandler(h2), server.WithGracePeriod(100*time.Millisecond))
 	if err := srv2.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +499,7 @@ func TestStopHTTP1InFlight(t *testing.T) {
 func TestTLSHandshakeBounded(t *testing.T) {
 	leakcheck.Check(t)
 	ca := testcert.NewCA(t)
-	srv := startServer(t, server.WithHTTP1Handler(whoAmI),
+	srv := startServer(t, server.WithWebHandler(whoAmI),
 		server.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "slow").TLS}}),
 		server.WithLimits(server.Limits{HandshakeTimeout: 200 * time.Millisecond}))
 	stalled := rawHTTP1(t, srv.Address())
@@ -525,7 +525,7 @@ func TestTLSHandshakeBounded(t *testing.T) {
 // connections, which would overrun a shorter grace period.
 func TestStopHTTP1Fresh(t *testing.T) {
 	leakcheck.Check(t)
-	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithHTTP1Handler(whoAmI), server.WithGracePeriod(2*time.Second))
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"), server.WithWebHandler(whoAmI), server.WithGracePeriod(2*time.Second))
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

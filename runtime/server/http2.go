@@ -28,8 +28,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/status"
 )
 
-// NewServer returns a server speaking gRPC over HTTP/2 and, on the same
-// port, Connect and gRPC-Web over HTTP/1.1.
+// NewServer returns a server speaking gRPC, Connect and gRPC-Web on one
+// port: gRPC over HTTP/2, the other two over HTTP/1.1 and HTTP/2.
 func NewServer(opts ...Option) Server {
 	o := options{address: ":0", gracePeriod: 10 * time.Second}
 	for _, opt := range opts {
@@ -177,6 +177,16 @@ func (s *rpcServer) Start() error {
 		ln = tls.NewListener(ln, cfg)
 	}
 	log := s.opts.logger
+	web := s.opts.http1Handler
+	if web == nil {
+		web = webrpc.NewHandler(webrpc.Config{
+			Lookup:          s.webLookup,
+			MaxRecvMsgSize:  s.opts.maxRecvMsgSize,
+			SendCompression: s.opts.sendCompression,
+			AllowedOrigins:  s.opts.corsOrigins,
+			Log:             log,
+		})
+	}
 	h1ln := newConnListener(ln.Addr())
 	s.tr = transport.NewServer(transport.ServerConfig{
 		Handler:              s,
@@ -188,18 +198,9 @@ func (s *rpcServer) Start() error {
 			log.Debug("micro server: "+msg, "err", err)
 		},
 		HTTP1: h1ln.handOff,
+		Web:   web,
 	})
-	h1 := s.opts.http1Handler
-	if h1 == nil {
-		h1 = webrpc.NewHandler(webrpc.Config{
-			Lookup:          s.webLookup,
-			MaxRecvMsgSize:  s.opts.maxRecvMsgSize,
-			SendCompression: s.opts.sendCompression,
-			AllowedOrigins:  s.opts.corsOrigins,
-			Log:             log,
-		})
-	}
-	s.http1 = newHTTP1Server(h1ln, s.tr.Config(), h1, log)
+	s.http1 = newHTTP1Server(h1ln, s.tr.Config(), web, log)
 	s.addr = ln.Addr().String()
 	s.serveErr = make(chan error, 1)
 	go func(tr *transport.Server, errc chan error) { errc <- tr.Serve(ln) }(s.tr, s.serveErr)

@@ -114,12 +114,28 @@ type response struct {
 // and returns what arrived on it.
 func (rc *rawConn) read(id uint32) *response {
 	rc.t.Helper()
-	r := &response{}
+	return rc.readAll(id)[id]
+}
+
+// readAll reads frames until every stream of ids has ended and returns
+// what arrived on each.
+func (rc *rawConn) readAll(ids ...uint32) map[uint32]*response {
+	rc.t.Helper()
+	out := make(map[uint32]*response, len(ids))
+	for _, id := range ids {
+		out[id] = &response{}
+	}
+	open := len(ids)
 	rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for !r.ended {
+	for open > 0 {
 		f, err := rc.fr.ReadFrame()
 		if err != nil {
-			rc.t.Fatalf("reading stream %d: %v", id, err)
+			rc.t.Fatalf("reading streams %v: %v", ids, err)
+		}
+		id := f.Header().StreamID
+		r := out[id]
+		if r == nil || r.ended {
+			r = &response{} // another stream's, or after the end: dropped
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
@@ -130,9 +146,6 @@ func (rc *rawConn) read(id uint32) *response {
 			fields, err := rc.hdec.DecodeFull(f.HeaderBlockFragment())
 			if err != nil {
 				rc.t.Fatal(err)
-			}
-			if f.StreamID != id {
-				continue
 			}
 			m := map[string]string{}
 			for _, hf := range fields {
@@ -148,21 +161,20 @@ func (rc *rawConn) read(id uint32) *response {
 			}
 			r.ended = f.StreamEnded()
 		case *http2.DataFrame:
-			if f.StreamID == id {
-				r.data = append(r.data, f.Data()...)
-				r.ended = f.StreamEnded()
-			}
+			r.data = append(r.data, f.Data()...)
+			r.ended = f.StreamEnded()
 		case *http2.RSTStreamFrame:
-			if f.StreamID == id {
-				code := f.ErrCode
-				r.rst = &code
-				r.ended = true
-			}
+			code := f.ErrCode
+			r.rst = &code
+			r.ended = true
 		case *http2.GoAwayFrame:
-			rc.t.Fatalf("GOAWAY while waiting for stream %d: %v %s", id, f.ErrCode, f.DebugData())
+			rc.t.Fatalf("GOAWAY while waiting for streams %v: %v %s", ids, f.ErrCode, f.DebugData())
+		}
+		if r.ended && out[id] == r {
+			open--
 		}
 	}
-	return r
+	return out
 }
 
 // expectStatus checks the grpc-status (and optionally a message fragment)

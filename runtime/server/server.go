@@ -137,7 +137,7 @@ type options struct {
 	interceptors         []interceptor.Interceptor
 	logger               *slog.Logger
 	corsOrigins          []string
-	http1Handler         http.Handler // tests only: serves HTTP/1.1 instead of webrpc
+	http1Handler         http.Handler // tests only: serves what is not gRPC instead of webrpc
 }
 
 // handlerOptions are the settings of one registered service.

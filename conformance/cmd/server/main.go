@@ -73,14 +73,10 @@ func run() error {
 // newServer builds the server req asks for and returns it with the PEM
 // certificate clients must trust (nil without TLS).
 func newServer(req *conformancepb.ServerCompatRequest) (server.Server, []byte, error) {
-	// One server serves every protocol on its one port: gRPC over HTTP/2,
-	// Connect and gRPC-Web over HTTP/1.1 (not yet over HTTP/2).
-	switch p, v := req.GetProtocol(), req.GetHttpVersion(); {
-	case p == conformancepb.Protocol_PROTOCOL_GRPC && v == conformancepb.HTTPVersion_HTTP_VERSION_2:
-	case (p == conformancepb.Protocol_PROTOCOL_CONNECT || p == conformancepb.Protocol_PROTOCOL_GRPC_WEB) &&
-		v == conformancepb.HTTPVersion_HTTP_VERSION_1:
-	default:
-		return nil, nil, fmt.Errorf("protocol %v over %v is not supported", p, v)
+	// One server serves every protocol on its one port, over HTTP/1.1 and
+	// HTTP/2: the request says which it will use, not what to build.
+	if req.GetProtocol() == conformancepb.Protocol_PROTOCOL_UNSPECIFIED {
+		return nil, nil, fmt.Errorf("no protocol in the request")
 	}
 	opts := []server.Option{
 		server.WithAddress("127.0.0.1:0"),

@@ -81,7 +81,9 @@ func unary(ctx context.Context, def *conformancepb.UnaryResponseDefinition, reqs
 		if err := server.SetTrailer(ctx, compat.MD(def.GetResponseTrailers())); err != nil {
 			return nil, err
 		}
-		sleepMs(def.GetResponseDelayMs())
+		if err := sleepMs(ctx, def.GetResponseDelayMs()); err != nil {
+			return nil, err
+		}
 	}
 	if e := def.GetError(); e != nil {
 		return nil, errorWithInfo(e, info)
@@ -104,7 +106,9 @@ func (conformanceService) ServerStream(ctx context.Context, in *conformancepb.Se
 		if i == 0 {
 			payload.RequestInfo = info
 		}
-		sleepMs(def.GetResponseDelayMs())
+		if err := sleepMs(ctx, def.GetResponseDelayMs()); err != nil {
+			return err
+		}
 		if err := stream.Send(&conformancepb.ServerStreamResponse{Payload: payload}); err != nil {
 			return err
 		}
@@ -200,7 +204,9 @@ func (conformanceService) BidiStream(ctx context.Context, stream conformancepb.C
 }
 
 func sendBidi(stream conformancepb.ConformanceService_BidiStreamHandlerStream, def *conformancepb.StreamResponseDefinition, i int, info *conformancepb.ConformancePayload_RequestInfo) error {
-	sleepMs(def.GetResponseDelayMs())
+	if err := sleepMs(stream.Context(), def.GetResponseDelayMs()); err != nil {
+		return err
+	}
 	return stream.Send(&conformancepb.BidiStreamResponse{Payload: &conformancepb.ConformancePayload{
 		Data:        def.GetResponseData()[i],
 		RequestInfo: info,
@@ -249,8 +255,18 @@ func asAny(m proto.Message) *anypb.Any {
 	return a
 }
 
-func sleepMs(ms uint32) {
-	if ms > 0 {
-		time.Sleep(time.Duration(ms) * time.Millisecond)
+// sleepMs waits ms milliseconds, or until the call is over: a handler
+// that outlived its call would hold the server's drain at Stop.
+func sleepMs(ctx context.Context, ms uint32) error {
+	if ms == 0 {
+		return nil
+	}
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
