@@ -3,10 +3,13 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
 	"testing"
 
 	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
 
 	benchv1 "github.com/protoc-gen-micro/micro/bench/proto/bench/v1"
 )
@@ -17,12 +20,37 @@ import (
 // run. Names read BenchmarkConnectHTTP1/rpc=ROW/impl=SERVER; benchratio
 // sets ours beside connect-go's.
 func BenchmarkConnectHTTP1(b *testing.B) {
+	connectJSONUnary(b, func(b *testing.B) http.RoundTripper {
+		tr := &http.Transport{MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: false}
+		b.Cleanup(tr.CloseIdleConnections)
+		return tr
+	})
+}
+
+// BenchmarkConnectHTTP2 is BenchmarkConnectHTTP1 over cleartext HTTP/2
+// (h2c, prior knowledge): every call a stream of one connection. Our
+// server serves these on its transport's web streams; connect-go's on
+// x/net's HTTP/2 server behind h2c.
+func BenchmarkConnectHTTP2(b *testing.B) {
+	connectJSONUnary(b, func(b *testing.B) http.RoundTripper {
+		tr := &http2.Transport{
+			AllowHTTP: true,
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			},
+		}
+		b.Cleanup(tr.CloseIdleConnections)
+		return tr
+	})
+}
+
+// connectJSONUnary runs the Connect JSON unary row against both servers,
+// each with a client on a transport of its own from newTransport.
+func connectJSONUnary(b *testing.B, newTransport func(*testing.B) http.RoundTripper) {
 	servers := startServers(b, []string{"micro", "connect"})
 	for _, impl := range []string{"micro", "connect"} {
 		b.Run("rpc=connect-json-unary-16B/impl="+impl, func(b *testing.B) {
-			tr := &http.Transport{MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: false}
-			b.Cleanup(tr.CloseIdleConnections)
-			c := connect.NewClient[benchv1.Msg, benchv1.Msg](&http.Client{Transport: tr},
+			c := connect.NewClient[benchv1.Msg, benchv1.Msg](&http.Client{Transport: newTransport(b)},
 				"http://"+servers[impl].Addr+benchv1.EchoUnaryProcedure, connect.WithProtoJSON())
 			payload := bytes.Repeat([]byte{'x'}, 16)
 			if _, err := c.CallUnary(context.Background(), connect.NewRequest(&benchv1.Msg{Payload: payload})); err != nil {

@@ -17,12 +17,30 @@ import (
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/internal/testcert"
 	"github.com/protoc-gen-micro/micro/runtime/server"
+	"github.com/protoc-gen-micro/micro/runtime/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// TestCurl runs the README's curl line, as written, against the greeter:
-// Connect unary JSON over HTTP/1.1, in cleartext and over TLS, on the port
-// that serves gRPC over HTTP/2 too. CI installs curl and sets
-// MICROTEST_REQUIRE_CURL, so that there the test fails instead of skipping.
+// detailsHello answers SayHello("details") with NOT_FOUND and a detail.
+type detailsHello struct{ hello }
+
+func (g detailsHello) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
+	if in.Name == "details" {
+		s, err := status.New(status.NotFound, "no such person").WithDetails(wrapperspb.String("why"))
+		if err != nil {
+			return err
+		}
+		return s
+	}
+	return g.hello.SayHello(ctx, in, out)
+}
+
+// TestCurl runs the README's curl line, as written, against the greeter,
+// then a Connect GET and an error with details: over HTTP/1.1 and HTTP/2
+// (h2c with prior knowledge; ALPN h2 over TLS), in cleartext and over TLS,
+// on the port that serves gRPC over HTTP/2 too. CI installs curl and sets
+// MICROTEST_REQUIRE_CURL, so that there the test fails instead of
+// skipping.
 func TestCurl(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -32,38 +50,65 @@ func TestCurl(t *testing.T) {
 		t.Skip("curl is not installed")
 	}
 	leakcheck.Check(t)
-	run := func(t *testing.T, args ...string) string {
+	// run returns the body curl printed and the HTTP version it used.
+	run := func(t *testing.T, args ...string) (body, version string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, curl, append([]string{"-sS", "--max-time", "10"}, args...)...).CombinedOutput()
+		args = append([]string{"-sS", "--max-time", "10", "-w", "\n%{http_version}"}, args...)
+		out, err := exec.CommandContext(ctx, curl, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("curl %q: %v: %s", args, err, out)
 		}
-		return string(out)
+		i := strings.LastIndexByte(string(out), '\n')
+		return string(out[:i]), string(out[i+1:])
 	}
-	const want = `{"message":"Hello World"}`
-	t.Run("cleartext", func(t *testing.T) {
-		srv := startServer(t)
-		got := run(t, "-H", "content-type: application/json", "-d", `{"name":"World"}`, "http://"+srv.Address()+"/greeter.v1.Greeter/SayHello")
-		if got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-		wellBehaved(t, srv.Address())
-	})
-	t.Run("tls", func(t *testing.T) {
-		ca := testcert.NewCA(t)
-		srv := startServer(t, server.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "curl").TLS}}))
-		caFile := t.TempDir() + "/ca.pem"
-		if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		got := run(t, "--http1.1", "--cacert", caFile, "-H", "content-type: application/json", "-d", `{"name":"World"}`,
-			"https://"+srv.Address()+"/greeter.v1.Greeter/SayHello")
-		if got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	})
+	ca := testcert.NewCA(t)
+	caFile := t.TempDir() + "/ca.pem"
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsOpt := server.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "curl").TLS}})
+	for _, c := range []struct {
+		name, scheme, version string
+		flags                 []string
+		opts                  []server.Option
+	}{
+		{"http1", "http", "1.1", nil, nil},
+		{"h2c", "http", "2", []string{"--http2-prior-knowledge"}, nil},
+		{"tls-http1", "https", "1.1", []string{"--http1.1", "--cacert", caFile}, []server.Option{tlsOpt}},
+		{"tls-h2", "https", "2", []string{"--http2", "--cacert", caFile}, []server.Option{tlsOpt}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := server.NewServer(append(c.opts, server.WithAddress("127.0.0.1:0"))...)
+			if err := greeterpb.RegisterGreeterHandler(srv, detailsHello{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop()
+			base := c.scheme + "://" + srv.Address() + "/greeter.v1.Greeter/SayHello"
+			for _, k := range []struct {
+				name string
+				args []string
+				want string
+			}{
+				{"unary", []string{"-H", "content-type: application/json", "-d", `{"name":"World"}`, base}, `{"message":"Hello World"}`},
+				{"GET", []string{"-G", "--data-urlencode", `message={"name":"Get"}`, "-d", "encoding=json", "-d", "connect=v1", base}, `{"message":"Hello Get"}`},
+				{"error with details", []string{"-H", "content-type: application/json", "-d", `{"name":"details"}`, base},
+					`{"code":"not_found","message":"no such person","details":[{"type":"google.protobuf.StringValue","value":"CgN3aHk","debug":"why"}]}`},
+			} {
+				got, version := run(t, append(append([]string{}, c.flags...), k.args...)...)
+				if got != k.want || version != c.version {
+					t.Fatalf("%s: got %q over HTTP/%s, want %q over HTTP/%s", k.name, got, version, k.want, c.version)
+				}
+			}
+			if c.scheme == "http" {
+				wellBehaved(t, srv.Address())
+			}
+		})
+	}
 }
 
 // TestCORS: WithCORS lets pages from the allowed origins call with Connect
