@@ -84,6 +84,22 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// TLSState returns the TLS state of a connection the server handed to
+// ServerConfig.HTTP1, nil for cleartext: the connection may wrap the
+// *tls.Conn to replay the bytes read while sniffing, which hides it from
+// net/http.
+func TLSState(c net.Conn) *tls.ConnectionState {
+	if rc, ok := c.(*replayConn); ok {
+		c = rc.Conn
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	return &cs
+}
+
 // CloseWrite half-closes the connection when it can, so that net/http's
 // answer to a bad request reaches the client before the close.
 func (c *replayConn) CloseWrite() error {

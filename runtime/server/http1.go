@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -48,6 +49,17 @@ func newHTTP1Server(ln *connListener, cfg transport.ServerConfig, h http.Handler
 	}
 	if cfg.IdleTimeout > 0 {
 		hs.IdleTimeout = cfg.IdleTimeout
+	}
+	// A TLS connection that chose no protocol by ALPN was sniffed, so
+	// net/http gets it wrapped and cannot see its TLS state; the request
+	// gets it from the connection's context instead.
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if _, plain := c.(*tls.Conn); !plain {
+			if cs := transport.TLSState(c); cs != nil {
+				ctx = context.WithValue(ctx, tlsStateKey{}, cs)
+			}
+		}
+		return ctx
 	}
 	s := &http1Server{ln: ln, hs: hs, done: make(chan struct{}), fresh: map[net.Conn]struct{}{}}
 	hs.ConnState = func(c net.Conn, st http.ConnState) {
@@ -166,7 +178,18 @@ func newHTTP1Limiter(next http.Handler, cfg transport.ServerConfig) *http1Limite
 // body and the gRPC status for clients that look for them.
 const overloaded = `{"code":"unavailable","message":"server: too many HTTP/1.1 requests at once"}`
 
+// tlsStateKey is the context key of the TLS state of a connection
+// net/http got wrapped (see newHTTP1Server).
+type tlsStateKey struct{}
+
 func (l *http1Limiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		if cs, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+			r2 := *r
+			r2.TLS = cs
+			r = &r2
+		}
+	}
 	if l.pending.Add(1) > l.maxPend {
 		l.pending.Add(-1)
 		h := w.Header()

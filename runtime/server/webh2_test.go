@@ -215,3 +215,34 @@ func TestWebStreamBounds(t *testing.T) {
 		t.Fatalf("echo: %+v", r)
 	}
 }
+
+// TestStopWebStreamInFlight: a Connect call over HTTP/2 in flight when
+// Stop starts is told GOAWAY and still gets its answer.
+func TestStopWebStreamInFlight(t *testing.T) {
+	leakcheck.Check(t)
+	g := blockingGreeter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
+	if err := greeterpb.RegisterGreeterHandler(srv, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, srv.Address())
+	rc.headers(1, false, webHeaders("POST", greeterpb.GreeterSayHelloProcedure, "application/json"))
+	rc.data(1, true, []byte(`{"name":"drain"}`))
+	<-g.entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop() }()
+	if ga := rc.readGoAway(); ga.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("GOAWAY %v", ga.ErrCode)
+	}
+	close(g.release)
+	r := rc.read(1)
+	if r.headers[":status"] != "200" || string(r.data) != `{"message":"Hello drain"}` {
+		t.Fatalf("call in flight at Stop: %+v", r)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+}
