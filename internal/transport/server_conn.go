@@ -471,6 +471,7 @@ type headerBlock struct {
 	pseudo    uint8  // pseudo-headers seen
 	// contentLength is the request's content-length, -1 when it has none.
 	contentLength int64
+	req           reqHeaders
 }
 
 const (
@@ -581,7 +582,7 @@ func (sc *serverConn) onHeaderFragment(frag []byte, end bool) error {
 		sc.mu.Unlock()
 		return streamError{http2.ErrCodeProtocol, hb.invalid}
 	}
-	st.classify(sc.srv.cfg.Web != nil)
+	st.classify(&hb.req, sc.srv.cfg.Web != nil)
 	if hb.truncated {
 		code := 200
 		if st.web != nil {
@@ -615,7 +616,7 @@ func (sc *serverConn) onField(f hpack.HeaderField) {
 		return
 	}
 	if hb.st != nil {
-		hb.st.onField(f)
+		hb.st.onField(f, &hb.req)
 	}
 }
 

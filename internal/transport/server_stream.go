@@ -42,12 +42,6 @@ type ServerStream struct {
 	timeout      time.Duration
 	hasTimeout   bool
 	deadline     time.Time
-	httpMethod   string // the request's :method
-	scheme       string
-	authority    string
-	rawCT        string // the request's content-type, grpc-timeout and grpc-encoding
-	rawTimeout   string
-	rawEnc       string
 	web          *webState // not gRPC: served by ServerConfig.Web
 	rejectHTTP   int
 	rejectStatus *status.Error
@@ -93,29 +87,34 @@ func newServerStream(sc *serverConn, id uint32) *ServerStream {
 	return st
 }
 
-// onField records one request header field. The fields a gRPC request
-// gives meaning to are kept as sent and read by classify once the block
-// has ended, since the content type that says whether this is gRPC at all
-// may come after them.
-func (st *ServerStream) onField(f hpack.HeaderField) {
+// reqHeaders are the request fields a gRPC request gives meaning to, kept
+// as sent until classify reads them once the block has ended: the content
+// type that says whether the request is gRPC at all may come after them.
+// They live in the connection's header block, not the stream, which a
+// gRPC call would otherwise carry for nothing.
+type reqHeaders struct {
+	method, authority              string // pseudo-headers (:path is the stream's)
+	contentType, timeout, encoding string // content-type, grpc-timeout, grpc-encoding
+}
+
+// onField records one request header field.
+func (st *ServerStream) onField(f hpack.HeaderField, req *reqHeaders) {
 	switch f.Name {
 	case ":method":
-		st.httpMethod = f.Value
+		req.method = f.Value
 	case ":path":
 		st.method = f.Value
-	case ":scheme":
-		st.scheme = f.Value
 	case ":authority":
-		st.authority = f.Value
+		req.authority = f.Value
 	case "content-type":
-		st.rawCT = f.Value
+		req.contentType = f.Value
 	case "grpc-timeout":
-		st.rawTimeout = f.Value
+		req.timeout = f.Value
 	case "grpc-encoding":
-		st.rawEnc = f.Value
+		req.encoding = f.Value
 	case "grpc-accept-encoding":
 		st.acceptEnc = f.Value
-	case "te", "grpc-message-type":
+	case ":scheme", "te", "grpc-message-type":
 	default:
 		if !reservedHeader(f.Name) {
 			st.fields = append(st.fields, f)
@@ -127,23 +126,23 @@ func (st *ServerStream) onField(f hpack.HeaderField) {
 // request that is not gRPC goes to the server's web handler when it has
 // one (see ServerConfig.Web); a gRPC one has its content type, deadline
 // and compression checked here, and is refused on the first fault.
-func (st *ServerStream) classify(web bool) {
-	sub, grpc := wire.Subtype(st.rawCT)
-	if st.rawCT == "" && st.httpMethod == "POST" {
+func (st *ServerStream) classify(req *reqHeaders, web bool) {
+	sub, grpc := wire.Subtype(req.contentType)
+	if req.contentType == "" && req.method == "POST" {
 		grpc = true // as grpc-go: the content type defaults to application/grpc
 	}
 	if web && !grpc {
-		st.web = &webState{}
+		st.web = &webState{req: *req}
 		st.recv.raw = true
 		return
 	}
-	if st.httpMethod != "POST" {
-		st.reject(405, status.Errorf(status.Internal, "grpc: %s method not allowed, use POST", st.httpMethod))
+	if req.method != "POST" {
+		st.reject(405, status.Errorf(status.Internal, "grpc: %s method not allowed, use POST", req.method))
 		return
 	}
-	if st.rawCT != "" {
+	if req.contentType != "" {
 		if !grpc {
-			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q", st.rawCT))
+			st.reject(415, status.Errorf(status.Internal, "invalid gRPC request content-type %q", req.contentType))
 			return
 		}
 		c, ok := codec.Get(sub)
@@ -163,18 +162,18 @@ func (st *ServerStream) classify(web bool) {
 			st.contentType = "application/grpc+" + sub
 		}
 	}
-	if st.rawTimeout != "" {
-		d, err := decodeTimeout(st.rawTimeout)
+	if req.timeout != "" {
+		d, err := decodeTimeout(req.timeout)
 		if err != nil {
 			st.reject(400, status.Errorf(status.Internal, "malformed grpc-timeout: %v", err))
 			return
 		}
 		st.timeout, st.hasTimeout = d, true
 	}
-	if st.rawEnc != "" && st.rawEnc != wire.IdentityEncoding {
-		c, ok := compress.Get(st.rawEnc)
+	if req.encoding != "" && req.encoding != wire.IdentityEncoding {
+		c, ok := compress.Get(req.encoding)
 		if !ok {
-			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", st.rawEnc))
+			st.reject(200, status.Errorf(status.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", req.encoding))
 			return
 		}
 		st.recvComp = c

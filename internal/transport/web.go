@@ -30,6 +30,7 @@ import (
 // webState is what a stream served by ServerConfig.Web keeps beyond a
 // gRPC one's.
 type webState struct {
+	req reqHeaders
 	// Set before the stream's headers or trailers are queued, read by the
 	// writer.
 	status  int
@@ -89,20 +90,20 @@ func (st *ServerStream) webRequest() (*http.Request, error) {
 		h[k] = append(h[k], f.Value)
 	}
 	for _, kv := range [...]struct{ k, v string }{
-		{"Content-Type", st.rawCT}, {"Grpc-Timeout", st.rawTimeout},
-		{"Grpc-Encoding", st.rawEnc}, {"Grpc-Accept-Encoding", st.acceptEnc},
+		{"Content-Type", st.web.req.contentType}, {"Grpc-Timeout", st.web.req.timeout},
+		{"Grpc-Encoding", st.web.req.encoding}, {"Grpc-Accept-Encoding", st.acceptEnc},
 	} {
 		if kv.v != "" {
 			h[kv.k] = []string{kv.v}
 		}
 	}
 	r := &http.Request{
-		Method:        st.httpMethod,
+		Method:        st.web.req.method,
 		URL:           u,
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
 		Header:        h,
-		Host:          st.authority,
+		Host:          st.web.req.authority,
 		RemoteAddr:    st.RemoteAddr().String(),
 		RequestURI:    st.method,
 		TLS:           st.TLSState(),
