@@ -3,6 +3,9 @@ package health_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/protoc-gen-micro/micro/internal/grpcapi"
@@ -234,6 +237,38 @@ func TestStatusString(t *testing.T) {
 		health.NotServing: "NOT_SERVING", health.ServiceUnknown: "SERVICE_UNKNOWN", 7: "Status(7)"} {
 		if got := st.String(); got != want {
 			t.Errorf("%d: %q, want %q", int32(st), got, want)
+		}
+	}
+}
+
+// TestCheckOverConnect: browsers and curl reach the health service with
+// the Connect protocol, over HTTP/1.1 and HTTP/2, as gRPC clients do.
+func TestCheckOverConnect(t *testing.T) {
+	leakcheck.Check(t)
+	p := newPeer(t)
+	h1 := &http.Transport{}
+	h1.Protocols = new(http.Protocols)
+	h1.Protocols.SetHTTP1(true)
+	h2 := &http.Transport{}
+	h2.Protocols = new(http.Protocols)
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	for _, tr := range []*http.Transport{h1, h2} {
+		defer tr.CloseIdleConnections()
+		for _, c := range []struct{ service, code, body string }{
+			{"", "200 HTTP/1.1", `{"status":"SERVING"}`},
+			{"nope", "404 HTTP/1.1", `"code":"not_found"`},
+		} {
+			rsp, err := (&http.Client{Transport: tr}).Post("http://"+p.srv.Address()+"/grpc.health.v1.Health/Check",
+				"application/json", strings.NewReader(`{"service":"`+c.service+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(rsp.Body)
+			rsp.Body.Close()
+			want := strings.Replace(c.code, "HTTP/1.1", "HTTP/"+map[bool]string{true: "2.0", false: "1.1"}[tr == h2], 1)
+			if got := fmt.Sprintf("%d %s", rsp.StatusCode, rsp.Proto); got != want || !strings.Contains(string(b), c.body) {
+				t.Fatalf("Check(%q): %s %s, want %s with %s", c.service, got, b, want, c.body)
+			}
 		}
 	}
 }
