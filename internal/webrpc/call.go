@@ -135,7 +135,7 @@ func (c *call) IncomingMetadata() map[string][]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.md == nil {
-		c.md = headerToMD(c.r.Header)
+		c.md = wire.HTTPHeaderToMD(c.r.Header)
 	}
 	return c.md
 }
@@ -366,7 +366,7 @@ func exposeHeaders(h http.Header) {
 
 // SetHeader implements interceptor.ServerStream and callctx.Call.
 func (c *call) SetHeader(md metadata.MD) error {
-	if err := wire.CheckMD(md, reservedHeader); err != nil {
+	if err := wire.CheckMD(md, wire.ReservedHTTPHeader); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -382,7 +382,7 @@ func (c *call) SetHeader(md metadata.MD) error {
 // Connect unary response's headers go with its body, whose status is not
 // known yet: they are sealed now and sent then.
 func (c *call) SendHeader(md metadata.MD) error {
-	if err := wire.CheckMD(md, reservedHeader); err != nil {
+	if err := wire.CheckMD(md, wire.ReservedHTTPHeader); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -405,7 +405,7 @@ func (c *call) SendHeader(md metadata.MD) error {
 
 // SetTrailer implements interceptor.ServerStream and callctx.Call.
 func (c *call) SetTrailer(md metadata.MD) {
-	if err := wire.CheckMD(md, reservedHeader); err != nil {
+	if err := wire.CheckMD(md, wire.ReservedHTTPHeader); err != nil {
 		c.h.log.Debug("webrpc: SetTrailer", "method", c.m.Spec.Procedure, "err", err)
 		return
 	}

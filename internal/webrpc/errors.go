@@ -5,25 +5,11 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
 	"github.com/protoc-gen-micro/micro/runtime/status"
 	"google.golang.org/protobuf/encoding/protojson"
 )
-
-// connectCodes are the Connect protocol's names of the status codes.
-var connectCodes = [...]string{
-	"ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found",
-	"already_exists", "permission_denied", "resource_exhausted", "failed_precondition",
-	"aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss",
-	"unauthenticated",
-}
-
-func connectCode(c status.Code) string {
-	if int(c) < len(connectCodes) {
-		return connectCodes[c]
-	}
-	return "unknown"
-}
 
 // connectHTTPStatus is the Connect protocol's HTTP status of a unary
 // error.
@@ -53,26 +39,14 @@ func connectHTTPStatus(c status.Code) int {
 	return 500
 }
 
-type wireDetail struct {
-	Type  string          `json:"type"`
-	Value string          `json:"value"`
-	Debug json.RawMessage `json:"debug,omitempty"`
-}
-
-type wireError struct {
-	Code    string       `json:"code"`
-	Message string       `json:"message,omitempty"`
-	Details []wireDetail `json:"details,omitempty"`
-}
-
 // newWireError is the Connect protocol's JSON form of s. Each detail
 // carries, besides its type and base64 value, its protojson form as
 // "debug" when its type is linked in, for people reading with curl.
-func newWireError(s *status.Error) *wireError {
-	we := &wireError{Code: connectCode(s.Code()), Message: s.Message()}
+func newWireError(s *status.Error) *wire.ConnectError {
+	we := &wire.ConnectError{Code: wire.ConnectCodeName(s.Code()), Message: s.Message()}
 	for _, d := range s.Details() {
 		url := d.GetTypeUrl()
-		wd := wireDetail{
+		wd := wire.ConnectDetail{
 			Type:  url[strings.LastIndexByte(url, '/')+1:],
 			Value: base64.RawStdEncoding.EncodeToString(d.GetValue()),
 		}
@@ -88,10 +62,7 @@ func newWireError(s *status.Error) *wireError {
 
 // marshalEndStream is the JSON of the Connect end-of-stream message.
 func marshalEndStream(s *status.Error, trailer metadata.MD) []byte {
-	var end struct {
-		Error    *wireError          `json:"error,omitempty"`
-		Metadata map[string][]string `json:"metadata,omitempty"`
-	}
+	var end wire.ConnectEndStream
 	if s != nil && s.Code() != status.OK {
 		end.Error = newWireError(s)
 	}
