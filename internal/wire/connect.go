@@ -66,10 +66,13 @@ type ConnectEndStream struct {
 const typeURLPrefix = "type.googleapis.com/"
 
 // Status returns the error as a *status.Error, its details as Anys. A code
-// the protocol does not name is Unknown; a detail whose value is not
-// base64 is left out.
-func (e *ConnectError) Status() *status.Error {
-	code, _ := ParseConnectCode(e.Code)
+// the protocol does not name, or "ok", which is no error, becomes fallback;
+// a detail whose value is not base64 is left out.
+func (e *ConnectError) Status(fallback status.Code) *status.Error {
+	code, ok := ParseConnectCode(e.Code)
+	if !ok || code == status.OK {
+		code = fallback
+	}
 	s := status.New(code, e.Message)
 	if len(e.Details) == 0 {
 		return s

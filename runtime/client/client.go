@@ -70,6 +70,7 @@ type options struct {
 	retryRatio        float64
 	retryMinPerSecond int
 	interceptors      []interceptor.Interceptor
+	protocol          Protocol
 }
 
 // callOptions are the settings of one call.

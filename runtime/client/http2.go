@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/internal/chain"
+	"github.com/protoc-gen-micro/micro/internal/connectclient"
 	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/internal/wire"
 	"github.com/protoc-gen-micro/micro/runtime/codec"
@@ -48,6 +49,7 @@ func NewClient(opts ...Option) Client {
 		conns:       map[string]*poolEntry{},
 	}
 	c.pool.ctx, c.pool.cancel = context.WithCancel(context.Background())
+	c.connectTr = newConnectTransport(&o)
 	return c
 }
 
@@ -56,9 +58,11 @@ type rpcClient struct {
 	codec    codec.Codec
 	badCodec string
 	pool     *connPool
-	budget   *retryBudget
-	noOpts   callOptions // shared, read-only: the options of a call given none
-	closed   atomic.Bool
+	// connectTr makes the calls of a client speaking Connect; nil for gRPC.
+	connectTr *connectclient.Transport
+	budget    *retryBudget
+	noOpts    callOptions // shared, read-only: the options of a call given none
+	closed    atomic.Bool
 }
 
 func (c *rpcClient) callOptions(opts []CallOption) *callOptions {
@@ -105,6 +109,9 @@ func (c *rpcClient) Close() error {
 		return nil
 	}
 	c.pool.closeAll()
+	if c.connectTr != nil {
+		c.connectTr.Close()
+	}
 	if c.opts.selector != nil {
 		return c.opts.selector.Close()
 	}
@@ -269,11 +276,7 @@ func (c *rpcClient) call(ctx context.Context, service string, m *spec.Method, re
 }
 
 func (c *rpcClient) callOnce(ctx context.Context, service, addr string, m *spec.Method, req, rsp any, co *callOptions, sc transport.StreamConfig) error {
-	cc, err := c.connect(ctx, service, addr)
-	if err != nil {
-		return err
-	}
-	cs, err := cc.NewStream(ctx, sc)
+	cs, err := c.openStream(ctx, service, addr, m, sc)
 	if err != nil {
 		return err
 	}
@@ -325,11 +328,7 @@ func (c *rpcClient) newStream(ctx context.Context, service string, m *spec.Metho
 			}
 			return nil, err
 		}
-		var cs *transport.ClientStream
-		cc, err := c.connect(ctx, service, addr)
-		if err == nil {
-			cs, err = cc.NewStream(ctx, transport.StreamConfig{Method: m.Procedure, Codec: cd, Compressor: comp, WatchContext: true})
-		}
+		cs, err := c.openStream(ctx, service, addr, m, transport.StreamConfig{Method: m.Procedure, Codec: cd, Compressor: comp, WatchContext: true})
 		if err != nil {
 			c.mark(service, node, err)
 		}
@@ -401,9 +400,9 @@ func ctxError(ctx context.Context, err error) error {
 	return status.Errorf(code, "%v: %v", ctx.Err(), err)
 }
 
-// clientStream adapts a transport stream to Stream.
+// clientStream adapts a call's stream to Stream.
 type clientStream struct {
-	cs      *transport.ClientStream
+	cs      callStream
 	cancel  context.CancelFunc
 	co      *callOptions
 	single  bool // the server sends one message (client-streaming)
