@@ -37,6 +37,7 @@ func invoke(ctx context.Context, clients *clientCache, req *conformancepb.Client
 		svc: conformancepb.NewConformanceServiceService(conformancepb.ConformanceServiceName, c),
 		opts: append([]client.CallOption{
 			client.WithAddress(net.JoinHostPort(req.GetHost(), strconv.FormatUint(uint64(req.GetPort()), 10))),
+			client.WithContentType(codecName(req)),
 		}, compressOpts...),
 	}
 	ctx = metadata.NewOutgoingContext(ctx, compat.MD(req.GetRequestHeaders()))
@@ -62,23 +63,46 @@ func invoke(ctx context.Context, clients *clientCache, req *conformancepb.Client
 	return nil, fmt.Errorf("unknown method %q", req.GetMethod())
 }
 
-// supported rejects what the gRPC profile excludes.
+// supported rejects what the client's profile excludes: gRPC over HTTP/2
+// and Connect over HTTP/1.1 and HTTP/2, in proto or JSON, without GET.
 func supported(req *conformancepb.ClientCompatRequest) error {
 	switch {
 	case req.GetService() != conformancepb.ConformanceServiceName:
 		return fmt.Errorf("unknown service %q", req.GetService())
-	case req.GetProtocol() != conformancepb.Protocol_PROTOCOL_GRPC:
-		return fmt.Errorf("protocol %v is not supported: only gRPC", req.GetProtocol())
-	case req.GetHttpVersion() != conformancepb.HTTPVersion_HTTP_VERSION_2:
-		return fmt.Errorf("HTTP version %v is not supported: only HTTP/2", req.GetHttpVersion())
-	case req.GetCodec() != conformancepb.Codec_CODEC_PROTO:
-		return fmt.Errorf("codec %v is not supported: only proto", req.GetCodec())
+	case req.GetProtocol() != conformancepb.Protocol_PROTOCOL_GRPC && req.GetProtocol() != conformancepb.Protocol_PROTOCOL_CONNECT:
+		return fmt.Errorf("protocol %v is not supported: only gRPC and Connect", req.GetProtocol())
+	case req.GetHttpVersion() != conformancepb.HTTPVersion_HTTP_VERSION_2 &&
+		(req.GetHttpVersion() != conformancepb.HTTPVersion_HTTP_VERSION_1 || req.GetProtocol() != conformancepb.Protocol_PROTOCOL_CONNECT):
+		return fmt.Errorf("HTTP version %v is not supported for %v", req.GetHttpVersion(), req.GetProtocol())
+	case req.GetCodec() != conformancepb.Codec_CODEC_PROTO && req.GetCodec() != conformancepb.Codec_CODEC_JSON:
+		return fmt.Errorf("codec %v is not supported: only proto and JSON", req.GetCodec())
 	case req.GetUseGetHttpMethod():
-		return errors.New("HTTP GET is not supported by gRPC")
+		return errors.New("HTTP GET is not supported")
 	case req.GetRawRequest() != nil:
 		return errors.New("raw requests are for the reference client only")
 	}
 	return nil
+}
+
+// protocol is the client protocol that speaks req's protocol over its HTTP
+// version: Connect over HTTP/2 is h2c in cleartext and HTTP/2 alone over
+// TLS.
+func protocol(req *conformancepb.ClientCompatRequest) client.Protocol {
+	switch {
+	case req.GetProtocol() == conformancepb.Protocol_PROTOCOL_GRPC:
+		return client.ProtocolGRPC
+	case req.GetHttpVersion() == conformancepb.HTTPVersion_HTTP_VERSION_2:
+		return client.ProtocolConnectH2C
+	}
+	return client.ProtocolConnect
+}
+
+// codecName is the name of req's codec in the runtime.
+func codecName(req *conformancepb.ClientCompatRequest) string {
+	if req.GetCodec() == conformancepb.Codec_CODEC_JSON {
+		return "json"
+	}
+	return "proto"
 }
 
 // compression returns the call options that compress requests as asked.

@@ -84,7 +84,7 @@ func run(ctx context.Context, in io.Reader, out io.Writer, parallel int) error {
 	}
 }
 
-// clientCache keeps one client per TLS setup and receive limit, so that
+// clientCache keeps one client per protocol, TLS setup and receive limit, so that
 // calls to the same server share its pooled connection as calls of a real
 // program would.
 type clientCache struct {
@@ -94,7 +94,8 @@ type clientCache struct {
 
 func (c *clientCache) get(req *conformancepb.ClientCompatRequest) (client.Client, error) {
 	creds := req.GetClientTlsCreds()
-	key := fmt.Sprintf("%x|%x|%x|%d", sha256.Sum256(req.GetServerTlsCert()),
+	p := protocol(req)
+	key := fmt.Sprintf("%d|%x|%x|%x|%d", p, sha256.Sum256(req.GetServerTlsCert()),
 		sha256.Sum256(creds.GetCert()), sha256.Sum256(creds.GetKey()), req.GetMessageReceiveLimit())
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -103,7 +104,7 @@ func (c *clientCache) get(req *conformancepb.ClientCompatRequest) (client.Client
 	}
 	// One attempt per call: the suite checks what a call did, not how it
 	// failed over.
-	opts := []client.Option{client.WithRetries(0)}
+	opts := []client.Option{client.WithRetries(0), client.WithProtocol(p)}
 	if n := req.GetMessageReceiveLimit(); n > 0 {
 		opts = append(opts, client.WithMaxRecvMsgSize(int(n)))
 	}
