@@ -13,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/internal/greetertest"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
@@ -120,8 +121,8 @@ func TestMicroConnectClientConnectGoServer(t *testing.T) {
 	}
 }
 
-// callConnectGreeter makes every kind of call of connectGreeter's, bidi
-// only if h2.
+// callConnectGreeter checks metadata and an error's detail on a unary
+// call, then makes every kind of call, bidi only if h2.
 func callConnectGreeter(t *testing.T, g greeterpb.GreeterService, h2 bool, at client.CallOption) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -146,55 +147,5 @@ func callConnectGreeter(t *testing.T, g greeterpb.GreeterService, h2 bool, at cl
 		t.Fatalf("detail: %q %v", why.Value, err)
 	}
 
-	rs, err := g.LotsOfReplies(ctx, &greeterpb.HelloRequest{Name: "Bo"}, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for {
-		m, err := rs.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("server stream: %v", err)
-		}
-		got = append(got, m.Message)
-	}
-	if len(got) != 3 || got[2] != "Hello Bo #2" {
-		t.Fatalf("server stream: %q", got)
-	}
-
-	cs, err := g.LotsOfGreetings(ctx, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"a", "b"} {
-		if err := cs.Send(&greeterpb.HelloRequest{Name: n}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if m, err := cs.CloseAndRecv(); err != nil || m.Message != "Hello a, b" {
-		t.Fatalf("client stream: %v %v", m, err)
-	}
-
-	if !h2 {
-		return
-	}
-	bs, err := g.Chat(ctx, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		if err := bs.Send(&greeterpb.HelloRequest{Name: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
-		if m, err := bs.Recv(); err != nil || m.Message != fmt.Sprint("Hello ", i) {
-			t.Fatalf("bidi %d: %v %v", i, m, err)
-		}
-	}
-	bs.CloseSend()
-	if _, err := bs.Recv(); err != io.EOF {
-		t.Fatalf("bidi end: %v", err)
-	}
+	greetertest.Exercise(t, g, h2, at)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
 	"github.com/protoc-gen-micro/micro/internal/callctx"
+	"github.com/protoc-gen-micro/micro/internal/greetertest"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/internal/transport"
 	"github.com/protoc-gen-micro/micro/runtime/client"
@@ -67,84 +68,8 @@ func loggingGreeter(l *protocolLog) *funcGreeter {
 		},
 		chat: func(ctx context.Context, s greeterpb.Greeter_ChatHandlerStream) error {
 			l.note(ctx)
-			for {
-				in, err := s.Recv()
-				if err == io.EOF {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if err := s.Send(&greeterpb.HelloReply{Message: "Hello " + in.Name}); err != nil {
-					return err
-				}
-			}
+			return (&funcGreeter{}).Chat(ctx, s)
 		},
-	}
-}
-
-// exerciseGreeter makes a unary call, a server-streaming, a
-// client-streaming and, if bidi, a bidi call, checking every answer.
-func exerciseGreeter(t *testing.T, g greeterpb.GreeterService, bidi bool, opts ...client.CallOption) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rsp, err := g.SayHello(ctx, &greeterpb.HelloRequest{Name: "Ada"}, opts...)
-	if err != nil || rsp.Message != "Hello Ada" {
-		t.Fatalf("unary: %v %v", rsp, err)
-	}
-
-	rs, err := g.LotsOfReplies(ctx, &greeterpb.HelloRequest{Name: "Bo"}, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for {
-		m, err := rs.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("server stream: %v", err)
-		}
-		got = append(got, m.Message)
-	}
-	if len(got) != 3 || got[2] != "Hello Bo #2" {
-		t.Fatalf("server stream: %v", got)
-	}
-
-	cs, err := g.LotsOfGreetings(ctx, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"a", "b", "c"} {
-		if err := cs.Send(&greeterpb.HelloRequest{Name: n}); err != nil {
-			t.Fatalf("client stream send: %v", err)
-		}
-	}
-	if m, err := cs.CloseAndRecv(); err != nil || m.Message != "Hello a, b, c" {
-		t.Fatalf("client stream: %v %v", m, err)
-	}
-
-	if !bidi {
-		return
-	}
-	bs, err := g.Chat(ctx, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 20; i++ {
-		if err := bs.Send(&greeterpb.HelloRequest{Name: fmt.Sprint(i)}); err != nil {
-			t.Fatalf("bidi send %d: %v", i, err)
-		}
-		m, err := bs.Recv()
-		if err != nil || m.Message != fmt.Sprint("Hello ", i) {
-			t.Fatalf("bidi %d: %v %v", i, m, err)
-		}
-	}
-	bs.CloseSend()
-	if _, err := bs.Recv(); err != io.EOF {
-		t.Fatalf("bidi end: %v", err)
 	}
 }
 
@@ -167,7 +92,7 @@ func TestConnectEveryKind(t *testing.T) {
 					if comp != "" {
 						opts = append(opts, client.WithSendCompression(comp))
 					}
-					exerciseGreeter(t, greeterAt(newTestClient(t, opts...), srv.Address()), proto.bidi)
+					greetertest.Exercise(t, greeterAt(newTestClient(t, opts...), srv.Address()), proto.bidi)
 				})
 			}
 		}
@@ -207,7 +132,7 @@ func TestConnectTLS(t *testing.T) {
 	srv := serveGreeter(t, loggingGreeter(&log), server.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	for _, p := range []client.Protocol{client.ProtocolConnect, client.ProtocolConnectH2C} {
 		c := newTestClient(t, client.WithProtocol(p), client.WithTLSConfig(&tls.Config{RootCAs: pool}))
-		exerciseGreeter(t, greeterAt(c, srv.Address()), true)
+		greetertest.Exercise(t, greeterAt(c, srv.Address()), true)
 	}
 	// A client that does not trust the certificate fails to connect.
 	untrusting := greeterAt(newTestClient(t, client.WithProtocol(client.ProtocolConnect), client.WithTLSConfig(&tls.Config{})), srv.Address())
