@@ -72,7 +72,7 @@ vet:
 
 # api-check keeps the public runtime surface (exported identifiers, counted
 # by internal/apicount) from growing past its budget without a decision.
-API_MAX ?= 375
+API_MAX ?= 380
 api-check:
 	@out=$$($(GO) run ./internal/apicount -max $(API_MAX)) || { echo "$$out"; exit 1; }; \
 	echo "api-check: $$(echo "$$out" | tail -1) (at most $(API_MAX))"

@@ -1,8 +1,10 @@
-// Package client calls RPC methods over the gRPC HTTP/2 protocol.
+// Package client calls RPC methods over the gRPC HTTP/2 protocol, or over
+// the Connect protocol (see WithProtocol) for servers that speak only
+// Connect or sit behind HTTP/1.1 proxies.
 //
 // A call names a service; the client asks its selector for a node of that
 // service (or uses an address the call names), keeps one multiplexed HTTP/2
-// connection per address, and retries a failed call on another node when a
+// connection per address (Connect: net/http's connections), and retries a failed call on another node when a
 // second execution cannot do harm:
 //
 //   - always when the call provably never reached a handler: the connection
@@ -37,7 +39,8 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/spec"
 )
 
-// Client makes calls. NewClient returns the HTTP/2 implementation.
+// Client makes calls. NewClient returns the implementation, which speaks
+// gRPC or Connect.
 type Client interface {
 	// Call makes a unary call of method on service, decoding the response
 	// into rsp. Errors can be inspected with status.FromError or errors.As

@@ -24,8 +24,9 @@ import (
 	"github.com/protoc-gen-micro/micro/runtime/status"
 )
 
-// NewClient returns a client speaking gRPC over HTTP/2. With neither a
-// registry nor a selector, calls must name addresses with WithAddress.
+// NewClient returns a client speaking gRPC over HTTP/2, or the protocol
+// WithProtocol names. With neither a registry nor a selector, calls must
+// name addresses with WithAddress.
 func NewClient(opts ...Option) Client {
 	o := options{dialTimeout: 5 * time.Second, retries: 2, retryRatio: 0.2, retryMinPerSecond: 10}
 	for _, opt := range opts {
