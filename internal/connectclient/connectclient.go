@@ -35,6 +35,10 @@ const maxIdleConnsPerHost = 64
 // read.
 const maxResponseHeaderBytes = 1 << 20
 
+// idleConnTimeout closes a connection left idle this long, so that one a
+// call returned after Close does not stay open for ever.
+const idleConnTimeout = 90 * time.Second
+
 // Config configures a Transport.
 type Config struct {
 	// TLSConfig makes calls over TLS (https); nil for cleartext.
@@ -76,6 +80,7 @@ func New(cfg Config) *Transport {
 		DisableCompression:     true, // we negotiate the encoding ourselves
 		MaxIdleConnsPerHost:    maxIdleConnsPerHost,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		IdleConnTimeout:        idleConnTimeout,
 	}
 	scheme := "http"
 	if cfg.TLSConfig != nil {
