@@ -38,6 +38,16 @@ func serve(t *testing.T, code int, ct, body string) string {
 	return srv.Listener.Addr().String()
 }
 
+// response is what a test server answers, and the code the call must
+// fail with.
+type response struct {
+	name string
+	code int
+	ct   string
+	body string
+	want status.Code
+}
+
 // call makes one call of the kind streaming says to addr with a receive
 // limit of 64 bytes, and returns how it ended.
 func call(t *testing.T, addr string, streaming bool) error {
@@ -68,13 +78,7 @@ func TestHostileStreamingResponses(t *testing.T) {
 	leakcheck.Check(t)
 	const ct = "application/connect+proto"
 	big := strings.Repeat("x", 100)
-	for _, tc := range []struct {
-		name string
-		code int
-		ct   string
-		body string
-		want status.Code
-	}{
+	for _, tc := range []response{
 		{"no end-of-stream", 200, ct, "", status.Internal},
 		{"cut in a prefix", 200, ct, "\x00\x00", status.Internal},
 		{"cut in a message", 200, ct, envelope(0, "abc")[:6], status.Internal},
@@ -101,13 +105,7 @@ func TestHostileStreamingResponses(t *testing.T) {
 // that is not Connect's JSON, fails with the right code.
 func TestHostileUnaryResponses(t *testing.T) {
 	leakcheck.Check(t)
-	for _, tc := range []struct {
-		name string
-		code int
-		ct   string
-		body string
-		want status.Code
-	}{
+	for _, tc := range []response{
 		{"message over the limit", 200, "application/proto", strings.Repeat("x", 65), status.ResourceExhausted},
 		{"wrong codec", 200, "application/json", "{}", status.Internal},
 		{"error body not JSON", 404, "text/plain", "not found", status.Unimplemented},

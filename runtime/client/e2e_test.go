@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/protoc-gen-micro/micro/examples/greeter/greeterpb"
+	"github.com/protoc-gen-micro/micro/internal/greetertest"
 	"github.com/protoc-gen-micro/micro/internal/leakcheck"
 	"github.com/protoc-gen-micro/micro/runtime/client"
 	"github.com/protoc-gen-micro/micro/runtime/metadata"
@@ -160,58 +161,7 @@ func TestMetadata(t *testing.T) {
 func TestStreams(t *testing.T) {
 	leakcheck.Check(t)
 	_, g := startGreeter(t)
-	ctx := context.Background()
-
-	rs, err := g.LotsOfReplies(ctx, &greeterpb.HelloRequest{Name: "Bo"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for {
-		m, err := rs.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, m.Message)
-	}
-	if len(got) != 3 || got[2] != "Hello Bo #2" {
-		t.Fatalf("server stream: %v", got)
-	}
-
-	cs, err := g.LotsOfGreetings(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"a", "b", "c"} {
-		if err := cs.Send(&greeterpb.HelloRequest{Name: n}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := cs.CloseAndRecv()
-	if err != nil || m.Message != "Hello a, b, c" {
-		t.Fatalf("client stream: %v %v", m, err)
-	}
-
-	bs, err := g.Chat(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		if err := bs.Send(&greeterpb.HelloRequest{Name: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
-		m, err := bs.Recv()
-		if err != nil || m.Message != fmt.Sprint("Hello ", i) {
-			t.Fatalf("bidi %d: %v %v", i, m, err)
-		}
-	}
-	bs.CloseSend()
-	if _, err := bs.Recv(); err != io.EOF {
-		t.Fatalf("bidi end: %v", err)
-	}
+	greetertest.Exercise(t, g, true)
 }
 
 func benchGreeter(b *testing.B) greeterpb.GreeterService {
