@@ -78,3 +78,31 @@ func BenchmarkUnarySelected(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUnaryConnect is BenchmarkUnary with the client speaking
+// Connect, over HTTP/1.1 and h2c, to compare with the gRPC path.
+func BenchmarkUnaryConnect(b *testing.B) {
+	for _, p := range []struct {
+		name string
+		p    client.Protocol
+	}{{"http1", client.ProtocolConnect}, {"h2c", client.ProtocolConnectH2C}} {
+		b.Run(p.name, func(b *testing.B) {
+			srv, _ := startGreeter(b)
+			c := client.NewClient(client.WithProtocol(p.p))
+			b.Cleanup(func() { c.Close() })
+			g := greeterpb.NewGreeterService("greeter", withAddr{c, srv.Address()})
+			ctx := context.Background()
+			req := &greeterpb.HelloRequest{Name: "bench"}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := g.SayHello(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
