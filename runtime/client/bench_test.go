@@ -62,19 +62,7 @@ func BenchmarkUnarySelected(b *testing.B) {
 			}))
 			c := client.NewClient(client.WithSelector(selector.NewSelector(reg, selector.WithStrategy(st))))
 			b.Cleanup(func() { c.(io.Closer).Close() })
-			g := greeterpb.NewGreeterService("greeter", c)
-			ctx := context.Background()
-			req := &greeterpb.HelloRequest{Name: "bench"}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := g.SayHello(ctx, req); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			sayHelloParallel(b, greeterpb.NewGreeterService("greeter", c))
 		})
 	}
 }
@@ -90,19 +78,23 @@ func BenchmarkUnaryConnect(b *testing.B) {
 			srv, _ := startGreeter(b)
 			c := client.NewClient(client.WithProtocol(p.p))
 			b.Cleanup(func() { c.Close() })
-			g := greeterpb.NewGreeterService("greeter", withAddr{c, srv.Address()})
-			ctx := context.Background()
-			req := &greeterpb.HelloRequest{Name: "bench"}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := g.SayHello(ctx, req); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			sayHelloParallel(b, greeterpb.NewGreeterService("greeter", withAddr{c, srv.Address()}))
 		})
 	}
+}
+
+// sayHelloParallel measures g's unary calls made from every P at once.
+func sayHelloParallel(b *testing.B, g greeterpb.GreeterService) {
+	ctx := context.Background()
+	req := &greeterpb.HelloRequest{Name: "bench"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := g.SayHello(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
