@@ -539,3 +539,50 @@ func TestStopHTTP1Fresh(t *testing.T) {
 	}
 	expectEOF(t, c)
 }
+
+// slowHello's SayHello("slow") returns only when its call is over.
+type slowHello struct{ hello }
+
+func (g slowHello) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
+	if in.Name == "slow" {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return g.hello.SayHello(ctx, in, out)
+}
+
+// TestHTTP1DeadlineKeepAlive: a Connect call that ends at its deadline
+// leaves its keep-alive connection fit for the next call.
+func TestHTTP1DeadlineKeepAlive(t *testing.T) {
+	leakcheck.Check(t)
+	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
+	if err := greeterpb.RegisterGreeterHandler(srv, slowHello{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	c := rawHTTP1(t, srv.Address())
+	br := bufio.NewReader(c)
+	call := func(name string, extra string) (int, string) {
+		t.Helper()
+		body := `{"name":"` + name + `"}`
+		fmt.Fprintf(c, "POST /greeter.v1.Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", extra, len(body), body)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rsp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rsp.Body)
+		return rsp.StatusCode, string(b)
+	}
+	if code, body := call("slow", "Connect-Timeout-Ms: 20\r\n"); code != 504 || !strings.Contains(body, "deadline_exceeded") {
+		t.Fatalf("call past its deadline: %d %s", code, body)
+	}
+	for i := 0; i < 3; i++ {
+		if code, body := call("next", ""); code != 200 || body != `{"message":"Hello next"}` {
+			t.Fatalf("call %d after it on the same connection: %d %s", i, code, body)
+		}
+	}
+}
