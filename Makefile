@@ -111,7 +111,7 @@ FUZZ := ./internal/transport:FuzzServerConn ./internal/transport:FuzzClientConn 
 	./runtime/compress:FuzzDecompress ./runtime/compress:FuzzRoundTrip \
 	./runtime/broker/internal/brokerpb:FuzzUnmarshalVT ./gomicro/errors:FuzzParse \
 	./runtime/registry/mdns:FuzzPacket ./runtime/registry/mdns:FuzzDecodeTXT ./runtime/reflection:FuzzRequest \
-	./internal/webrpc:FuzzEnvelope ./internal/webrpc:FuzzTextReader ./internal/webrpc:FuzzGetQuery \
+	./internal/webrpc:FuzzEnvelope ./internal/webrpc:FuzzTextReader ./internal/webrpc:FuzzGetQuery ./internal/connectclient:FuzzStreamingResponse \
 	./internal/cli:FuzzFileSet ./plugins/etcd:FuzzDecode ./plugins/nats:FuzzDecodeHeader ./otel:FuzzExtract
 
 # Go 1.26's fuzzing coordinator can fail a target with a bare "context
