@@ -244,10 +244,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// body after it.
 		deadline, _ := ctx.Deadline()
 		c.deadline = deadline
-		if b, ok := r.Body.(CallDeadliner); ok {
+		switch b := r.Body.(type) {
+		case CallDeadliner:
 			b.SetCallDeadline(deadline)
-		} else {
-			c.rc.SetReadDeadline(deadline) // an error: reads just do not stop
+		case nil:
+		default:
+			if r.Body != http.NoBody {
+				// Not for an empty body: net/http is already reading
+				// the connection in the background to see the client
+				// leave, and a deadline that fired there would cancel
+				// every later request on the connection.
+				c.rc.SetReadDeadline(deadline) // an error: reads just do not stop
+			}
 		}
 	}
 	c.ctx = ctx

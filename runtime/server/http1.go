@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,15 +209,17 @@ func (l *http1Limiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { <-l.slots }()
+	rc := http.NewResponseController(w)
+	if r.Body != nil && r.Body != http.NoBody {
+		// Even without a timeout: the body takes the call's deadline
+		// from webrpc, and sets it on the connection only as it reads.
+		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: l.timeout}
+	}
 	if l.timeout <= 0 {
 		l.next.ServeHTTP(w, r)
 		return
 	}
-	rc := http.NewResponseController(w)
 	dw := &deadlineWriter{ResponseWriter: w, rc: rc, timeout: l.timeout}
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: l.timeout}
-	}
 	// What net/http writes once the handler returns (the rest of the
 	// buffered response, the last chunk) gets a deadline of its own.
 	defer func() { rc.SetWriteDeadline(time.Now().Add(l.timeout)) }()
@@ -266,8 +269,20 @@ type deadlineBody struct {
 func (b *deadlineBody) SetCallDeadline(t time.Time) { b.call = t }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
-	d := time.Now().Add(b.timeout)
-	if !b.call.IsZero() && b.call.Before(d) {
+	now := time.Now()
+	var d time.Time
+	if b.timeout > 0 {
+		d = now.Add(b.timeout)
+	}
+	if !b.call.IsZero() && (d.IsZero() || b.call.Before(d)) {
+		if !b.call.After(now) {
+			// Past the call's deadline, the body is not read at all: a
+			// read served from net/http's buffer could reach the end of
+			// the body and start its background read of the connection
+			// under a deadline already passed, which would cancel every
+			// later request on the connection.
+			return 0, os.ErrDeadlineExceeded
+		}
 		d = b.call
 	}
 	b.rc.SetReadDeadline(d)

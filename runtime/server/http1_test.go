@@ -540,19 +540,21 @@ func TestStopHTTP1Fresh(t *testing.T) {
 	expectEOF(t, c)
 }
 
-// slowHello's SayHello("slow") returns only when its call is over.
+// slowHello's SayHello("slow"), and of an empty name, returns only when its
+// call is over.
 type slowHello struct{ hello }
 
 func (g slowHello) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *greeterpb.HelloReply) error {
-	if in.Name == "slow" {
+	if in.Name == "slow" || in.Name == "" {
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	return g.hello.SayHello(ctx, in, out)
 }
 
-// TestHTTP1DeadlineKeepAlive: a Connect call that ends at its deadline
-// leaves its keep-alive connection fit for the next call.
+// TestHTTP1DeadlineKeepAlive: a Connect call that ends at its deadline,
+// with a body or without, leaves its keep-alive connection fit for the
+// next call.
 func TestHTTP1DeadlineKeepAlive(t *testing.T) {
 	leakcheck.Check(t)
 	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
@@ -579,6 +581,17 @@ func TestHTTP1DeadlineKeepAlive(t *testing.T) {
 	}
 	if code, body := call("slow", "Connect-Timeout-Ms: 20\r\n"); code != 504 || !strings.Contains(body, "deadline_exceeded") {
 		t.Fatalf("call past its deadline: %d %s", code, body)
+	}
+	// An empty request (the proto encoding of an empty message), which
+	// net/http gives the handler as http.NoBody.
+	fmt.Fprintf(c, "POST /greeter.v1.Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/proto\r\nConnect-Timeout-Ms: 20\r\nContent-Length: 0\r\n\r\n")
+	rsp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rsp.Body)
+	if rsp.StatusCode != 504 || !strings.Contains(string(b), "deadline_exceeded") {
+		t.Fatalf("empty call past its deadline: %d %s", rsp.StatusCode, b)
 	}
 	for i := 0; i < 3; i++ {
 		if code, body := call("next", ""); code != 200 || body != `{"message":"Hello next"}` {
