@@ -283,7 +283,8 @@ func (w *webResponse) finish() {
 	if bp != nil {
 		st.ws.add(len(*bp))
 	}
-	items := make([]item, 0, 3)
+	var buf [3]item // pushN copies them into its queue: no allocation
+	items := buf[:0]
 	if first && !st.trailersOnly {
 		items = append(items, item{kind: itHeaders, ws: &st.ws})
 	}

@@ -28,8 +28,15 @@ func (hello) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out *gree
 
 func startServer(t *testing.T, opts ...server.Option) server.Server {
 	t.Helper()
+	return startGreeter(t, hello{}, opts...)
+}
+
+// startGreeter starts a server on loopback serving impl as the greeter,
+// and stops it when the test ends (a test may stop it itself first).
+func startGreeter(t *testing.T, impl greeterpb.GreeterHandler, opts ...server.Option) server.Server {
+	t.Helper()
 	srv := server.NewServer(append([]server.Option{server.WithAddress("127.0.0.1:0")}, opts...)...)
-	if err := greeterpb.RegisterGreeterHandler(srv, hello{}); err != nil {
+	if err := greeterpb.RegisterGreeterHandler(srv, impl); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {

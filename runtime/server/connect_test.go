@@ -80,14 +80,7 @@ func TestCurl(t *testing.T) {
 		{"tls-h2", "https", "2", []string{"--http2", "--cacert", caFile}, []server.Option{tlsOpt}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv := server.NewServer(append(c.opts, server.WithAddress("127.0.0.1:0"))...)
-			if err := greeterpb.RegisterGreeterHandler(srv, detailsHello{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Stop()
+			srv := startGreeter(t, detailsHello{}, c.opts...)
 			base := c.scheme + "://" + srv.Address() + "/greeter.v1.Greeter/SayHello"
 			for _, k := range []struct {
 				name string
@@ -182,13 +175,7 @@ func (g blockingGreeter) SayHello(ctx context.Context, in *greeterpb.HelloReques
 func TestStopConnectInFlight(t *testing.T) {
 	leakcheck.Check(t)
 	g := blockingGreeter{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
-	if err := greeterpb.RegisterGreeterHandler(srv, g); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startGreeter(t, g)
 	c := rawHTTP1(t, srv.Address())
 	body := `{"name":"drain"}`
 	fmt.Fprintf(c, "POST /greeter.v1.Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)

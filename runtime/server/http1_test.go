@@ -557,14 +557,7 @@ func (g slowHello) SayHello(ctx context.Context, in *greeterpb.HelloRequest, out
 // next call.
 func TestHTTP1DeadlineKeepAlive(t *testing.T) {
 	leakcheck.Check(t)
-	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
-	if err := greeterpb.RegisterGreeterHandler(srv, slowHello{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := startGreeter(t, slowHello{})
 	c := rawHTTP1(t, srv.Address())
 	br := bufio.NewReader(c)
 	call := func(name string, extra string) (int, string) {

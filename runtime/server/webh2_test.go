@@ -221,13 +221,7 @@ func TestWebStreamBounds(t *testing.T) {
 func TestStopWebStreamInFlight(t *testing.T) {
 	leakcheck.Check(t)
 	g := blockingGreeter{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	srv := server.NewServer(server.WithAddress("127.0.0.1:0"))
-	if err := greeterpb.RegisterGreeterHandler(srv, g); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startGreeter(t, g)
 	rc := dialRaw(t, srv.Address())
 	rc.headers(1, false, webHeaders("POST", greeterpb.GreeterSayHelloProcedure, "application/json"))
 	rc.data(1, true, []byte(`{"name":"drain"}`))
